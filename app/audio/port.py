@@ -1,0 +1,68 @@
+"""The caller-side port interface shared by the WAV file, the microphone and a SIP call.
+
+A port delivers caller audio as 20 ms PCM16 mono frames at ``rate`` and accepts agent
+audio (same format) for playout. Every source looks the same to the bridge (STYLE.md,
+"Same shape, different I/O").
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.audio.pcm import FRAME_MS
+
+
+@dataclass(frozen=True, slots=True)
+class CallerFrame:
+    """One frame of caller audio.
+
+    Attributes:
+        pcm: int16 samples, mono, at the port's rate.
+        t_ns: clock time at which the frame's *last* sample was captured.
+    """
+
+    pcm: NDArray[np.int16]
+    t_ns: int
+
+
+class CallerPort(abc.ABC):
+    """A caller-side source and sink. Methods run on the bridge's asyncio thread unless
+    stated otherwise; device callbacks behind a port only copy into ring buffers."""
+
+    #: Sample rate of frames in and out.
+    rate: int
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples per 20 ms frame at :attr:`rate`."""
+        return self.rate * FRAME_MS // 1000
+
+    @abc.abstractmethod
+    def start(self, t0_ns: int) -> None:
+        """Open the source and sink. ``t0_ns`` anchors a paced (file) port's clock."""
+
+    @abc.abstractmethod
+    def read(self, now_ns: int) -> list[CallerFrame]:
+        """Return the caller frames captured up to ``now_ns`` (possibly none)."""
+
+    @abc.abstractmethod
+    def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
+        """Hand agent audio to the sink; returns the clock time (ns) at which its first
+        sample will be played."""
+
+    def next_due_ns(self) -> int | None:
+        """When the next frame will be available (paced ports), or ``None`` to poll."""
+        return None
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a finite source (a WAV file) has delivered all its audio."""
+        return False
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Close devices; idempotent."""

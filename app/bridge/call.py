@@ -1,0 +1,468 @@
+"""The bridge core: one call between a caller-side port and a provider session.
+
+Everything here runs on ONE asyncio loop thread (DESIGN.md, "Threads"). Device callbacks
+behind the port only copy into ring buffers; this module drains them, runs the local VAD,
+resamples, sends caller audio to the provider, queues agent audio for playout, cuts it on
+barge-in, runs tools, and stamps every event on the one clock.
+
+Audio paths (caller side at the port's rate, 16 kHz for files and mics, 8/16 kHz for SIP):
+
+* caller → port.read() → local VAD (16 kHz) → resample to provider.input_rate → send
+* provider AgentAudio → resample to port rate → PlayoutBuffer → port.write() (one frame
+  per caller frame, so a paced port plays in lockstep with its capture)
+
+Both are written to the stereo recording at their clock positions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.audio.pcm import FRAME_MS, int16_to_bytes
+from app.audio.playout import PlayoutBuffer
+from app.audio.port import CallerFrame, CallerPort
+from app.audio.resample import StreamResampler
+from app.audio.vad import VadTracker
+from app.bridge.stats import BridgeStats
+from app.clock import Clock
+from app.errors import ProviderError
+from app.events import (
+    AgentAudio,
+    AgentInterrupted,
+    BargeIn,
+    ConnectionState,
+    Event,
+    LocalSpeechStarted,
+    LocalSpeechStopped,
+    Notice,
+    PlaybackStarted,
+    PlaybackStopped,
+    ProviderErrorEvent,
+    ResponseFinished,
+    ResponseStarted,
+    ServerSpeechStarted,
+    SessionConfigured,
+    ToolCallFinished,
+    ToolCallRequested,
+)
+from app.metrics.timeline import Timeline
+from app.providers.base import Provider
+from app.tools.runner import ToolRunner
+
+VAD_RATE = 16000
+EventSink = Callable[[Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeOptions:
+    """Knobs of one call.
+
+    Attributes:
+        barge_in: ``local`` (cut on local VAD start or server speech_started, whichever is
+            first) or ``server`` (only on the server's speech_started / interrupted).
+        tail_ms: after a finite source ends, how long the agent must stay idle before the
+            call ends.
+        max_seconds: hard limit on the call's length.
+        vad_hangover_ms: silence that ends caller speech for the local VAD.
+        vad_aggressiveness: webrtcvad mode 0–3.
+        config_timeout_s: how long to wait for the provider to accept the session.
+        tool_wait_s: how long a tool result waits for the response that asked for it.
+    """
+
+    barge_in: str = "local"
+    tail_ms: int = 1500
+    max_seconds: float = 900.0
+    vad_hangover_ms: int = 300
+    vad_aggressiveness: int = 2
+    config_timeout_s: float = 10.0
+    tool_wait_s: float = 10.0
+
+
+@dataclass(slots=True)
+class _Item:
+    """Agent audio item in playout."""
+
+    item_id: str
+    response_id: str
+    resampler: StreamResampler
+    started: bool = False
+    stopped: bool = False
+    end_play_ns: int = 0
+    response_done: bool = False
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What a finished call produced."""
+
+    ok: bool
+    reason: str
+    turns: list[dict[str, Any]]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    stats: BridgeStats | None = None
+
+
+class Bridge:
+    """One call. Construct, then ``await run()``; ``hangup()`` may be called from the same
+    loop (use ``loop.call_soon_threadsafe`` from other threads).
+
+    Args:
+        provider: an unconnected provider session.
+        port: the caller-side port (file, mic, SIP call).
+        tools: runs the agent's tool calls.
+        clock: the one clock.
+        emit: called on the loop thread for every event (store, UI, CLI); must not block.
+        recorder: the session's stereo recorder, or ``None`` when recording is off.
+        options: call knobs.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        port: CallerPort,
+        tools: ToolRunner,
+        clock: Clock,
+        emit: EventSink,
+        recorder: Any | None = None,
+        options: BridgeOptions | None = None,
+    ) -> None:
+        self.provider = provider
+        self.port = port
+        self.tools = tools
+        self.clock = clock
+        self._emit_out = emit
+        self.recorder = recorder
+        self.options = options or BridgeOptions()
+        self.timeline = Timeline()
+        self.stats = BridgeStats()
+        self.playout = PlayoutBuffer(port.rate)
+        self.vad = VadTracker(
+            rate=VAD_RATE,
+            aggressiveness=self.options.vad_aggressiveness,
+            hangover_ms=self.options.vad_hangover_ms,
+        )
+        self._to_vad = StreamResampler(port.rate, VAD_RATE) if port.rate != VAD_RATE else None
+        self._to_provider: StreamResampler | None = None
+        self._items: dict[str, _Item] = {}
+        self._discarded: set[str] = set()
+        self._open_responses: set[str] = set()
+        self._response_done: dict[str, asyncio.Event] = {}
+        self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._configured = asyncio.Event()
+        self._reason = "completed"
+        self._ok = True
+        self._errors: list[dict[str, Any]] = []
+        self._idle_since: int | None = None
+        self._last_frame_t: int = 0
+        self.muted = False
+        self.caller_level = np.zeros(1, dtype=np.float32)
+        self.levels: tuple[float, float] = (-120.0, -120.0)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def emit(self, ev: Event) -> None:
+        """Record an event: timeline, then the outside sinks (store, UI, CLI)."""
+        completed = self.timeline.feed(ev)
+        self._emit_out(ev)
+        for done in completed:
+            self._emit_out(done)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def hangup(self, reason: str = "hangup") -> None:
+        """End the call (loop thread only)."""
+        self._reason = reason
+        self._stop.set()
+
+    async def run(self) -> CallResult:
+        """Run the call to its end and return the turns and errors."""
+        pump: asyncio.Task[None] | None = None
+        audio: asyncio.Task[None] | None = None
+        try:
+            await self.provider.connect()
+            self._to_provider = (
+                StreamResampler(self.port.rate, self.provider.input_rate)
+                if self.port.rate != self.provider.input_rate
+                else None
+            )
+            pump = asyncio.create_task(self._pump_events(), name="provider-events")
+            try:
+                await asyncio.wait_for(self._configured.wait(), self.options.config_timeout_s)
+            except TimeoutError:
+                if not self._stop.is_set():
+                    raise ProviderError(
+                        "the provider did not accept the session configuration in "
+                        f"{self.options.config_timeout_s:.0f} s",
+                        code="config_timeout",
+                    ) from None
+            if not self._stop.is_set():
+                audio = asyncio.create_task(self._audio_loop(), name="audio")
+                await asyncio.wait_for(self._stop.wait(), self.options.max_seconds)
+        except TimeoutError:
+            self._reason = "max_duration"
+        except ProviderError as exc:
+            self._fail(exc.code, str(exc))
+        finally:
+            for task in (audio, *self._tool_tasks):
+                if task is not None:
+                    task.cancel()
+            for task in (audio, *self._tool_tasks):
+                if task is not None:
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            self._stop_playout(self.clock.now_ns(), interrupted=False)
+            await self.provider.close()
+            if pump is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(pump, 2.0)
+                pump.cancel()
+            self.port.stop()
+            for done in self.timeline.close(self.clock.now_ns()):
+                self._emit_out(done)
+        return CallResult(
+            ok=self._ok,
+            reason=self._reason,
+            turns=self.timeline.to_list(),
+            errors=self._errors,
+            stats=self.stats,
+        )
+
+    def _fail(self, code: str, message: str) -> None:
+        self._ok = False
+        self._reason = "failed"
+        self._errors.append({"t_ns": self.clock.now_ns(), "code": code, "message": message})
+        self._stop.set()
+
+    # -- provider → bridge ----------------------------------------------------------------
+
+    async def _pump_events(self) -> None:
+        async for ev in self.provider.events():
+            self._on_provider_event(ev)
+
+    def _on_provider_event(self, ev: Event) -> None:
+        if isinstance(ev, AgentAudio):
+            self._on_agent_audio(ev)
+            self.emit(ev)
+            return
+        self.emit(ev)
+        if isinstance(ev, SessionConfigured):
+            if not (ev.raw and ev.raw.get("type") == "session.created"):
+                self._configured.set()
+        elif isinstance(ev, ResponseStarted):
+            self._open_responses.add(ev.response_id)
+            self._response_done.setdefault(ev.response_id, asyncio.Event())
+        elif isinstance(ev, ResponseFinished):
+            self._open_responses.discard(ev.response_id)
+            self._response_done.setdefault(ev.response_id, asyncio.Event()).set()
+            for item in self._items.values():
+                if item.response_id == ev.response_id:
+                    item.response_done = True
+        elif isinstance(ev, ToolCallRequested):
+            task = asyncio.create_task(self._run_tool(ev), name=f"tool-{ev.name}")
+            self._tool_tasks.add(task)
+            task.add_done_callback(self._tool_tasks.discard)
+        elif isinstance(ev, ServerSpeechStarted):
+            self._barge_in(ev.t_ns, "server_speech_started")
+        elif isinstance(ev, AgentInterrupted):
+            self._barge_in(ev.t_ns, "server_interrupted", send_truncate=False)
+            self._open_responses.discard(ev.response_id)
+        elif isinstance(ev, ProviderErrorEvent):
+            self._errors.append({"t_ns": ev.t_ns, "code": ev.code, "message": ev.message})
+            if ev.fatal:
+                self._fail(ev.code, ev.message)
+        elif isinstance(ev, ConnectionState):
+            if ev.state in ("closed", "failed") and not self._stop.is_set():
+                self._fail("connection_closed", f"the provider connection {ev.state}: {ev.detail}")
+
+    def _on_agent_audio(self, ev: AgentAudio) -> None:
+        if ev.item_id in self._discarded:
+            return
+        item = self._items.get(ev.item_id)
+        if item is None:
+            resampler = StreamResampler(ev.sample_rate, self.port.rate)
+            item = _Item(ev.item_id, ev.response_id, resampler)
+            self._items[ev.item_id] = item
+        x = np.frombuffer(ev.pcm, dtype="<i2").astype(np.int16)
+        if ev.sample_rate != self.port.rate:
+            x = item.resampler.process(x)
+        self.playout.push(ev.item_id, x)
+        self.stats.recv_delay_ns.append(self.clock.now_ns() - ev.t_ns)
+
+    # -- tools ----------------------------------------------------------------------------
+
+    async def _run_tool(self, ev: ToolCallRequested) -> None:
+        result = await self.tools.run(ev.call_id, ev.name, ev.arguments)
+        done = self._response_done.get(ev.response_id) if ev.response_id else None
+        if done is not None and ev.response_id in self._open_responses:
+            # OpenAI refuses response.create while the asking response is still active.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.options.tool_wait_s)
+        await self.provider.send_tool_result(ev.call_id, ev.name, result.output)
+        self.emit(
+            ToolCallFinished(
+                t_ns=self.clock.now_ns(),
+                call_id=ev.call_id,
+                name=ev.name,
+                arguments=ev.arguments,
+                status=result.status,
+                output=result.output,
+                ms=round((self.clock.now_ns() - ev.t_ns) / 1e6, 3),
+            )
+        )
+
+    # -- caller audio and playout ---------------------------------------------------------
+
+    async def _audio_loop(self) -> None:
+        self.port.start(self.clock.now_ns())
+        while not self._stop.is_set():
+            due = self.port.next_due_ns()
+            now = self.clock.now_ns()
+            delay = (due - now) / 1e9 if due is not None else 0.005
+            if delay > 0:
+                await asyncio.sleep(delay)
+            frames = self.port.read(self.clock.now_ns())
+            for frame in frames:
+                await self._on_caller_frame(frame)
+            if self.port.exhausted and self._agent_idle():
+                now = self.clock.now_ns()
+                if self._idle_since is None:
+                    self._idle_since = now
+                elif now - self._idle_since >= self.options.tail_ms * 1_000_000:
+                    self.hangup("completed")
+            else:
+                self._idle_since = None
+
+    def _agent_idle(self) -> bool:
+        return (
+            not self._open_responses
+            and not self._tool_tasks
+            and self.playout.queued_samples == 0
+            and not self.vad.speaking
+        )
+
+    async def _on_caller_frame(self, frame: CallerFrame) -> None:
+        pcm = frame.pcm
+        self._last_frame_t = frame.t_ns
+        # Local VAD on 16 kHz; edges mapped to the clock via the frame's capture stamp.
+        x16 = self._to_vad.process(pcm) if self._to_vad is not None else pcm
+        for edge in self.vad.feed(x16):
+            t = frame.t_ns - int((self.vad.position - edge.sample) * 1e9 / VAD_RATE)
+            if edge.speaking:
+                self.emit(LocalSpeechStarted(t_ns=t, sample=edge.sample))
+                if self.options.barge_in == "local":
+                    self._barge_in(self.clock.now_ns(), "local_vad")
+            else:
+                self.emit(LocalSpeechStopped(t_ns=t, sample=edge.sample))
+        send = np.zeros_like(pcm) if self.muted else pcm
+        if self._to_provider is not None:
+            send = self._to_provider.process(send)
+        if len(send):
+            await self.provider.send_audio(int16_to_bytes(send))
+        self.stats.send_delay_ns.append(self.clock.now_ns() - frame.t_ns)
+        self.stats.frames += 1
+        if self.recorder is not None:
+            self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
+        self._play_one_frame()
+
+    def _play_one_frame(self) -> None:
+        n = self.port.frame_samples
+        block, segments = self.playout.pull(n)
+        play_t = self.port.write(block, self.clock.now_ns())
+        if self.recorder is not None:
+            self.recorder.right(block, play_t)
+        ns_per_sample = 1e9 / self.port.rate
+        for seg in segments:
+            item = self._items.get(seg.item_id)
+            if item is None:
+                continue
+            if seg.first and not item.started:
+                item.started = True
+                self.emit(
+                    PlaybackStarted(
+                        t_ns=play_t + int(seg.offset * ns_per_sample),
+                        item_id=seg.item_id,
+                        response_id=item.response_id,
+                    )
+                )
+            item.end_play_ns = play_t + int((seg.offset + seg.count) * ns_per_sample)
+        for item in self._items.values():
+            if (
+                item.started
+                and not item.stopped
+                and item.response_done
+                and self.playout.played_samples(item.item_id)
+                >= self.playout.received_samples(item.item_id)
+            ):
+                item.stopped = True
+                self.emit(
+                    PlaybackStopped(
+                        t_ns=item.end_play_ns,
+                        item_id=item.item_id,
+                        played_samples=self.playout.played_samples(item.item_id),
+                        sample_rate=self.port.rate,
+                    )
+                )
+
+    def _playing_item(self) -> str | None:
+        """An item that started playing and has not finished (its queue may be empty
+        for a moment while more audio is on the way)."""
+        for item in self._items.values():
+            if item.started and not item.stopped:
+                return item.item_id
+        return None
+
+    def _stop_playout(self, t_ns: int, interrupted: bool) -> None:
+        for item in self._items.values():
+            if item.started and not item.stopped:
+                item.stopped = True
+                self.emit(
+                    PlaybackStopped(
+                        t_ns=t_ns if interrupted else max(item.end_play_ns, 0),
+                        item_id=item.item_id,
+                        played_samples=self.playout.played_samples(item.item_id),
+                        sample_rate=self.port.rate,
+                        interrupted=interrupted,
+                    )
+                )
+
+    def _barge_in(self, t_ns: int, trigger: str, send_truncate: bool = True) -> None:
+        """Cut agent playout at once; tell the server what was heard (OpenAI truncate)."""
+        item_id = self.playout.current_item or self._playing_item()
+        if item_id is None or item_id not in self._items:
+            return
+        item = self._items[item_id]
+        played = self.playout.played_samples(item_id)
+        dropped = self.playout.cut()
+        for dropped_id, _ in dropped:
+            self._discarded.add(dropped_id)
+        self._discarded.add(item_id)
+        played_ms = int(played * 1000 / self.port.rate)
+        received_ms = self.provider.protocol.received_audio_ms(item_id)
+        truncate_ms: int | None = None
+        if send_truncate and item.started:
+            truncate_ms = max(0, min(played_ms, received_ms))
+            messages = self.provider.protocol.truncate(item_id, truncate_ms)
+            if messages:
+                task = asyncio.create_task(self.provider.send(messages), name="truncate")
+                self._tool_tasks.add(task)
+                task.add_done_callback(self._tool_tasks.discard)
+            else:
+                truncate_ms = None
+        self.emit(
+            BargeIn(
+                t_ns=t_ns,
+                item_id=item_id,
+                played_ms=played_ms,
+                received_ms=received_ms,
+                truncate_ms=truncate_ms,
+            )
+        )
+        self._stop_playout(t_ns, interrupted=True)
+        self.emit(Notice(t_ns=t_ns, level="info", message=f"barge-in ({trigger})"))

@@ -1,0 +1,326 @@
+"""The event model: frozen, slotted dataclasses that every part of voiceprobe consumes.
+
+Providers turn wire messages into these events, the bridge adds its own (local VAD,
+playout, barge-in, tools, turns), and the UI, CLI, store and reports all read the same
+stream. Every event carries ``t_ns``, a stamp from the one monotonic clock
+(:mod:`app.clock`), and optionally ``raw``: the provider message it came from, with audio
+payloads replaced by their size so that logs stay small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event.
+
+    Attributes:
+        t_ns: monotonic stamp (ns). For audio-derived events, the clock time of the sample.
+        raw: the provider wire message this event was made from (audio elided), if any.
+    """
+
+    t_ns: int
+    raw: dict[str, Any] | None = None
+
+    @property
+    def kind(self) -> str:
+        """The event's name as stored in ``events.jsonl`` (the class name)."""
+        return type(self).__name__
+
+
+# --- connection and session -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionState(Event):
+    """The provider connection changed state.
+
+    ``state`` is one of ``connecting``, ``connected``, ``reconnecting``, ``closed``,
+    ``failed``. ``detail`` is a human-readable reason (never a secret).
+    """
+
+    provider: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionConfigured(Event):
+    """The provider acknowledged the session configuration (``session.updated`` /
+    ``setupComplete``)."""
+
+    provider: str
+    session_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientMessageSent(Event):
+    """A non-audio message was sent to the provider (audio appends are not logged one by one)."""
+
+    type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownMessage(Event):
+    """A provider message of a type this version does not know; kept raw, never fatal."""
+
+    type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderErrorEvent(Event):
+    """The provider reported an error, or a message could not be parsed.
+
+    ``fatal`` means the session cannot go on as it is (e.g. ``session_expired``).
+    """
+
+    code: str
+    message: str
+    fatal: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoAway(Event):
+    """Gemini: the server will close this connection in ``time_left_ms``."""
+
+    time_left_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumptionUpdate(Event):
+    """Gemini: a new session resumption handle."""
+
+    handle: str
+    resumable: bool
+
+
+# --- caller side (user) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalSpeechStarted(Event):
+    """The local VAD found caller speech starting at ``sample`` (caller stream, 16 kHz)."""
+
+    sample: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalSpeechStopped(Event):
+    """The local VAD found caller speech ending at ``sample`` (caller stream, 16 kHz)."""
+
+    sample: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSpeechStarted(Event):
+    """The server's VAD found speech (OpenAI ``input_audio_buffer.speech_started``)."""
+
+    item_id: str = ""
+    audio_start_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSpeechStopped(Event):
+    """The server's VAD found the end of speech (OpenAI ``speech_stopped``)."""
+
+    item_id: str = ""
+    audio_end_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InputCommitted(Event):
+    """The server committed the input audio buffer as a user item."""
+
+    item_id: str
+    previous_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserTranscript(Event):
+    """Caller transcript from the provider: a delta (``final=False``) or the final text."""
+
+    item_id: str
+    text: str
+    final: bool
+
+
+# --- agent side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseStarted(Event):
+    """The provider started a response (OpenAI ``response.created``)."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentAudio(Event):
+    """A chunk of agent audio: PCM16 mono little-endian at ``sample_rate``."""
+
+    response_id: str
+    item_id: str
+    pcm: bytes = field(repr=False)
+    sample_rate: int
+
+    @property
+    def samples(self) -> int:
+        """Number of samples in the chunk."""
+        return len(self.pcm) // 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentTranscript(Event):
+    """Agent transcript: a delta (``final=False``) or the final text of an item."""
+
+    response_id: str
+    item_id: str
+    text: str
+    final: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallRequested(Event):
+    """The agent asked for a tool call; ``arguments`` is the JSON text the model produced."""
+
+    call_id: str
+    name: str
+    arguments: str
+    response_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallCancelled(Event):
+    """Gemini: the server cancelled tool calls (``toolCallCancellation``)."""
+
+    call_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseFinished(Event):
+    """A response ended. ``status``: completed/cancelled/failed/incomplete."""
+
+    response_id: str
+    status: str = "completed"
+    reason: str = ""
+    usage: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentInterrupted(Event):
+    """The server says the agent's output was interrupted (Gemini ``interrupted``)."""
+
+    response_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemTruncated(Event):
+    """The server acknowledged a truncate (OpenAI ``conversation.item.truncated``)."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+# --- bridge -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallStarted(Event):
+    """A call began; the session folder exists."""
+
+    session_id: str
+    provider: str
+    model: str
+    session_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded(Event):
+    """A call ended. ``reason``: completed/hangup/failed/…"""
+
+    session_id: str
+    reason: str
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackStarted(Event):
+    """The first sample of an agent item reached the sink (``t_ns`` = its play time)."""
+
+    item_id: str
+    response_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaybackStopped(Event):
+    """Playout of an agent item ended (drained or cut). ``t_ns`` = last sample play time."""
+
+    item_id: str
+    played_samples: int
+    sample_rate: int
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BargeIn(Event):
+    """The caller spoke over the agent: playout cut and (OpenAI) a truncate sent."""
+
+    item_id: str
+    played_ms: int
+    received_ms: int
+    truncate_ms: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallFinished(Event):
+    """A tool call finished and its result was sent (``t_ns`` = result sent)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    status: str
+    output: str
+    ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnCompleted(Event):
+    """A turn's timeline is final. ``turn`` is the JSON-ready turn record."""
+
+    turn: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice(Event):
+    """A message for the tester (``level``: info/warning/error)."""
+
+    level: str
+    message: str
+
+
+def event_to_dict(ev: Event) -> dict[str, Any]:
+    """Turn an event into JSON-ready fields: ``{"t_ns", "kind", ..., "raw"}``.
+
+    Audio payloads are replaced by their byte count (``pcm_bytes``); the audio itself
+    lives in the session's WAV.
+    """
+    out: dict[str, Any] = {"t_ns": ev.t_ns, "kind": ev.kind}
+    for f in dataclasses.fields(ev):
+        if f.name in ("t_ns", "raw"):
+            continue
+        value = getattr(ev, f.name)
+        if isinstance(value, bytes):
+            out[f"{f.name}_bytes"] = len(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    if ev.raw is not None:
+        out["raw"] = ev.raw
+    return out

@@ -1,0 +1,332 @@
+"""A thin WebSocket connection around any sans-I/O :class:`ProviderProtocol`.
+
+The I/O half of a provider (STYLE.md, "Sans-I/O cores"): dial with
+``websockets.asyncio.client.connect``, send what the protocol produces, feed the protocol
+every message that arrives and queue the events it returns. Both vendors reuse it; only
+the URL, the headers and the protocol differ.
+
+Secrets: headers are never logged, and every message or detail this module produces is
+scrubbed of header values and of credential query parameters (``key=``, ``*token*``…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl as ssl_module
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from app.clock import Clock
+from app.errors import ProviderError
+from app.events import ClientMessageSent, ConnectionState, Event
+from app.providers.base import Outgoing, Provider, ProviderProtocol
+from app.secrets import redact
+
+#: Largest message accepted from the server (bytes); the protocols check the same bound.
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+_SECRET_PARAMS = ("key", "api-key", "api_key", "apikey", "sig", "signature", "password")
+
+
+def _is_secret_param(name: str) -> bool:
+    n = name.lower()
+    return n in _SECRET_PARAMS or "token" in n or "secret" in n
+
+
+class _NoCredentials(logging.Filter):
+    """Drop handshake header lines and strip credential query parameters from the
+    request line that websockets logs at DEBUG (``> GET /path?key=… HTTP/1.1``,
+    ``> Authorization: …``).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "> %s: %s":
+            return False
+        if record.msg == "> GET %s HTTP/1.1" and isinstance(record.args, tuple) and record.args:
+            record.args = (safe_url(str(record.args[0])),)
+        return True
+
+
+# websockets logs every handshake header (the key included) at DEBUG. Its logger here
+# never goes below INFO, whatever the root level, and filters credentials if raised.
+_wire_log = logging.getLogger(__name__ + ".wire")
+_wire_log.setLevel(logging.INFO)
+_wire_log.addFilter(_NoCredentials())
+
+
+def safe_url(url: str) -> str:
+    """``url`` without credentials: user info and key/token query parameters removed."""
+    try:
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    kept = urlencode([(k, v) for k, v in query if not _is_secret_param(k)])
+    return urlunsplit((parts.scheme, netloc, parts.path, kept, ""))
+
+
+def endpoint_of(url: str) -> str:
+    """``host:port`` of a ws/wss URL (default port filled in), for messages."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    host = parts.hostname or "<no host>"
+    if port is None:
+        port = 443 if parts.scheme in ("wss", "https") else 80
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_END = object()
+
+
+class WebSocketProvider(Provider):
+    """One live session over a WebSocket, driven by a sans-I/O protocol.
+
+    Every method runs on the bridge's asyncio loop thread. One consumer iterates
+    :meth:`events`; it ends after exactly one final ``ConnectionState`` (``closed`` or
+    ``failed``), whether the client closed, the server closed, or the socket dropped.
+
+    Args:
+        protocol: the vendor dialect.
+        url: the endpoint (``ws://`` or ``wss://``), possibly with a credential in the
+            query string (it is never printed).
+        headers: handshake headers (credentials); never logged.
+        clock: stamps received messages and sent-message events.
+        ssl: TLS context for ``wss://`` (``None``: the system default).
+        open_timeout: seconds allowed for TCP + TLS + handshake.
+        ping_interval: keepalive ping period in seconds (``None``: no pings).
+        ping_timeout: seconds to wait for a pong before failing (``None``: forever).
+    """
+
+    def __init__(
+        self,
+        protocol: ProviderProtocol,
+        url: str,
+        headers: dict[str, str],
+        clock: Clock,
+        ssl: ssl_module.SSLContext | None = None,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+    ) -> None:
+        self.protocol = protocol
+        self.url = url
+        self.endpoint = endpoint_of(url)
+        self._headers = dict(headers)
+        self._clock = clock
+        self._ssl = ssl
+        self._open_timeout = open_timeout
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Event | object] = asyncio.Queue()
+        self._finished = False
+        self._closing = False
+        self._secrets = [v for value in headers.values() for v in (value, *value.split()[-1:])]
+        self._secrets += [v for k, v in parse_qsl(urlsplit(url).query) if _is_secret_param(k)]
+
+    def __repr__(self) -> str:
+        return f"WebSocketProvider({self.protocol.name!r}, {safe_url(self.url)!r})"
+
+    def _scrub(self, text: str) -> str:
+        return redact(text, self._secrets)
+
+    def _emit(self, ev: Event) -> None:
+        if not self._finished:
+            self._queue.put_nowait(ev)
+
+    def _finish(self, state: str, detail: str) -> None:
+        """Queue the final ConnectionState and the end marker (once)."""
+        if self._finished:
+            return
+        self._queue.put_nowait(
+            ConnectionState(
+                t_ns=self._clock.now_ns(),
+                provider=self.protocol.name,
+                state=state,
+                detail=self._scrub(detail),
+            )
+        )
+        self._finished = True
+        self._queue.put_nowait(_END)
+
+    async def connect(self) -> None:
+        """Dial, then send ``protocol.open()`` and start reading.
+
+        Raises:
+            ProviderError: the endpoint could not be reached or refused the handshake
+                (the message names ``host:port``, never the key); the final
+                ``failed`` state is queued too, so :meth:`events` ends.
+        """
+        if self._ws is not None or self._finished:
+            raise ProviderError(f"connection to {self.endpoint} already used", code="state")
+        self._emit(self._state("connecting", self.endpoint))
+        try:
+            self._ws = await connect(
+                self.url,
+                # Loopback (the simulator) never goes through an HTTP(S)_PROXY from the env.
+                proxy=None if _is_loopback(self.url) else True,
+                additional_headers=self._headers,
+                ssl=self._ssl,
+                open_timeout=self._open_timeout,
+                ping_interval=self._ping_interval,
+                ping_timeout=self._ping_timeout,
+                max_size=MAX_MESSAGE_SIZE,
+                compression=None,
+                logger=_wire_log,
+            )
+        except asyncio.CancelledError:
+            self._finish("closed", "connect cancelled")
+            raise
+        except Exception as exc:
+            err = self._connect_error(exc)
+            self._finish("failed", str(err))
+            raise err from None
+        self._emit(self._state("connected", self.endpoint))
+        self._reader = asyncio.create_task(self._read(self._ws), name=f"ws-reader {self.endpoint}")
+        await self.send(self.protocol.open())
+
+    def _state(self, state: str, detail: str) -> ConnectionState:
+        return ConnectionState(
+            t_ns=self._clock.now_ns(), provider=self.protocol.name, state=state, detail=detail
+        )
+
+    def _connect_error(self, exc: Exception) -> ProviderError:
+        where = self.endpoint
+        if isinstance(exc, InvalidStatus):
+            status = exc.response.status_code
+            body = exc.response.body or b""
+            snippet = " ".join(body[:300].decode("utf-8", "replace").split())
+            msg = f"{where} refused the WebSocket handshake: HTTP {status}"
+            if snippet:
+                msg += f" ({snippet})"
+            code = {401: "auth_failed", 403: "auth_failed", 404: "not_found"}.get(
+                status, "rate_limited" if status == 429 else "handshake_failed"
+            )
+            retryable = status == 429 or status >= 500
+            return ProviderError(self._scrub(msg), code=code, retryable=retryable)
+        if isinstance(exc, InvalidURI):
+            return ProviderError(f"invalid WebSocket URL for {where}", code="bad_url")
+        if isinstance(exc, InvalidHandshake):
+            name = type(exc).__name__
+            return ProviderError(
+                f"WebSocket handshake with {where} failed ({name})", code="handshake_failed"
+            )
+        if isinstance(exc, TimeoutError):
+            return ProviderError(
+                f"timed out after {self._open_timeout:g} s connecting to {where}",
+                code="connect_timeout",
+                retryable=True,
+            )
+        if isinstance(exc, ssl_module.SSLError):
+            reason = exc.reason or type(exc).__name__
+            return ProviderError(f"TLS with {where} failed: {reason}", code="tls_failed")
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+            if isinstance(exc, ConnectionRefusedError):
+                reason = "connection refused"
+            return ProviderError(
+                f"cannot connect to {where}: {reason}", code="connect_failed", retryable=True
+            )
+        return ProviderError(
+            f"cannot connect to {where}: {type(exc).__name__}", code="connect_failed"
+        )
+
+    async def _read(self, ws: ClientConnection) -> None:
+        """Reader task: feed every message to the protocol until the socket ends."""
+        try:
+            async for message in ws:
+                for ev in self.protocol.receive(message, self._clock.now_ns()):
+                    self._emit(ev)
+        except ConnectionClosed:
+            pass  # reported below from ws.close_code / close_reason
+        except Exception as exc:
+            # A bug in a protocol must still end the stream with a reason.
+            log.exception("reader for %s stopped", self.endpoint)
+            self._finish("failed", f"internal error: {type(exc).__name__}")
+            await ws.close()
+            return
+        self._finish(*self._close_state(ws))
+
+    def _close_state(self, ws: ClientConnection) -> tuple[str, str]:
+        code, reason = ws.close_code, ws.close_reason or ""
+        if self._closing:
+            return "closed", "closed by client"
+        text = f"server closed ({code}{': ' + reason if reason else ''})"
+        if code in (1000, 1001):
+            return "closed", text
+        if code is None or code == 1006:
+            return "failed", "connection lost (no close frame)"
+        return "failed", text
+
+    async def send(self, messages: list[Outgoing]) -> None:
+        """Send ``messages`` in order; queue a ClientMessageSent for each with a log.
+
+        Raises:
+            ProviderError: not connected, or the connection has ended
+                (``code="connection_closed"``, retryable).
+        """
+        ws = self._ws
+        if ws is None:
+            raise ProviderError(f"not connected to {self.endpoint}", code="not_connected")
+        for out in messages:
+            try:
+                await ws.send(out.text)
+            except ConnectionClosed:
+                raise ProviderError(
+                    f"connection to {self.endpoint} is closed",
+                    code="connection_closed",
+                    retryable=True,
+                ) from None
+            if out.log is not None:
+                self._emit(ClientMessageSent(t_ns=self._clock.now_ns(), raw=out.log, type=out.type))
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events in arrival order; ends after the final ``ConnectionState``.
+
+        Single consumer. Iterating again after the end yields nothing.
+        """
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                self._queue.put_nowait(_END)  # later iterations end at once too
+                return
+            assert isinstance(item, Event)
+            yield item
+
+    async def close(self) -> None:
+        """Close the socket (normal closure) and wait for the reader; idempotent."""
+        self._closing = True
+        ws, reader = self._ws, self._reader
+        if ws is not None:
+            with contextlib.suppress(websockets.WebSocketException, OSError):
+                await ws.close()
+        if reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        self._finish("closed", "closed by client")

@@ -1,0 +1,256 @@
+"""Read session folders back, and repair the ones a crash left behind.
+
+:func:`load_session` reads a folder even while its writer is still appending, and even
+after a crash (a truncated last line of ``events.jsonl`` is skipped and counted).
+:func:`recover_unfinished` runs at start-up: it closes out sessions whose writing process
+is gone (status ``incomplete``, WAV header repaired) and re-indexes folders the SQLite
+index does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from app.errors import StoreError
+from app.store.index import SessionIndex
+from app.store.writer import (
+    AUDIO_FILE,
+    EVENTS_FILE,
+    SESSION_FILE,
+    TURNS_FILE,
+    atomic_write_text,
+    boot_id,
+    dumps,
+    process_start_stamp,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One session as read from disk.
+
+    Attributes:
+        session_id: the folder name.
+        path: the session folder.
+        meta: ``session.json``.
+        events: ``events.jsonl``, one dict per readable line, in order.
+        turns: ``turns.json`` (empty if not written yet).
+        skipped_lines: lines of ``events.jsonl`` that were not valid JSON (normally 0, or 1
+            after a crash mid-write).
+    """
+
+    session_id: str
+    path: Path
+    meta: dict[str, Any]
+    events: list[dict[str, Any]]
+    turns: list[dict[str, Any]]
+    skipped_lines: int = 0
+
+    @property
+    def audio_path(self) -> Path | None:
+        """``audio.wav`` if it exists."""
+        p = self.path / AUDIO_FILE
+        return p if p.exists() else None
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", ""))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoreError(f"{path} is missing") from None
+    except UnicodeDecodeError:
+        raise StoreError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path} ({exc.strerror})") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
+
+
+def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Read an ``events.jsonl`` file: ``(events, skipped_lines)``.
+
+    A missing file gives no events. Lines that are not a JSON object (a line cut by a
+    crash, or a partial line the writer is still writing) are skipped and counted.
+    """
+    events: list[dict[str, Any]] = []
+    skipped = 0
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return events, 0
+    except OSError as exc:
+        raise StoreError(f"cannot read {path} ({exc.strerror})") from None
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        if isinstance(obj, dict):
+            events.append(obj)
+        else:
+            skipped += 1
+    return events, skipped
+
+
+def load_session(session_dir: Path) -> SessionRecord:
+    """Read a session folder.
+
+    Raises:
+        StoreError: the folder or its ``session.json`` is missing or unreadable, or
+            ``turns.json`` is corrupt.
+    """
+    session_dir = Path(session_dir)
+    if not session_dir.is_dir():
+        raise StoreError(f"no session folder at {session_dir}")
+    meta = _read_json(session_dir / SESSION_FILE)
+    if not isinstance(meta, dict):
+        raise StoreError(f"{session_dir / SESSION_FILE} is not a JSON object")
+    events, skipped = read_events(session_dir / EVENTS_FILE)
+    turns: list[dict[str, Any]] = []
+    if (session_dir / TURNS_FILE).exists():
+        raw_turns = _read_json(session_dir / TURNS_FILE)
+        if not isinstance(raw_turns, list):
+            raise StoreError(f"{session_dir / TURNS_FILE} is not a JSON list")
+        turns = [t for t in raw_turns if isinstance(t, dict)]
+    return SessionRecord(session_dir.name, session_dir, meta, events, turns, skipped)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return bool(ok) and code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def writer_alive(meta: dict[str, Any]) -> bool:
+    """Whether the process that wrote ``meta`` (``pid``, ``proc_start``, ``boot_id``) still
+    runs. A reboot, a dead pid, or a pid reused by another process all mean "gone".
+    """
+    pid = meta.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return False
+    recorded_boot = meta.get("boot_id") or ""
+    if recorded_boot and boot_id() and recorded_boot != boot_id():
+        return False
+    if not _pid_alive(pid):
+        return False
+    recorded_start = meta.get("proc_start")
+    if isinstance(recorded_start, int):
+        current = process_start_stamp(pid)
+        if current is not None and current != recorded_start:
+            return False  # the pid now belongs to another process
+        if current is None and sys.platform.startswith("linux"):
+            return False  # vanished between the two checks
+    return True
+
+
+def _iso_mtime(path: Path) -> str | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
+    except OSError:
+        return None
+
+
+def _repair_audio(path: Path) -> str | None:
+    """Repair the WAV header; returns an error text, or ``None`` when fine/absent."""
+    if not path.exists():
+        return None
+    try:
+        from app.audio.wavio import repair_wav_header
+    except ImportError:
+        return "app.audio.wavio.repair_wav_header is not available"
+    try:
+        repair_wav_header(path)
+    except Exception as exc:  # noqa: BLE001 - any failure is recorded, recovery goes on
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+def _close_out(record: SessionRecord) -> dict[str, Any]:
+    meta = dict(record.meta)
+    events_path = record.path / EVENTS_FILE
+    ended_at = _iso_mtime(events_path) or _iso_mtime(record.path / SESSION_FILE)
+    meta["status"] = "incomplete"
+    meta["ended_at"] = ended_at
+    last_t = record.events[-1].get("t_ns") if record.events else None
+    meta["ended_ns"] = last_t if isinstance(last_t, int) else None
+    meta["events"] = len(record.events)
+    meta["skipped_lines"] = record.skipped_lines
+    meta["recovered_at"] = datetime.now(UTC).isoformat()
+    audio_error = _repair_audio(record.path / AUDIO_FILE)
+    if audio_error:
+        meta["audio_repair_error"] = audio_error
+    atomic_write_text(record.path / SESSION_FILE, dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def recover_unfinished(root: Path, index: SessionIndex) -> list[str]:
+    """Close out crashed sessions and re-index unknown folders under ``root/sessions``.
+
+    ``root`` is the data folder. A session whose ``session.json`` says ``running`` but whose
+    writer process is gone (see :func:`writer_alive`) is marked ``incomplete`` (``ended_at``
+    = mtime of ``events.jsonl``, ``ended_ns`` = stamp of its last event), its ``audio.wav``
+    header is repaired, and its index row rebuilt. Folders missing from the index are
+    indexed. Unreadable folders are left alone.
+
+    Threading: run it once at start-up, before new sessions start (any thread).
+
+    Returns:
+        The ids of the sessions closed out or (re)indexed, sorted.
+    """
+    sessions = Path(root) / "sessions"
+    if not sessions.is_dir():
+        return []
+    known = index.ids()
+    fixed: list[str] = []
+    for folder in sorted(p for p in sessions.iterdir() if p.is_dir()):
+        if not (folder / SESSION_FILE).exists():
+            continue
+        try:
+            record = load_session(folder)
+        except StoreError:
+            continue
+        meta = dict(record.meta)
+        meta.setdefault("session_id", record.session_id)
+        changed = False
+        if meta.get("status") == "running" and not writer_alive(meta):
+            meta = _close_out(record)
+            meta.setdefault("session_id", record.session_id)
+            changed = True
+        if changed or record.session_id not in known:
+            index.upsert(meta, turns=record.turns)
+            fixed.append(record.session_id)
+    return fixed

@@ -1,0 +1,145 @@
+"""SIP account settings: a dataclass, loadable from a YAML or JSON ``--account FILE``.
+
+The password never lives in the file: when it is not given it comes from
+:func:`app.secrets.get_secret` (``sip_password`` in the keyring, else the environment
+variable ``VOICEPROBE_SIP_PASSWORD``). ``repr`` never shows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.errors import ConfigError
+
+TRANSPORTS = ("udp", "tcp", "tls")
+SRTP_MODES = ("off", "optional", "mandatory")
+
+
+def _default_password() -> str:
+    from app.secrets import get_secret
+
+    return get_secret("sip_password", ("VOICEPROBE_SIP_PASSWORD",)) or ""
+
+
+@dataclass(slots=True)
+class SipAccountConfig:
+    """One SIP account.
+
+    Attributes:
+        uri: the account's AOR, e.g. ``sip:alice@example.com``.
+        registrar: registrar URI (``sip:example.com``); empty means no registration (the
+            account can still call and be called directly at its contact address).
+        username: digest user name; defaults to the user part of ``uri``.
+        password: digest password (``repr`` hides it); from the keyring/env when empty.
+        realm: digest realm, ``*`` for any.
+        transport: ``udp``, ``tcp`` or ``tls``.
+        outbound_proxy: a proxy URI every request goes through (``sip:proxy;lr``), if any.
+        srtp: ``off``, ``optional`` or ``mandatory``.
+        stun: a STUN server ``host[:port]``, if any (used by the endpoint).
+        reg_interval: registration expiry in seconds.
+        reg_timeout: seconds after which a registration without an answer is reported
+            failed (code 408) by voiceprobe itself.
+        bind_host: local address for SIP and RTP (also advertised in SDP).
+        bind_port: local SIP port; 0 picks a free one.
+        auto_answer: answer incoming calls at once with 200.
+    """
+
+    uri: str
+    registrar: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    realm: str = "*"
+    transport: str = "udp"
+    outbound_proxy: str = ""
+    srtp: str = "off"
+    stun: str = ""
+    reg_interval: int = 300
+    reg_timeout: float = 8.0
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 0
+    auto_answer: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+        if not self.username:
+            self.username = user_part(self.uri)
+
+    def validate(self, path: str | None = None) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+        if not isinstance(self.uri, str) or not self.uri.startswith(("sip:", "sips:")):
+            raise ConfigError("must be a sip: or sips: URI", path, "uri")
+        if self.registrar and not str(self.registrar).startswith(("sip:", "sips:")):
+            raise ConfigError("must be a sip: or sips: URI", path, "registrar")
+        if self.outbound_proxy and not str(self.outbound_proxy).startswith(("sip:", "sips:")):
+            raise ConfigError("must be a sip: or sips: URI", path, "outbound_proxy")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"must be one of {', '.join(TRANSPORTS)}", path, "transport")
+        if self.srtp not in SRTP_MODES:
+            raise ConfigError(f"must be one of {', '.join(SRTP_MODES)}", path, "srtp")
+        if not isinstance(self.reg_interval, int) or not 30 <= self.reg_interval <= 86400:
+            raise ConfigError("must be an integer from 30 to 86400", path, "reg_interval")
+        if not isinstance(self.reg_timeout, int | float) or not 0.5 <= self.reg_timeout <= 120:
+            raise ConfigError("must be a number from 0.5 to 120", path, "reg_timeout")
+        if not isinstance(self.bind_port, int) or not 0 <= self.bind_port <= 65535:
+            raise ConfigError("must be a port number (0 for any)", path, "bind_port")
+        if not isinstance(self.auto_answer, bool):
+            raise ConfigError("must be true or false", path, "auto_answer")
+        for name in ("username", "password", "realm", "stun", "bind_host"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError("must be a string", path, name)
+
+    def resolved_password(self) -> str:
+        """The password to use: the configured one, else the keyring/env secret ("" if none)."""
+        return self.password or _default_password()
+
+    @property
+    def domain(self) -> str:
+        """The host part of :attr:`uri`."""
+        rest = self.uri.split(":", 1)[1]
+        return rest.split("@", 1)[-1].split(";", 1)[0]
+
+
+def user_part(uri: str) -> str:
+    """``sip:alice@host`` → ``alice`` (empty when the URI has no user)."""
+    rest = uri.split(":", 1)[1] if ":" in uri else uri
+    return rest.split("@", 1)[0] if "@" in rest else ""
+
+
+def load_account_config(path: str | Path) -> SipAccountConfig:
+    """Read a YAML or JSON account file (one mapping of :class:`SipAccountConfig` fields).
+
+    Raises:
+        ConfigError: the file is missing or malformed, a field is unknown, missing or bad.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read account file ({exc.strerror})", str(p)) from None
+    try:
+        data: Any = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {first}",
+                          str(p)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("must contain a mapping of account fields", str(p))
+    known = {f.name for f in dataclasses.fields(SipAccountConfig)}
+    for key in data:
+        if key not in known:
+            raise ConfigError("unknown field", str(p), str(key))
+    if "uri" not in data:
+        raise ConfigError("is required", str(p), "uri")
+    try:
+        return SipAccountConfig(**data)
+    except ConfigError as exc:
+        bare = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+        raise ConfigError(bare, str(p), exc.field) from None
+    except TypeError as exc:  # a field of the wrong kind for the dataclass machinery
+        raise ConfigError(f"bad account fields ({exc})", str(p)) from None

@@ -1,0 +1,173 @@
+"""The pjsua2 media port of a call: copies 20 ms frames into and out of ring buffers.
+
+:class:`FramePort` callbacks run on pjmedia's clock thread. They only copy between the
+frame's ``std::vector`` and preallocated numpy arrays / :class:`RingBuffer`s, stamp the
+frame, and count; no logging, no locks, no per-frame Python buffers (``bytes(frame.buf)``
+costs ~230 µs a frame; reading the vector's pointers with ctypes costs ~1.5 µs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import time
+
+import numpy as np
+import pjsua2 as pj
+from numpy.typing import NDArray
+
+from app.audio.ringbuffer import RingBuffer
+
+_u64 = ctypes.c_uint64
+_memmove = ctypes.memmove
+
+
+def _vector_data(vec: pj.ByteVector) -> tuple[int, int]:
+    """(data pointer, byte size) of a SWIG-wrapped ``std::vector<unsigned char>``.
+
+    libstdc++ and libc++ lay a vector out as three pointers: begin, end, capacity end.
+    """
+    addr = int(vec.this)
+    begin = _u64.from_address(addr).value
+    return begin, _u64.from_address(addr + 8).value - begin
+
+
+class MediaStats:
+    """Counters kept by the clock thread (read them anywhere; values are approximate).
+
+    Attributes:
+        rx_frames / tx_frames: frames received from / requested by the conference bridge.
+        rx_cost_ns / tx_cost_ns: total time spent inside the callbacks.
+        rx_cost_max_ns / tx_cost_max_ns: the slowest callback.
+        intervals_ms: the last ``window`` intervals between received frames (ring).
+        errors: exceptions caught inside callbacks (should stay 0).
+    """
+
+    def __init__(self, window: int = 1024) -> None:
+        self.rx_frames = 0
+        self.tx_frames = 0
+        self.rx_cost_ns = 0
+        self.tx_cost_ns = 0
+        self.rx_cost_max_ns = 0
+        self.tx_cost_max_ns = 0
+        self.errors = 0
+        self.intervals_ms = np.zeros(window, dtype=np.float64)
+        self.last_rx_ns = 0
+
+    def jitter_summary(self) -> dict[str, float]:
+        """Mean, standard deviation, p99 and max of received-frame intervals (ms)."""
+        n = min(max(self.rx_frames - 1, 0), len(self.intervals_ms))
+        if n == 0:
+            return {"n": 0, "mean_ms": 0.0, "std_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+        x = self.intervals_ms[:n]  # once wrapped, n == window and every slot is valid
+        return {
+            "n": float(n),
+            "mean_ms": float(x.mean()),
+            "std_ms": float(x.std()),
+            "p99_ms": float(np.percentile(x, 99)),
+            "max_ms": float(x.max()),
+        }
+
+    def cost_summary(self) -> dict[str, float]:
+        """Mean and max callback cost in microseconds."""
+        return {
+            "rx_mean_us": self.rx_cost_ns / max(self.rx_frames, 1) / 1000.0,
+            "rx_max_us": self.rx_cost_max_ns / 1000.0,
+            "tx_mean_us": self.tx_cost_ns / max(self.tx_frames, 1) / 1000.0,
+            "tx_max_us": self.tx_cost_max_ns / 1000.0,
+        }
+
+
+class FramePort(pj.AudioMediaPort):
+    """A conference-bridge port exchanging PCM16 mono 20 ms frames with two ring buffers.
+
+    Created, connected and destroyed on the SIP thread; its two callbacks run on
+    pjmedia's clock thread and must never raise, block, log or allocate buffers.
+
+    Args:
+        rate: 8000 or 16000.
+        rx: ring the received (caller) audio is written to.
+        tx: ring the audio to send (agent) is read from.
+        stats: counters to update.
+    """
+
+    def __init__(self, rate: int, rx: RingBuffer, tx: RingBuffer, stats: MediaStats) -> None:
+        super().__init__()
+        self.rate = rate
+        self.samples = rate // 50
+        self.nbytes = self.samples * 2
+        self._rx = rx
+        self._tx = tx
+        self._stats = stats
+        self._scratch = np.zeros(self.samples, dtype=np.int16)
+        self._scratch_ptr = self._scratch.ctypes.data
+        # Outgoing frames are assembled in this vector's own memory, then assigned (one
+        # std::vector copy in C++, no Python buffer per frame).
+        self._txvec = pj.ByteVector()
+        self._txvec.resize(self.nbytes)
+        ptr, size = _vector_data(self._txvec)
+        assert size == self.nbytes
+        self._txview: NDArray[np.int16] = np.ctypeslib.as_array(
+            (ctypes.c_int16 * self.samples).from_address(ptr)
+        )
+        self.flush_requested = False
+        #: ``(total samples received, clock time of the last one)``, replaced atomically.
+        self.rx_mark: tuple[int, int] = (0, 0)
+        self._rx_total = 0
+        self._frame_type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+
+    def create(self, name: str) -> None:
+        """Register the port in the conference bridge (SIP thread)."""
+        fmt = pj.MediaFormatAudio()
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, self.rate, 1, 20000, 16)
+        self.createPort(name, fmt)
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
+        """Clock thread: copy the frame into the rx ring; stamp it."""
+        t0 = time.perf_counter_ns()
+        now = time.monotonic_ns()
+        st = self._stats
+        try:
+            ptr, size = _vector_data(frame.buf)
+            n = min(size, self.nbytes)
+            if n > 0:
+                _memmove(self._scratch_ptr, ptr, n)
+                k = n >> 1
+                self._rx.write(self._scratch[:k] if k < self.samples else self._scratch)
+                self._rx_total += k
+                self.rx_mark = (self._rx_total, now)
+            if st.last_rx_ns:
+                st.intervals_ms[(st.rx_frames - 1) % len(st.intervals_ms)] = (
+                    now - st.last_rx_ns
+                ) / 1e6
+            st.last_rx_ns = now
+            st.rx_frames += 1
+        except Exception:  # a callback must never raise into pjmedia
+            st.errors += 1
+        dt = time.perf_counter_ns() - t0
+        st.rx_cost_ns += dt
+        if dt > st.rx_cost_max_ns:
+            st.rx_cost_max_ns = dt
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
+        """Clock thread: fill the frame from the tx ring (silence when it runs dry)."""
+        t0 = time.perf_counter_ns()
+        st = self._stats
+        try:
+            tx = self._tx
+            if self.flush_requested:
+                self.flush_requested = False
+                tx.clear()
+            if tx.available > 0:
+                tx.read_into(self._txview)
+            else:
+                self._txview[:] = 0
+            frame.type = self._frame_type
+            frame.buf = self._txvec
+            frame.size = self.nbytes
+            st.tx_frames += 1
+        except Exception:  # a callback must never raise into pjmedia
+            st.errors += 1
+        dt = time.perf_counter_ns() - t0
+        st.tx_cost_ns += dt
+        if dt > st.tx_cost_max_ns:
+            st.tx_cost_max_ns = dt

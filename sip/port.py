@@ -1,0 +1,111 @@
+"""A SIP call as a caller-side port (:class:`app.audio.port.CallerPort`).
+
+The bridge reads the caller's audio and writes the agent's audio here; the call's
+:class:`sip.media_port.FramePort` moves frames between these rings and RTP on pjmedia's
+clock thread. Nothing here touches pjsua2.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.audio.port import CallerFrame, CallerPort
+from app.audio.ringbuffer import RingBuffer
+from sip.media_port import MediaStats
+
+_FRAME_NS = 20_000_000
+
+
+class SipCallPort(CallerPort):
+    """Caller audio from a SIP call, agent audio to it. PCM16 mono at :attr:`rate`.
+
+    ``read``/``write``/``flush``/``stop`` run on the bridge's thread (one reader of the
+    received ring, one writer of the send ring); the clock thread is the other side.
+
+    Args:
+        rate: 8000 or 16000 (the media port's rate; pjmedia resamples to the codec).
+        hangup: called (once) by :meth:`stop` while the call is up.
+        rx_seconds: capacity of the received-audio ring.
+        tx_seconds: capacity of the send ring (agent audio queued ahead of playout).
+    """
+
+    def __init__(
+        self,
+        rate: int = 16000,
+        hangup: Callable[[], object] | None = None,
+        rx_seconds: float = 5.0,
+        tx_seconds: float = 60.0,
+    ) -> None:
+        if rate not in (8000, 16000):
+            raise ValueError(f"SIP media port rate must be 8000 or 16000, not {rate}")
+        self.rate = rate
+        self.rx = RingBuffer(int(rate * rx_seconds))
+        self.tx = RingBuffer(int(rate * tx_seconds))
+        self.stats = MediaStats()
+        self.disconnected = threading.Event()
+        self._hangup = hangup
+        self._stopped = False
+        self._read_total = 0
+        #: Set by the SIP thread: a callable returning ``(samples received, t_ns of last)``.
+        self._mark: Callable[[], tuple[int, int]] = lambda: (0, 0)
+        self._flush: Callable[[], None] = lambda: None
+
+    def attach(self, mark: Callable[[], tuple[int, int]], flush: Callable[[], None]) -> None:
+        """SIP thread: bind to the media port's receive mark and flush request."""
+        self._mark = mark
+        self._flush = flush
+
+    def start(self, t0_ns: int) -> None:
+        """Nothing to open: the call's media is already flowing."""
+
+    def read(self, now_ns: int) -> list[CallerFrame]:
+        """Return whole 20 ms frames received so far, each stamped with the clock time of
+        its last sample (the time its 20 ms frame reached the media port)."""
+        n = self.frame_samples
+        count = self.rx.available // n
+        if count <= 0:
+            return []
+        total, last_ns = self._mark()
+        frames: list[CallerFrame] = []
+        for _ in range(count):
+            pcm = np.empty(n, dtype=np.int16)
+            self.rx.read_into(pcm)
+            self._read_total += n
+            behind = max(0, total - self._read_total)  # samples received after this frame
+            t = last_ns - behind * 1_000_000_000 // self.rate if last_ns else now_ns
+            frames.append(CallerFrame(pcm=pcm, t_ns=t))
+        return frames
+
+    def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
+        """Queue agent audio toward RTP; returns the estimated clock time at which its
+        first sample leaves in an RTP packet (queued audio plus one frame). Audio beyond
+        the ring's capacity is dropped and counted in ``tx.overruns``."""
+        ahead = self.tx.available
+        self.tx.write(np.asarray(pcm, dtype=np.int16))
+        return now_ns + ahead * 1_000_000_000 // self.rate + _FRAME_NS
+
+    def flush(self) -> None:
+        """Drop queued agent audio (barge-in); takes effect at the next frame."""
+        self._flush()
+
+    @property
+    def queued_samples(self) -> int:
+        """Agent samples waiting to be sent."""
+        return self.tx.available
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the call is disconnected and every received frame has been read."""
+        return self.disconnected.is_set() and self.rx.available < self.frame_samples
+
+    def stop(self) -> None:
+        """Hang up the call if it is still up; idempotent, does not wait."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._hangup is not None and not self.disconnected.is_set():
+            self._hangup()

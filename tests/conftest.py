@@ -1,0 +1,27 @@
+"""Shared test set-up: a private data folder, offscreen Qt, and the timing unit.
+
+``VOICEPROBE_TIME_SCALE`` (default 1) scales timing tolerances on slow machines, like the
+websockets test suite's ``WEBSOCKETS_TESTS_TIMEOUT_FACTOR``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "VOICEPROBE_HOME" not in os.environ:
+    os.environ["VOICEPROBE_HOME"] = tempfile.mkdtemp(prefix="voiceprobe-test-")
+
+REPO = Path(__file__).resolve().parent.parent
+TIME_SCALE = float(os.environ.get("VOICEPROBE_TIME_SCALE", "1"))
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh VOICEPROBE_HOME for one test."""
+    monkeypatch.setenv("VOICEPROBE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"

@@ -1,0 +1,98 @@
+"""The view-model of one call: owns every model and routes each event to them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app import events as E
+from ui.models.event_log import EventLogModel
+from ui.models.tool_calls import ToolCallsModel
+from ui.models.transcript import TranscriptModel
+from ui.models.turns import TurnsModel
+from ui.models.vad_lane import VadLaneModel
+
+
+class CallViewModel(QObject):
+    """Routes events to the transcript, tool, turn, event-log and VAD models.
+
+    Main thread only: feed it from :class:`ui.bus.EventBus` (live) or
+    :func:`ui.models.replay.replay_into` (a stored session). Times shown by the models are
+    relative to the call start (``CallStarted``, else the first event seen).
+    """
+
+    #: Connection state text (``connecting``/``connected``/…), with its detail.
+    connectionChanged = Signal(str, str)
+    #: A call began (session id, provider, model).
+    callStarted = Signal(str, str, str)
+    #: A call ended (reason, ok).
+    callEnded = Signal(str, bool)
+    #: A message for the status line (level, plain text).
+    notice = Signal(str, str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.transcript = TranscriptModel(self)
+        self.tools = ToolCallsModel(self)
+        self.turns = TurnsModel(self)
+        self.events = EventLogModel(self)
+        self.vad = VadLaneModel(self)
+        self.origin_ns: int | None = None
+        self.session_id = ""
+        self.session_dir = ""
+        self.provider = ""
+        self.model = ""
+        self.connection = "idle"
+        self.active = False
+
+    def reset(self) -> None:
+        """Forget the previous call (before a new one starts)."""
+        for m in (self.transcript, self.tools, self.turns, self.events, self.vad):
+            m.clear()
+        self._set_origin(None)
+        self.session_id = self.session_dir = self.provider = self.model = ""
+        self.active = False
+
+    def apply(self, ev: E.Event) -> None:
+        """The single entry point: update every model from one event."""
+        if isinstance(ev, E.CallStarted):
+            self._set_origin(ev.t_ns)
+            self.session_id, self.session_dir = ev.session_id, ev.session_dir
+            self.provider, self.model = ev.provider, ev.model
+            self.active = True
+        elif self.origin_ns is None:
+            self._set_origin(ev.t_ns)
+        self.events.apply(ev)
+        self.transcript.apply(ev)
+        self.tools.apply(ev)
+        self.turns.apply(ev)
+        self.vad.apply(ev)
+        if isinstance(ev, E.CallStarted):
+            self.callStarted.emit(ev.session_id, ev.provider, ev.model)
+        elif isinstance(ev, E.ConnectionState):
+            self.connection = ev.state
+            self.connectionChanged.emit(ev.state, ev.detail)
+        elif isinstance(ev, E.CallEnded):
+            self.active = False
+            self.callEnded.emit(ev.reason, ev.ok)
+        elif isinstance(ev, E.Notice):
+            self.notice.emit(ev.level, ev.message)
+        elif isinstance(ev, E.ProviderErrorEvent):
+            self.notice.emit("error", f"{ev.code}: {ev.message}")
+
+    def _set_origin(self, t_ns: int | None) -> None:
+        self.origin_ns = t_ns
+        for m in (self.transcript, self.tools, self.events):
+            m.origin_ns = t_ns
+            if m.rowCount():
+                m.layoutChanged.emit()
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"CallViewModel(session={self.session_id!r}, events={self.events.event_count})"
+
+
+def apply_all(vm: CallViewModel, events: list[Any]) -> None:
+    """Apply a list of events in order (tests, replay)."""
+    for ev in events:
+        vm.apply(ev)

@@ -1,0 +1,265 @@
+"""Every event as a row: stamp, direction, kind, one-line summary; agent audio collapsed.
+
+``AgentAudio`` chunks of one response share a single row (``audio ×N, X ms``) so that a
+call's log stays readable. :class:`EventFilterProxy` filters by text and direction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor
+
+from app import events as E
+from ui.models.common import USER_ROLE, one_line
+
+EVENT_ROLE = USER_ROLE + 30
+DIRECTION_ROLE = USER_ROLE + 31
+COLUMNS = ("ms", "Dir", "Kind", "Summary")
+MAX_ROWS = 50_000
+
+#: Events that arrive from the provider.
+_INBOUND = (
+    E.SessionConfigured,
+    E.UnknownMessage,
+    E.ProviderErrorEvent,
+    E.GoAway,
+    E.ResumptionUpdate,
+    E.ServerSpeechStarted,
+    E.ServerSpeechStopped,
+    E.InputCommitted,
+    E.UserTranscript,
+    E.ResponseStarted,
+    E.AgentAudio,
+    E.AgentTranscript,
+    E.ToolCallRequested,
+    E.ToolCallCancelled,
+    E.ResponseFinished,
+    E.AgentInterrupted,
+    E.ItemTruncated,
+)
+#: Events that are messages we sent to the provider.
+_OUTBOUND = (E.ClientMessageSent, E.ToolCallFinished)
+_DIR_COLOR = {"in": QColor("#1f4e79"), "out": QColor("#6a1b9a"), "local": QColor("#5f6368")}
+
+
+def direction(ev: E.Event) -> str:
+    """``in`` (from the provider), ``out`` (sent to it) or ``local`` (bridge)."""
+    if isinstance(ev, _OUTBOUND):
+        return "out"
+    if isinstance(ev, _INBOUND):
+        return "in"
+    return "local"
+
+
+def summarize(ev: E.Event) -> str:
+    """A one-line plain-text summary of ``ev`` (untrusted text is flattened and cut)."""
+    if isinstance(ev, E.UserTranscript | E.AgentTranscript):
+        tag = "final" if ev.final else "delta"
+        return f"{tag} {ev.item_id}: {one_line(repr(ev.text), 140)}"
+    if isinstance(ev, E.ToolCallRequested):
+        return f"{ev.name}({one_line(ev.arguments, 120)}) call_id={ev.call_id}"
+    if isinstance(ev, E.ToolCallFinished):
+        return f"{ev.name} → {ev.status} in {ev.ms:.0f} ms: {one_line(ev.output, 100)}"
+    if isinstance(ev, E.ProviderErrorEvent):
+        return f"{'FATAL ' if ev.fatal else ''}{ev.code}: {one_line(ev.message, 140)}"
+    if isinstance(ev, E.Notice):
+        return f"{ev.level}: {one_line(ev.message, 160)}"
+    if isinstance(ev, E.TurnCompleted):
+        v2v = (ev.turn.get("spans") or {}).get("voice_to_voice") or {}
+        ms = v2v.get("ms")
+        return f"turn {ev.turn.get('index', '?')} voice_to_voice={ms if ms is not None else '—'} ms"
+    if isinstance(ev, E.BargeIn):
+        return (
+            f"item {ev.item_id}: played {ev.played_ms} ms of {ev.received_ms} ms,"
+            f" truncate={ev.truncate_ms}"
+        )
+    parts = []
+    for f in dataclasses.fields(ev):
+        if f.name in ("t_ns", "raw"):
+            continue
+        value = getattr(ev, f.name)
+        if isinstance(value, bytes):
+            parts.append(f"{f.name}={len(value)} B")
+        elif value not in ("", None, (), {}):
+            parts.append(f"{f.name}={one_line(str(value), 80)}")
+    return one_line(" ".join(parts), 200)
+
+
+@dataclass(slots=True)
+class LogRow:
+    """One row of the log (an audio row grows while chunks arrive)."""
+
+    t_ns: int
+    direction: str
+    kind: str
+    summary: str
+    event: E.Event
+    audio_chunks: int = 0
+    audio_samples: int = 0
+    audio_rate: int = 0
+
+
+class EventLogModel(QAbstractTableModel):
+    """The call's event log. Main thread only; keeps at most :data:`MAX_ROWS` rows."""
+
+    countChanged = Signal(int)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[LogRow] = []
+        self._audio_row: dict[str, int] = {}
+        self._count = 0
+        self.origin_ns: int | None = None
+
+    @property
+    def event_count(self) -> int:
+        """Events applied since the last :meth:`clear` (each audio chunk counts)."""
+        return self._count
+
+    def rows(self) -> list[LogRow]:
+        return list(self._rows)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        r = self._rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                if self.origin_ns is None:
+                    return ""
+                return f"{(r.t_ns - self.origin_ns) / 1e6:,.1f}"
+            return (r.direction, r.kind, r.summary)[col - 1]
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 0:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and col == 1:
+            return QBrush(_DIR_COLOR[r.direction])
+        if role == Qt.ItemDataRole.ForegroundRole and r.kind in ("ProviderErrorEvent",):
+            return QBrush(QColor("#b71c1c"))
+        if role == EVENT_ROLE:
+            return r.event
+        if role == DIRECTION_ROLE:
+            return r.direction
+        return None
+
+    def detail_text(self, row: int) -> str:
+        """Plain-text detail of a row: every field and the raw provider message as JSON."""
+        r = self._rows[row]
+        fields = E.event_to_dict(r.event)
+        if r.audio_chunks:
+            fields = {
+                "kind": "AgentAudio",
+                "response_id": r.event.response_id,  # type: ignore[attr-defined]
+                "chunks": r.audio_chunks,
+                "samples": r.audio_samples,
+                "sample_rate": r.audio_rate,
+                "first_t_ns": r.t_ns,
+            }
+        return json.dumps(fields, indent=2, ensure_ascii=False, default=str)
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._rows.clear()
+        self._audio_row.clear()
+        self._count = 0
+        self.endResetModel()
+        self.countChanged.emit(0)
+
+    def apply(self, ev: E.Event) -> None:
+        """Log one event (any kind)."""
+        self._count += 1
+        if isinstance(ev, E.AgentAudio):
+            row = self._audio_row.get(ev.response_id)
+            if row is not None and row < len(self._rows):
+                r = self._rows[row]
+                r.audio_chunks += 1
+                r.audio_samples += ev.samples
+                r.summary = self._audio_summary(r)
+                idx = self.index(row, 3)
+                self.dataChanged.emit(idx, idx)
+                self.countChanged.emit(self._count)
+                return
+            r = LogRow(ev.t_ns, "in", ev.kind, "", ev, 1, ev.samples, ev.sample_rate)
+            r.summary = self._audio_summary(r)
+            self._audio_row[ev.response_id] = len(self._rows)
+            self._append(r)
+        else:
+            self._append(LogRow(ev.t_ns, direction(ev), ev.kind, summarize(ev), ev))
+        self.countChanged.emit(self._count)
+
+    @staticmethod
+    def _audio_summary(r: LogRow) -> str:
+        ms = 1000.0 * r.audio_samples / r.audio_rate if r.audio_rate else 0.0
+        rid = getattr(r.event, "response_id", "")
+        return f"audio ×{r.audio_chunks}, {ms:,.0f} ms (response {rid})"
+
+    def _append(self, r: LogRow) -> None:
+        if len(self._rows) >= MAX_ROWS:
+            # Drop the oldest tenth at once: a reset is cheaper than many removals.
+            self.beginResetModel()
+            drop = MAX_ROWS // 10
+            del self._rows[:drop]
+            self._audio_row = {k: v - drop for k, v in self._audio_row.items() if v >= drop}
+            self.endResetModel()
+        row = len(self._rows)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.append(r)
+        self.endInsertRows()
+
+
+class EventFilterProxy(QSortFilterProxyModel):
+    """Filters the log by a case-insensitive substring (kind or summary) and direction."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._direction = ""
+
+    def set_text(self, text: str) -> None:
+        self._text = text.strip().lower()
+        self.invalidateFilter()
+
+    def set_direction(self, direction: str) -> None:
+        """``""`` for all, else ``in``/``out``/``local``."""
+        self._direction = direction
+        self.invalidateFilter()
+
+    def filterAcceptsRow(
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        model = self.sourceModel()
+        if self._direction:
+            if model.index(source_row, 1, source_parent).data() != self._direction:
+                return False
+        if not self._text:
+            return True
+        kind = str(model.index(source_row, 2, source_parent).data()).lower()
+        summary = str(model.index(source_row, 3, source_parent).data()).lower()
+        return self._text in kind or self._text in summary

@@ -1,0 +1,241 @@
+"""The conversation as a list: caller and agent utterances, tool calls, errors, inline.
+
+Partial transcripts (deltas) grow in place and are replaced by the final text; agent
+replies cut by a barge-in are marked. Every row's ``DisplayRole`` is a plain ``str`` so
+that list views render untrusted text literally (never as rich text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+
+from app import events as E
+from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
+
+KIND_ROLE = USER_ROLE + 1
+TEXT_ROLE = USER_ROLE + 2
+TIME_MS_ROLE = USER_ROLE + 3
+FINAL_ROLE = USER_ROLE + 4
+INTERRUPTED_ROLE = USER_ROLE + 5
+
+SPEAKERS = {"user": "Caller", "agent": "Agent", "tool": "Tool", "error": "Error", "notice": "Note"}
+_FOREGROUND = {
+    "user": QColor("#1f4e79"),
+    "agent": QColor("#1b5e20"),
+    "tool": QColor("#6a1b9a"),
+    "error": QColor("#b71c1c"),
+    "notice": QColor("#5f6368"),
+}
+
+
+@dataclass(slots=True)
+class Utterance:
+    """One row (mutable while the call runs; only the model changes it)."""
+
+    kind: str  # user | agent | tool | error | notice
+    key: str
+    t_ns: int
+    text: str = ""
+    final: bool = False
+    interrupted: bool = False
+    heard_ms: int | None = None
+    response_id: str = ""
+    status: str = ""
+    ms: float | None = None
+
+
+class TranscriptModel(QAbstractListModel):
+    """Both sides of the conversation in order of first appearance.
+
+    Main thread only. Feed it with :meth:`apply`; times are shown relative to
+    :attr:`origin_ns` (the call start, set by :class:`ui.models.CallViewModel`).
+    """
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Utterance] = []
+        self._index: dict[tuple[str, str], int] = {}
+        self.origin_ns: int | None = None
+
+    # --- Qt model API -------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        u = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.display_text(index.row())
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return u.text
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(_FOREGROUND.get(u.kind, QColor("#202124")))
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if u.kind == "error":
+                return QBrush(QColor("#fdecea"))
+            if u.interrupted:
+                return QBrush(QColor("#fff4e5"))
+            return None
+        if role == KIND_ROLE:
+            return u.kind
+        if role == TEXT_ROLE:
+            return u.text
+        if role == TIME_MS_ROLE:
+            return self._rel_ms(u.t_ns)
+        if role == FINAL_ROLE:
+            return u.final
+        if role == INTERRUPTED_ROLE:
+            return u.interrupted
+        return None
+
+    def roleNames(self) -> dict[int, bytes]:
+        names = dict(super().roleNames())
+        names.update(
+            {
+                KIND_ROLE: b"kind",
+                TEXT_ROLE: b"text",
+                TIME_MS_ROLE: b"timeMs",
+                FINAL_ROLE: b"final",
+                INTERRUPTED_ROLE: b"interrupted",
+            }
+        )
+        return names
+
+    # --- reading ------------------------------------------------------------------------
+
+    def rows(self) -> list[Utterance]:
+        """A snapshot of the rows (copies of the records are not made: do not mutate)."""
+        return list(self._rows)
+
+    def display_text(self, row: int) -> str:
+        """The plain-text line shown for ``row``."""
+        u = self._rows[row]
+        when = clock_text(self._rel_ms(u.t_ns))
+        who = SPEAKERS.get(u.kind, u.kind)
+        if u.kind == "tool":
+            status = u.status or "running…"
+            text = f"{u.text}  →  {status}" + (f" ({ms_text(u.ms)})" if u.ms is not None else "")
+        else:
+            text = u.text if u.text else "…"
+            if not u.final and u.kind in ("user", "agent") and u.text:
+                text += " …"
+        if u.interrupted:
+            heard = f", heard {u.heard_ms / 1000:.1f} s" if u.heard_ms is not None else ""
+            text += f"  [interrupted{heard}]"
+        return f"{when}  {who}: {text}"
+
+    def _rel_ms(self, t_ns: int) -> float | None:
+        if self.origin_ns is None:
+            return None
+        return (t_ns - self.origin_ns) / 1e6
+
+    # --- feeding ------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Drop every row."""
+        self.beginResetModel()
+        self._rows.clear()
+        self._index.clear()
+        self.endResetModel()
+
+    def apply(self, ev: E.Event) -> None:
+        """Update rows from one event (events this model does not show are ignored)."""
+        if isinstance(ev, E.UserTranscript):
+            self._speech("user", ev.item_id, ev.t_ns, ev.text, ev.final)
+        elif isinstance(ev, E.InputCommitted):
+            self._row("user", ev.item_id, ev.t_ns)
+        elif isinstance(ev, E.AgentTranscript):
+            row = self._speech("agent", ev.item_id or ev.response_id, ev.t_ns, ev.text, ev.final)
+            self._rows[row].response_id = ev.response_id
+        elif isinstance(ev, E.ToolCallRequested):
+            row = self._row("tool", ev.call_id, ev.t_ns)
+            self._rows[row].text = f"{ev.name}({one_line(ev.arguments, 200)})"
+            self._changed(row)
+        elif isinstance(ev, E.ToolCallFinished):
+            row = self._row("tool", ev.call_id, ev.t_ns)
+            u = self._rows[row]
+            if not u.text:
+                u.text = f"{ev.name}({one_line(ev.arguments, 200)})"
+            u.status = f"{ev.status}: {one_line(ev.output, 200)}" if ev.output else ev.status
+            u.ms = ev.ms
+            u.final = True
+            self._changed(row)
+        elif isinstance(ev, E.BargeIn):
+            self._interrupt(("agent", ev.item_id), ev.played_ms)
+        elif isinstance(ev, E.ItemTruncated):
+            self._interrupt(("agent", ev.item_id), ev.audio_end_ms)
+        elif isinstance(ev, E.AgentInterrupted):
+            self._interrupt_response(ev.response_id)
+        elif isinstance(ev, E.ProviderErrorEvent):
+            self._append(
+                Utterance(
+                    "error", "", ev.t_ns, f"{ev.code}: {one_line(ev.message, 300)}", final=True
+                )
+            )
+        elif isinstance(ev, E.Notice) and ev.level in ("warning", "error"):
+            kind = "error" if ev.level == "error" else "notice"
+            self._append(Utterance(kind, "", ev.t_ns, one_line(ev.message, 300), final=True))
+        elif isinstance(ev, E.CallEnded) and not ev.ok:
+            self._append(
+                Utterance("error", "", ev.t_ns, f"call ended: {one_line(ev.reason)}", final=True)
+            )
+
+    def _append(self, u: Utterance) -> int:
+        row = len(self._rows)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._rows.append(u)
+        if u.key:
+            self._index[(u.kind, u.key)] = row
+        self.endInsertRows()
+        return row
+
+    def _row(self, kind: str, key: str, t_ns: int) -> int:
+        row = self._index.get((kind, key)) if key else None
+        if row is None:
+            row = self._append(Utterance(kind, key, t_ns))
+        return row
+
+    def _speech(self, kind: str, key: str, t_ns: int, text: str, final: bool) -> int:
+        row = self._row(kind, key, t_ns)
+        u = self._rows[row]
+        if final:
+            u.text = text if text or not u.text else u.text
+            u.final = True
+        elif not u.final:
+            u.text += text
+        self._changed(row)
+        return row
+
+    def _interrupt(self, key: tuple[str, str], heard_ms: int | None) -> None:
+        row = self._index.get(key)
+        if row is None:
+            return
+        u = self._rows[row]
+        u.interrupted = True
+        if heard_ms is not None:
+            u.heard_ms = heard_ms if u.heard_ms is None else min(u.heard_ms, heard_ms)
+        self._changed(row)
+
+    def _interrupt_response(self, response_id: str) -> None:
+        hits = [
+            i
+            for i, u in enumerate(self._rows)
+            if u.kind == "agent" and (not response_id or u.response_id == response_id)
+        ]
+        if not response_id:
+            hits = hits[-1:]
+        for row in hits:
+            self._rows[row].interrupted = True
+            self._changed(row)
+
+    def _changed(self, row: int) -> None:
+        idx = self.index(row, 0)
+        self.dataChanged.emit(idx, idx)

@@ -1,0 +1,189 @@
+"""Completed turns with their spans, session p50/p95 of voice-to-voice, slow turns flagged.
+
+A turn is the JSON-ready dict carried by :class:`app.events.TurnCompleted` (the same shape
+as a turn in ``voiceprobe call --json``): ``index``, ``user_transcript``,
+``agent_transcript``, ``interrupted``, ``spans`` (name → ``{start_ns, end_ns, ms}``),
+``tool_calls``, optionally ``events_used``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+
+from app import events as E
+from ui.models.common import USER_ROLE, ms_text, one_line, percentile
+
+TURN_ROLE = USER_ROLE + 20
+SLOW_ROLE = USER_ROLE + 21
+COLUMNS = ("Turn", "Caller", "Agent", "Voice→voice", "End of turn", "TTFB", "Tools", "Flags")
+HEADLINE = "voice_to_voice"
+DEFAULT_SLOW_MS = 1200.0
+
+
+def span_ms(turn: dict[str, Any], name: str) -> float | None:
+    """The duration of span ``name`` in ``turn`` (ms), or ``None`` when absent."""
+    span = (turn.get("spans") or {}).get(name)
+    if not isinstance(span, dict):
+        return None
+    ms = span.get("ms")
+    if isinstance(ms, int | float):
+        return float(ms)
+    if isinstance(span.get("start_ns"), int) and isinstance(span.get("end_ns"), int):
+        return (span["end_ns"] - span["start_ns"]) / 1e6
+    return None
+
+
+def turn_number(turn: dict[str, Any], row: int) -> int:
+    """The 1-based turn number shown to the tester (``index`` + 1, else ``row`` + 1)."""
+    idx = turn.get("index")
+    return idx + 1 if isinstance(idx, int) else row + 1
+
+
+class TurnsModel(QAbstractTableModel):
+    """One row per completed turn. Main thread only.
+
+    A turn is *slow* when its voice-to-voice exceeds :attr:`slow_ms` (changeable live).
+    :attr:`summaryChanged` fires whenever the p50/p95 or the threshold changes.
+    """
+
+    summaryChanged = Signal()
+
+    def __init__(self, parent: Any = None, slow_ms: float = DEFAULT_SLOW_MS) -> None:
+        super().__init__(parent)
+        self._turns: list[dict[str, Any]] = []
+        self._slow_ms = float(slow_ms)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def slow_ms(self) -> float:
+        return self._slow_ms
+
+    def set_slow_ms(self, ms: float) -> None:
+        """Change the slow threshold; every row is re-flagged at once."""
+        self._slow_ms = float(ms)
+        if self._turns:
+            self.dataChanged.emit(
+                self.index(0, 0), self.index(len(self._turns) - 1, len(COLUMNS) - 1)
+            )
+        self.summaryChanged.emit()
+
+    def turns(self) -> list[dict[str, Any]]:
+        return list(self._turns)
+
+    def turn(self, row: int) -> dict[str, Any]:
+        return self._turns[row]
+
+    def is_slow(self, row: int) -> bool:
+        v = span_ms(self._turns[row], HEADLINE)
+        return v is not None and v > self._slow_ms
+
+    def headline_values(self) -> list[float]:
+        """Voice-to-voice of every turn that has one (ms)."""
+        return [v for t in self._turns if (v := span_ms(t, HEADLINE)) is not None]
+
+    def p50(self) -> float | None:
+        return percentile(self.headline_values(), 50)
+
+    def p95(self) -> float | None:
+        return percentile(self.headline_values(), 95)
+
+    def slow_count(self) -> int:
+        return sum(1 for i in range(len(self._turns)) if self.is_slow(i))
+
+    def summary_text(self) -> str:
+        """One plain line: ``4 turns · voice→voice p50 812 ms · p95 1,240 ms · 1 slow``."""
+        n = len(self._turns)
+        if not n:
+            return "No turns yet"
+        return (
+            f"{n} turn{'s' if n != 1 else ''} · voice→voice p50 {ms_text(self.p50())}"
+            f" · p95 {ms_text(self.p95())} · {self.slow_count()} slow (> {self._slow_ms:,.0f} ms)"
+        )
+
+    # --- Qt model API -------------------------------------------------------------------
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._turns)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._turns):
+            return None
+        t = self._turns[index.row()]
+        col = index.column()
+        slow = self.is_slow(index.row())
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return str(turn_number(t, index.row()))
+            if col == 1:
+                return one_line(str(t.get("user_transcript") or ""), 120)
+            if col == 2:
+                return one_line(str(t.get("agent_transcript") or ""), 120)
+            if col == 3:
+                return ms_text(span_ms(t, HEADLINE))
+            if col == 4:
+                return ms_text(span_ms(t, "end_of_turn_delay"))
+            if col == 5:
+                return ms_text(span_ms(t, "ttfb"))
+            if col == 6:
+                return ", ".join(str(c.get("name", "?")) for c in t.get("tool_calls") or [])
+            flags = []
+            if slow:
+                flags.append("slow")
+            if t.get("interrupted"):
+                flags.append("barge-in")
+            return ", ".join(flags)
+        if role == Qt.ItemDataRole.BackgroundRole and slow:
+            return QBrush(QColor("#fff4e5"))
+        if role == Qt.ItemDataRole.ForegroundRole and col == 3 and slow:
+            return QBrush(QColor("#b45309"))
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 4, 5):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == TURN_ROLE:
+            return t
+        if role == SLOW_ROLE:
+            return slow
+        return None
+
+    # --- feeding ------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._turns.clear()
+        self.endResetModel()
+        self.summaryChanged.emit()
+
+    def add_turn(self, turn: dict[str, Any]) -> None:
+        """Append one turn dict (a later turn with the same ``index`` replaces it)."""
+        idx = turn.get("index")
+        for row, old in enumerate(self._turns):
+            if idx is not None and old.get("index") == idx:
+                self._turns[row] = turn
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+                self.summaryChanged.emit()
+                return
+        row = len(self._turns)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._turns.append(turn)
+        self.endInsertRows()
+        self.summaryChanged.emit()
+
+    def apply(self, ev: E.Event) -> None:
+        """Take ``TurnCompleted`` events; others are ignored."""
+        if isinstance(ev, E.TurnCompleted):
+            self.add_turn(dict(ev.turn))

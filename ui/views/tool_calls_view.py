@@ -1,0 +1,26 @@
+"""The tool-calls table over :class:`ui.models.ToolCallsModel`."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from ui.models.tool_calls import ToolCallsModel
+
+
+class ToolCallsView(QTableView):
+    """One row per tool call; arguments and results are plain text (tooltips hold the
+    full text).
+    """
+
+    def __init__(self, model: ToolCallsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModel(model)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.verticalHeader().setVisible(False)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col, width in enumerate((60, 120, 220, 240, 90, 110)):
+            self.setColumnWidth(col, width)
+        header.setStretchLastSection(True)

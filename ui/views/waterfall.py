@@ -1,0 +1,342 @@
+"""The latency waterfall: one row per turn, its spans as coloured segments.
+
+All rows share one millisecond axis whose zero is the turn's end of caller speech
+(``user_speech.end_ns``, else the start of ``voice_to_voice``), so the eye can compare
+where the time went turn by turn. Each row carries its voice-to-voice figure; clicking a
+row shows its spans, tool calls and transcript in a plain-text detail panel.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ui.models.common import ms_text
+from ui.models.turns import HEADLINE, TurnsModel, span_ms, turn_number
+from ui.theme import SLOW_COLOR, mono_font, span_color, span_label
+
+#: Spans drawn as segments, in legend order (``tool:<name>`` spans join "tool call").
+SEGMENTS = (
+    "user_speech",
+    "end_of_turn_delay",
+    "response_start",
+    "ttfb",
+    "tool",
+    "tool_followup",
+    "playback_latency",
+    "agent_speech",
+)
+_LATENCY = ("end_of_turn_delay", "response_start", "ttfb", "tool_followup", "playback_latency")
+MAX_VISIBLE_ROWS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class RowLayout:
+    """What one waterfall row shows (exposed for tests and reports).
+
+    Attributes:
+        row: model row.
+        number: 1-based turn number.
+        origin_ns: the row's zero (caller speech end).
+        segments: span name → (x0_ms, width_ms) relative to the origin.
+        headline_ms: voice-to-voice, if measured.
+        label: the plain text drawn beside the row.
+        slow: the turn exceeds the slow threshold.
+    """
+
+    row: int
+    number: int
+    origin_ns: int | None
+    segments: dict[str, tuple[float, float]]
+    headline_ms: float | None
+    label: str
+    slow: bool
+
+
+def turn_origin(turn: dict[str, Any]) -> int | None:
+    """The zero of a turn's row: end of caller speech, else voice-to-voice start."""
+    spans = turn.get("spans") or {}
+    for name, key in (
+        ("user_speech", "end_ns"),
+        (HEADLINE, "start_ns"),
+        ("end_of_turn_delay", "start_ns"),
+    ):
+        span = spans.get(name)
+        if isinstance(span, dict) and isinstance(span.get(key), int):
+            return int(span[key])
+    starts = [
+        s["start_ns"]
+        for s in spans.values()
+        if isinstance(s, dict) and isinstance(s.get("start_ns"), int)
+    ]
+    return min(starts) if starts else None
+
+
+def layout_row(turn: dict[str, Any], row: int, slow: bool) -> RowLayout:
+    """Compute the segments and label of one row from its turn dict."""
+    origin = turn_origin(turn)
+    segments: dict[str, tuple[float, float]] = {}
+    for name, span in (turn.get("spans") or {}).items():
+        if name == HEADLINE or not isinstance(span, dict) or origin is None:
+            continue
+        start, end = span.get("start_ns"), span.get("end_ns")
+        if not isinstance(start, int):
+            continue
+        width = span_ms(turn, name) if not isinstance(end, int) else (end - start) / 1e6
+        if width is None:
+            continue
+        segments[name] = ((start - origin) / 1e6, max(0.0, width))
+    headline = span_ms(turn, HEADLINE)
+    label = ms_text(headline) if headline is not None else "no v2v"
+    if slow:
+        label += "  ⚠ slow"
+    if turn.get("interrupted"):
+        label += "  ✂ barge-in"
+    return RowLayout(row, turn_number(turn, row), origin, segments, headline, label, slow)
+
+
+def detail_text(turn: dict[str, Any], row: int, slow_ms: float) -> str:
+    """The plain-text detail of one turn (spans, tool calls, transcript, events used)."""
+    lay = layout_row(turn, row, (span_ms(turn, HEADLINE) or 0) > slow_ms)
+    lines = [
+        f"Turn {lay.number} — voice→voice {ms_text(lay.headline_ms)}"
+        + (" (slow)" if lay.slow else "")
+    ]
+    if turn.get("interrupted"):
+        lines.append("The caller barged in on this turn.")
+    lines += [
+        "",
+        f"Caller: {turn.get('user_transcript') or '—'}",
+        f"Agent:  {turn.get('agent_transcript') or '—'}",
+    ]
+    lines += ["", "Spans (ms from end of caller speech):"]
+    spans = turn.get("spans") or {}
+    order = sorted(
+        spans,
+        key=lambda n: (spans[n] or {}).get("start_ns") or 0 if isinstance(spans[n], dict) else 0,
+    )
+    for name in order:
+        ms = span_ms(turn, name)
+        seg = lay.segments.get(name)
+        where = f"{seg[0]:+9,.0f} → {seg[0] + seg[1]:+9,.0f}" if seg else " " * 21
+        lines.append(f"  {span_label(name):<22} {where}  {ms_text(ms):>10}")
+    calls = turn.get("tool_calls") or []
+    if calls:
+        lines += ["", "Tool calls:"]
+        for c in calls:
+            args = c.get("arguments")
+            args_text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+            lines.append(
+                f"  {c.get('name', '?')}({args_text}) → {c.get('status', '?')} in {ms_text(c.get('ms'))}"
+            )
+    used = turn.get("events_used") or []
+    if used:
+        lines += ["", "Events used:"]
+        lines += [
+            f"  {json.dumps(u, ensure_ascii=False) if not isinstance(u, str) else u}" for u in used
+        ]
+    return "\n".join(lines)
+
+
+class WaterfallView(QWidget):
+    """The waterfall plot, a p50/p95 summary, the slow-threshold spin box, a legend and a
+    detail panel. Bound to a :class:`TurnsModel`; main thread only.
+    """
+
+    #: A row was selected (model row).
+    turnSelected = Signal(int)  # noqa: N815
+
+    def __init__(self, model: TurnsModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.selected: int | None = None
+        self._rows: list[RowLayout] = []
+        self._labels: list[pg.TextItem] = []
+
+        self.summary = QLabel(self)
+        self.summary.setObjectName("summaryLabel")
+        self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.threshold = QSpinBox(self)
+        self.threshold.setRange(100, 20_000)
+        self.threshold.setSingleStep(100)
+        self.threshold.setSuffix(" ms")
+        self.threshold.setValue(int(model.slow_ms))
+        self.threshold.setToolTip("Turns whose voice→voice exceeds this are flagged slow")
+        self.threshold.valueChanged.connect(lambda v: model.set_slow_ms(float(v)))
+
+        self.plot = pg.PlotWidget(self, background="w")
+        self.plot.setMinimumHeight(160)
+        item = self.plot.getPlotItem()
+        item.hideButtons()
+        item.setMenuEnabled(False)
+        item.showGrid(x=True, y=False, alpha=0.15)
+        item.invertY(True)
+        item.setLabel("bottom", "ms after the caller stopped speaking")
+        item.getAxis("left").setStyle(tickLength=0)
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).setPen(pg.mkPen("#80868b"))
+            item.getAxis(axis).setTextPen(pg.mkPen("#3c4043"))
+        vb = item.getViewBox()
+        vb.setMouseEnabled(x=True, y=False)
+        self._bars = pg.BarGraphItem(x0=[], y=[], height=0.5, width=[])
+        self._v2v = pg.BarGraphItem(x0=[], y=[], height=0.07, width=[])
+        self._highlight = pg.LinearRegionItem(
+            orientation="horizontal",
+            movable=False,
+            brush=pg.mkBrush(210, 227, 252, 110),
+            pen=pg.mkPen(None),
+        )
+        self._highlight.setZValue(-10)
+        self._highlight.hide()
+        zero = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#5f6368", style=Qt.PenStyle.DashLine))
+        for it in (self._highlight, zero, self._bars, self._v2v):
+            item.addItem(it)
+        self.plot.scene().sigMouseClicked.connect(self._clicked)
+
+        self.detail = QPlainTextEdit(self)
+        self.detail.setReadOnly(True)
+        self.detail.setFont(mono_font())
+        self.detail.setPlaceholderText("Click a turn to see its spans, tool calls and transcript.")
+
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        slow_label = QLabel("Slow above", self)
+        top.addWidget(slow_label)
+        top.addWidget(self.threshold)
+
+        legend = QHBoxLayout()
+        legend.setSpacing(10)
+        for name in (*SEGMENTS, HEADLINE):
+            swatch = QLabel(self)
+            swatch.setFixedSize(12, 12 if name != HEADLINE else 3)
+            swatch.setStyleSheet(f"background: {span_color(name).name()}; border-radius: 2px;")
+            text = QLabel(span_label(name), self)
+            text.setObjectName("hint")
+            pair = QHBoxLayout()
+            pair.setSpacing(4)
+            pair.addWidget(swatch)
+            pair.addWidget(text)
+            legend.addLayout(pair)
+        legend.addStretch(1)
+
+        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split.addWidget(self.plot)
+        split.addWidget(self.detail)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+
+        box = QVBoxLayout(self)
+        box.setContentsMargins(6, 6, 6, 6)
+        box.addLayout(top)
+        box.addWidget(split, 1)
+        box.addLayout(legend)
+
+        for sig in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.dataChanged):
+            sig.connect(self.refresh)
+        model.summaryChanged.connect(self._summary_changed)
+        self.refresh()
+
+    # --- reading (tests) ----------------------------------------------------------------
+
+    def row_layouts(self) -> list[RowLayout]:
+        """What each row currently shows."""
+        return list(self._rows)
+
+    def label_texts(self) -> list[str]:
+        """The plain text of each row's figure label."""
+        return [t.textItem.toPlainText() for t in self._labels]
+
+    # --- behaviour ----------------------------------------------------------------------
+
+    def select_turn(self, row: int) -> None:
+        """Show the detail of model row ``row`` and highlight it."""
+        if not 0 <= row < self.model.rowCount():
+            return
+        self.selected = row
+        self.detail.setPlainText(detail_text(self.model.turn(row), row, self.model.slow_ms))
+        self._highlight.setRegion((row - 0.5, row + 0.5))
+        self._highlight.show()
+        self.turnSelected.emit(row)
+
+    def _summary_changed(self) -> None:
+        self.summary.setText(self.model.summary_text())
+        if int(self.model.slow_ms) != self.threshold.value():
+            self.threshold.setValue(int(self.model.slow_ms))
+        self.refresh()
+
+    def _clicked(self, event: Any) -> None:
+        vb = self.plot.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        y = vb.mapSceneToView(event.scenePos()).y()
+        self.select_turn(int(round(y)))
+
+    def refresh(self, *_args: Any) -> None:
+        """Redraw every row from the model."""
+        item = self.plot.getPlotItem()
+        for t in self._labels:
+            item.removeItem(t)
+        self._labels = []
+        n = self.model.rowCount()
+        self._rows = [layout_row(self.model.turn(i), i, self.model.is_slow(i)) for i in range(n)]
+        x0s, ys, ws, brushes = [], [], [], []
+        hx, hy, hw, hbrushes = [], [], [], []
+        right = 400.0
+        left = -300.0
+        for lay in self._rows:
+            for name, (x0, w) in lay.segments.items():
+                x0s.append(x0)
+                ys.append(lay.row)
+                ws.append(max(w, 0.5))
+                color = QColor(span_color(name))
+                if name in ("user_speech", "agent_speech"):
+                    color.setAlpha(140)
+                brushes.append(pg.mkBrush(color))
+                if name in _LATENCY or name.startswith("tool:"):
+                    right = max(right, x0 + w)
+            if lay.headline_ms is not None:
+                hx.append(0.0)
+                hy.append(lay.row + 0.33)
+                hw.append(lay.headline_ms)
+                hbrushes.append(pg.mkBrush(SLOW_COLOR if lay.slow else "#202124"))
+                right = max(right, lay.headline_ms)
+        right *= 1.12
+        for lay in self._rows:
+            end = lay.headline_ms if lay.headline_ms is not None else 0.0
+            label = pg.TextItem(color=SLOW_COLOR if lay.slow else "#202124", anchor=(0, 0.5))
+            label.setText(lay.label)  # TextItem.setText is plain text (no markup)
+            label.setPos(end + right * 0.01, lay.row + 0.33)
+            item.addItem(label)
+            self._labels.append(label)
+        self._bars.setOpts(
+            x0=x0s, y=ys, width=ws, height=0.5, brushes=brushes, pens=[pg.mkPen(None)] * len(ys)
+        )
+        self._v2v.setOpts(
+            x0=hx, y=hy, width=hw, height=0.07, brushes=hbrushes, pens=[pg.mkPen(None)] * len(hy)
+        )
+        ticks = [(lay.row, f"Turn {lay.number}") for lay in self._rows]
+        item.getAxis("left").setTicks([ticks, []])
+        first = max(0, n - MAX_VISIBLE_ROWS)
+        item.getViewBox().setRange(
+            xRange=(left, right * 1.18), yRange=(first - 0.6, max(n, first + 3) - 0.4), padding=0
+        )
+        self.summary.setText(self.model.summary_text())
+        if self.selected is not None and self.selected < n:
+            self.detail.setPlainText(
+                detail_text(self.model.turn(self.selected), self.selected, self.model.slow_ms)
+            )

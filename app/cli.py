@@ -109,7 +109,8 @@ def main(
     default: Handler | None = None,
 ) -> int:
     """Run the CLI. ``extend(subparsers)`` lets the composition root add commands;
-    ``default`` runs when no command is given (the desktop app)."""
+    ``default`` runs when no command is given (the desktop app).
+    """
     parser, sub = build_parser()
     if extend is not None:
         extend(sub)
@@ -246,9 +247,7 @@ def _clip(text: str, width: int) -> str:
 
 def print_turn_table(turns: list[dict[str, Any]], out: Any) -> None:
     """One row per turn with the span figures in ms (``-`` where a span does not apply)."""
-    head = f"{'#':>2}  {'caller':<28} {'agent':<28} " + " ".join(
-        f"{h:>7}" for h, _ in TABLE_SPANS
-    )
+    head = f"{'#':>2}  {'caller':<28} {'agent':<28} " + " ".join(f"{h:>7}" for h, _ in TABLE_SPANS)
     print(head, file=out)
     print(f"{'':>2}  {'':<28} {'':<28} " + " ".join(f"{'ms':>7}" for _ in TABLE_SPANS), file=out)
     for turn in turns:
@@ -308,7 +307,8 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no sessions in {root}")
         return EXIT_OK
-    print(f"{'session':<22} {'started':<20} {'status':<11} {'provider':<8} {'turns':>5} {'v2v p50':>8}")
+    head = ("session", "started", "status", "provider", "turns", "v2v p50")
+    print(f"{head[0]:<22} {head[1]:<20} {head[2]:<11} {head[3]:<8} {head[4]:>5} {head[5]:>8}")
     for r in rows:
         p50 = r.get("p50_v2v_ms")
         print(
@@ -328,7 +328,9 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
         print(json.dumps({"meta": record.meta, "turns": record.turns}, ensure_ascii=False))
         return EXIT_OK
     meta = record.meta
-    print(f"session {record.session_id}  status {meta.get('status')}  provider {meta.get('provider')}")
+    print(
+        f"session {record.session_id}  status {meta.get('status')}  provider {meta.get('provider')}"
+    )
     print(f"started {meta.get('started_at')}  ended {meta.get('ended_at')}")
     print(f"events {len(record.events)}  folder {record.path}")
     print_turn_table(record.turns, sys.stdout)
@@ -382,7 +384,10 @@ def cmd_keys_set(args: argparse.Namespace) -> int:
     value = sys.stdin.readline().strip()
     if not value:
         raise UsageError("no key on stdin")
-    set_secret({"openai": "openai_api_key", "gemini": "gemini_api_key", "sip": "sip_password"}[args.name], value)
+    set_secret(
+        {"openai": "openai_api_key", "gemini": "gemini_api_key", "sip": "sip_password"}[args.name],
+        value,
+    )
     print(f"{args.name} key stored in the OS keyring")
     return EXIT_OK
 
@@ -392,7 +397,8 @@ def cmd_keys_status(args: argparse.Namespace) -> int:
     from app.bridge.providers import KEY_NAMES
     from app.secrets import get_secret, keyring_available
 
-    print(f"keyring backend: {'available' if keyring_available() else 'none (using environment variables)'}")
+    backend = "available" if keyring_available() else "none (using environment variables)"
+    print(f"keyring backend: {backend}")
     for provider, (name, env_vars) in KEY_NAMES.items():
         print(f"{provider}: {'configured' if get_secret(name, env_vars) else 'not configured'}")
     return EXIT_OK

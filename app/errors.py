@@ -42,7 +42,9 @@ class AudioDeviceError(VoiceprobeError):
         host_api: the PortAudio host API, if known.
     """
 
-    def __init__(self, message: str, device: str | int | None = None, host_api: str | None = None) -> None:
+    def __init__(
+        self, message: str, device: str | int | None = None, host_api: str | None = None
+    ) -> None:
         self.device = device
         self.host_api = host_api
         super().__init__(message)

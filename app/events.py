@@ -53,7 +53,8 @@ class ConnectionState(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionConfigured(Event):
     """The provider acknowledged the session configuration (``session.updated`` /
-    ``setupComplete``)."""
+    ``setupComplete``).
+    """
 
     provider: str
     session_id: str = ""

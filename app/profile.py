@@ -27,7 +27,8 @@ TOOL_IMPLS = ("mock", "http")
 @dataclass(frozen=True, slots=True)
 class TurnDetection:
     """Server-side turn detection. ``type`` is ``server_vad``, ``semantic_vad`` or ``none``
-    (manual: the bridge commits on local VAD end)."""
+    (manual: the bridge commits on local VAD end).
+    """
 
     type: str = "server_vad"
     threshold: float = 0.5
@@ -72,7 +73,8 @@ class ToolSpec:
 @dataclass(frozen=True, slots=True)
 class Profile:
     """An agent profile. ``provider`` is ``openai`` or ``gemini``; ``url`` overrides the
-    provider's default endpoint."""
+    provider's default endpoint.
+    """
 
     name: str = "default"
     provider: str = "openai"
@@ -110,7 +112,8 @@ def _choice(value: Any, choices: tuple[str, ...], path: str, fld: str) -> str:
 
 def _build(cls: type, data: Any, path: str, prefix: str, specs: dict[str, Any]) -> Any:
     """Build dataclass ``cls`` from mapping ``data`` checking each key against ``specs``
-    (key → type, tuple of choices as ``("choice", (...))``, or a callable)."""
+    (key → type, tuple of choices as ``("choice", (...))``, or a callable).
+    """
     if data is None:
         return cls()
     if not isinstance(data, dict):

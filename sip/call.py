@@ -150,6 +150,12 @@ class PjCall(pj.Call):
         except Exception as exc:
             self.endpoint.callback_failed("onCallMediaState", exc)
 
+    def onStreamDestroyed(self, prm: pj.OnStreamDestroyedParam) -> None:  # noqa: N802
+        try:
+            self.endpoint.final_quality(self)
+        except Exception as exc:
+            self.endpoint.callback_failed("onStreamDestroyed", exc)
+
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802 - pjsua2 API
         try:
             self.endpoint.dtmf_received(self, str(prm.digit))
@@ -167,14 +173,8 @@ class PjCall(pj.Call):
             aud = self.getAudioMedia(mi.index)
             port = self.handle.port
             if self.media is None:
-                self.media = FramePort(port.rate, port.rx, port.tx, port.stats)
+                self.media = FramePort(port.rate, port.link)
                 self.media.create(f"vp{self.handle.key}")
-                fp = self.media
-
-                def flush(fp: FramePort = fp) -> None:
-                    fp.flush_requested = True
-
-                port.attach(lambda fp=fp: fp.rx_mark, flush)
             aud.startTransmit(self.media)
             self.media.startTransmit(aud)
             self.audio_index = mi.index

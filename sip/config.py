@@ -60,7 +60,7 @@ class SipAccountConfig:
     srtp: str = "off"
     stun: str = ""
     reg_interval: int = 300
-    reg_timeout: float = 8.0
+    reg_timeout: float = 5.0
     bind_host: str = "127.0.0.1"
     bind_port: int = 0
     auto_answer: bool = True

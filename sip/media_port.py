@@ -77,6 +77,29 @@ class MediaStats:
         }
 
 
+class MediaLink:
+    """What a call's :class:`FramePort` shares with its :class:`sip.port.SipCallPort`.
+
+    Plain Python state only, so the port (held by user code) never keeps the pjsua2
+    media port alive: an ``AudioMediaPort`` alive at ``libDestroy`` aborts the process.
+
+    Attributes:
+        rx: ring the received (caller) audio is written to (clock thread writes).
+        tx: ring the audio to send (agent) is read from (clock thread reads).
+        stats: counters updated by the clock thread.
+        rx_mark: ``(total samples received, clock time of the last one)``, replaced
+            atomically by the clock thread.
+        flush_requested: set by the bridge; the clock thread then empties ``tx``.
+    """
+
+    def __init__(self, rx: RingBuffer, tx: RingBuffer, stats: MediaStats) -> None:
+        self.rx = rx
+        self.tx = tx
+        self.stats = stats
+        self.rx_mark: tuple[int, int] = (0, 0)
+        self.flush_requested = False
+
+
 class FramePort(pj.AudioMediaPort):
     """A conference-bridge port exchanging PCM16 mono 20 ms frames with two ring buffers.
 
@@ -85,19 +108,18 @@ class FramePort(pj.AudioMediaPort):
 
     Args:
         rate: 8000 or 16000.
-        rx: ring the received (caller) audio is written to.
-        tx: ring the audio to send (agent) is read from.
-        stats: counters to update.
+        link: the rings, counters and flags shared with the call's :class:`SipCallPort`.
     """
 
-    def __init__(self, rate: int, rx: RingBuffer, tx: RingBuffer, stats: MediaStats) -> None:
+    def __init__(self, rate: int, link: MediaLink) -> None:
         super().__init__()
         self.rate = rate
         self.samples = rate // 50
         self.nbytes = self.samples * 2
-        self._rx = rx
-        self._tx = tx
-        self._stats = stats
+        self._link = link
+        self._rx = link.rx
+        self._tx = link.tx
+        self._stats = link.stats
         self._scratch = np.zeros(self.samples, dtype=np.int16)
         self._scratch_ptr = self._scratch.ctypes.data
         # Outgoing frames are assembled in this vector's own memory, then assigned (one
@@ -109,9 +131,6 @@ class FramePort(pj.AudioMediaPort):
         self._txview: NDArray[np.int16] = np.ctypeslib.as_array(
             (ctypes.c_int16 * self.samples).from_address(ptr)
         )
-        self.flush_requested = False
-        #: ``(total samples received, clock time of the last one)``, replaced atomically.
-        self.rx_mark: tuple[int, int] = (0, 0)
         self._rx_total = 0
         self._frame_type = pj.PJMEDIA_FRAME_TYPE_AUDIO
 
@@ -134,7 +153,7 @@ class FramePort(pj.AudioMediaPort):
                 k = n >> 1
                 self._rx.write(self._scratch[:k] if k < self.samples else self._scratch)
                 self._rx_total += k
-                self.rx_mark = (self._rx_total, now)
+                self._link.rx_mark = (self._rx_total, now)
             if st.last_rx_ns:
                 st.intervals_ms[(st.rx_frames - 1) % len(st.intervals_ms)] = (
                     now - st.last_rx_ns
@@ -154,8 +173,8 @@ class FramePort(pj.AudioMediaPort):
         st = self._stats
         try:
             tx = self._tx
-            if self.flush_requested:
-                self.flush_requested = False
+            if self._link.flush_requested:
+                self._link.flush_requested = False
                 tx.clear()
             if tx.available > 0:
                 tx.read_into(self._txview)

@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.ringbuffer import RingBuffer
-from sip.media_port import MediaStats
+from sip.media_port import MediaLink, MediaStats
 
 _FRAME_NS = 20_000_000
 
@@ -46,30 +46,25 @@ class SipCallPort(CallerPort):
         self.rx = RingBuffer(int(rate * rx_seconds))
         self.tx = RingBuffer(int(rate * tx_seconds))
         self.stats = MediaStats()
+        #: Shared with the call's media port (plain state; holds no pjsua2 object).
+        self.link = MediaLink(self.rx, self.tx, self.stats)
         self.disconnected = threading.Event()
         self._hangup = hangup
         self._stopped = False
         self._read_total = 0
-        #: Set by the SIP thread: a callable returning ``(samples received, t_ns of last)``.
-        self._mark: Callable[[], tuple[int, int]] = lambda: (0, 0)
-        self._flush: Callable[[], None] = lambda: None
-
-    def attach(self, mark: Callable[[], tuple[int, int]], flush: Callable[[], None]) -> None:
-        """SIP thread: bind to the media port's receive mark and flush request."""
-        self._mark = mark
-        self._flush = flush
 
     def start(self, t0_ns: int) -> None:
         """Nothing to open: the call's media is already flowing."""
 
     def read(self, now_ns: int) -> list[CallerFrame]:
         """Return whole 20 ms frames received so far, each stamped with the clock time of
-        its last sample (the time its 20 ms frame reached the media port)."""
+        its last sample (the time its 20 ms frame reached the media port).
+        """
         n = self.frame_samples
         count = self.rx.available // n
         if count <= 0:
             return []
-        total, last_ns = self._mark()
+        total, last_ns = self.link.rx_mark
         frames: list[CallerFrame] = []
         for _ in range(count):
             pcm = np.empty(n, dtype=np.int16)
@@ -83,14 +78,15 @@ class SipCallPort(CallerPort):
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
         """Queue agent audio toward RTP; returns the estimated clock time at which its
         first sample leaves in an RTP packet (queued audio plus one frame). Audio beyond
-        the ring's capacity is dropped and counted in ``tx.overruns``."""
+        the ring's capacity is dropped and counted in ``tx.overruns``.
+        """
         ahead = self.tx.available
         self.tx.write(np.asarray(pcm, dtype=np.int16))
         return now_ns + ahead * 1_000_000_000 // self.rate + _FRAME_NS
 
     def flush(self) -> None:
         """Drop queued agent audio (barge-in); takes effect at the next frame."""
-        self._flush()
+        self.link.flush_requested = True
 
     @property
     def queued_samples(self) -> int:

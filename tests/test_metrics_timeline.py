@@ -25,7 +25,9 @@ MS = 1_000_000
 
 
 def audio(t: int, rid: str, item: str) -> AgentAudio:
-    return AgentAudio(t_ns=t * MS, response_id=rid, item_id=item, pcm=b"\0\0" * 240, sample_rate=24000)
+    return AgentAudio(
+        t_ns=t * MS, response_id=rid, item_id=item, pcm=b"\0\0" * 240, sample_rate=24000
+    )
 
 
 def test_spans_of_a_plain_turn_name_their_events() -> None:
@@ -70,10 +72,18 @@ def test_tool_turn_has_tool_and_followup_spans() -> None:
         LocalSpeechStopped(t_ns=1000 * MS, sample=16000),
         ServerSpeechStopped(t_ns=1500 * MS, item_id="u1"),
         ResponseStarted(t_ns=1600 * MS, response_id="r1"),
-        ToolCallRequested(t_ns=1700 * MS, call_id="c1", name="get_weather", arguments="{}", response_id="r1"),
+        ToolCallRequested(
+            t_ns=1700 * MS, call_id="c1", name="get_weather", arguments="{}", response_id="r1"
+        ),
         ResponseFinished(t_ns=1701 * MS, response_id="r1"),
         ToolCallFinished(
-            t_ns=1950 * MS, call_id="c1", name="get_weather", arguments="{}", status="ok", output="{}", ms=250
+            t_ns=1950 * MS,
+            call_id="c1",
+            name="get_weather",
+            arguments="{}",
+            status="ok",
+            output="{}",
+            ms=250,
         ),
         ResponseStarted(t_ns=1960 * MS, response_id="r2"),
         audio(2200, "r2", "a2"),
@@ -100,7 +110,9 @@ def test_barge_in_closes_the_turn_and_opens_the_next() -> None:
         PlaybackStarted(t_ns=1920 * MS, item_id="a1"),
         LocalSpeechStarted(t_ns=3000 * MS, sample=48000),
         BargeIn(t_ns=3030 * MS, item_id="a1", played_ms=1110, received_ms=4000, truncate_ms=1110),
-        PlaybackStopped(t_ns=3030 * MS, item_id="a1", played_samples=17760, sample_rate=16000, interrupted=True),
+        PlaybackStopped(
+            t_ns=3030 * MS, item_id="a1", played_samples=17760, sample_rate=16000, interrupted=True
+        ),
         ResponseFinished(t_ns=3300 * MS, response_id="r1", status="cancelled"),
         ServerSpeechStarted(t_ns=3300 * MS, item_id="u2"),
         LocalSpeechStopped(t_ns=4000 * MS, sample=64000),

@@ -36,6 +36,7 @@ from openai.types.realtime.realtime_response_usage import RealtimeResponseUsage
 from openai.types.realtime.realtime_session_create_request import RealtimeSessionCreateRequest
 
 from app.clock import FakeClock
+from app.errors import ConfigError
 from app.events import (
     AgentAudio,
     AgentTranscript,
@@ -679,5 +680,5 @@ def test_g711_round_trip(fmt: str) -> None:
 
 
 def test_profile_with_unknown_format_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         OpenAIProtocol(replace(Profile(), audio_format="opus"), FakeClock())

@@ -76,6 +76,20 @@ def test_summary_figures_win_over_turns(tmp_path: Path) -> None:
         index.upsert({"provider": "openai"})  # no id
 
 
+def test_timeline_summary_shape_is_understood(tmp_path: Path) -> None:
+    index = SessionIndex(tmp_path / "sessions.db")
+    summary = {"turns": 3, "voice_to_voice": {"p50_ms": 700.0, "p95_ms": 910.0}, "errors": 0}
+    index.upsert(_meta("s-11", summary=summary))
+    row = index.get("s-11")
+    assert row is not None
+    assert (row["turns"], row["p50_v2v_ms"], row["p95_v2v_ms"], row["errors"]) == (
+        3,
+        700.0,
+        910.0,
+        0,
+    )
+
+
 def test_percentile() -> None:
     assert percentile([], 50) is None
     assert percentile([3.0], 95) == 3.0

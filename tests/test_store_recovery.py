@@ -30,7 +30,7 @@ root, sid, n = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 w = SessionWriter(root, sid, {"provider": "openai", "model": "m", "tags": ["crash"]})
 i = 0
 while True:
-    w.append_event(Notice(t_ns=i, level="info", message="x" * (i % 300)))
+    w.append_event(Notice(t_ns=i, level="info", message="x" * (i % 40)))
     i += 1
     if i == n:
         print("ready", flush=True)
@@ -70,7 +70,7 @@ def _assert_prefix(events: list[dict]) -> None:
 def test_reader_beside_a_live_writer(writer_proc: tuple[subprocess.Popen[str], Path]) -> None:
     proc, folder = writer_proc
     counts = []
-    for _ in range(20):
+    for _ in range(12):
         rec = load_session(folder)
         _assert_prefix(rec.events)  # never a hole or a reordering
         assert rec.skipped_lines <= 1  # at most the line being written

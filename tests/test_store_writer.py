@@ -59,7 +59,9 @@ def test_events_round_trip(home: Path) -> None:
         UserTranscript(t_ns=1, item_id="i1", text="héllo", final=True, raw={"type": "x"}),
         AgentAudio(t_ns=2, response_id="r", item_id="i2", pcm=b"\0" * 960, sample_rate=24000),
         ToolCallCancelled(t_ns=3, call_ids=("a", "b")),
-        Notice(t_ns=4, level="info", message="m", raw={"odd": object(), "set": {2}, "blob": b"abc"}),
+        Notice(
+            t_ns=4, level="info", message="m", raw={"odd": object(), "set": {2}, "blob": b"abc"}
+        ),
     ]
     for ev in events:
         w.append_event(ev)

@@ -131,7 +131,7 @@ def test_aclose_cancels_running_calls() -> None:
 
     async def go() -> None:
         task = asyncio.create_task(runner.run("z", "lookup", "{}"))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # let run() start its call task
         t0 = time.monotonic()
         await runner.aclose()
         assert time.monotonic() - t0 < 0.5

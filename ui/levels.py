@@ -19,7 +19,7 @@ class LevelPump(QObject):
     """
 
     #: (t_ns on the monotonic clock, caller dBFS, agent dBFS)
-    sampled = Signal(int, float, float)
+    sampled = Signal("qint64", float, float)
 
     def __init__(
         self,

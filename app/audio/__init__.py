@@ -1,2 +1,3 @@
 """Audio building blocks: PCM16 frames, G.711, resampling, ring buffer, VAD, playout,
-WAV files and the caller-side ports (file, mic)."""
+WAV files and the caller-side ports (file, mic).
+"""

@@ -31,7 +31,8 @@ class CallerFrame:
 
 class CallerPort(abc.ABC):
     """A caller-side source and sink. Methods run on the bridge's asyncio thread unless
-    stated otherwise; device callbacks behind a port only copy into ring buffers."""
+    stated otherwise; device callbacks behind a port only copy into ring buffers.
+    """
 
     #: Sample rate of frames in and out.
     rate: int
@@ -52,7 +53,8 @@ class CallerPort(abc.ABC):
     @abc.abstractmethod
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
         """Hand agent audio to the sink; returns the clock time (ns) at which its first
-        sample will be played."""
+        sample will be played.
+        """
 
     def next_due_ns(self) -> int | None:
         """When the next frame will be available (paced ports), or ``None`` to poll."""

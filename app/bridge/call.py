@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from app.audio.pcm import FRAME_MS, int16_to_bytes
+from app.audio.pcm import FRAME_MS, SILENCE_DBFS, int16_to_bytes, rms_dbfs
 from app.audio.playout import PlayoutBuffer
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.resample import StreamResampler
@@ -52,7 +52,7 @@ from app.events import (
     ToolCallRequested,
 )
 from app.metrics.timeline import Timeline
-from app.providers.base import Provider
+from app.providers.base import Outgoing, Provider
 from app.tools.runner import ToolRunner
 
 VAD_RATE = 16000
@@ -73,6 +73,7 @@ class BridgeOptions:
         vad_aggressiveness: webrtcvad mode 0–3.
         config_timeout_s: how long to wait for the provider to accept the session.
         tool_wait_s: how long a tool result waits for the response that asked for it.
+        manual_turns: server turn detection is off; the local VAD starts and ends turns.
     """
 
     barge_in: str = "local"
@@ -82,6 +83,7 @@ class BridgeOptions:
     vad_aggressiveness: int = 2
     config_timeout_s: float = 10.0
     tool_wait_s: float = 10.0
+    manual_turns: bool = False
 
 
 @dataclass(slots=True)
@@ -161,9 +163,12 @@ class Bridge:
         self._errors: list[dict[str, Any]] = []
         self._idle_since: int | None = None
         self._last_frame_t: int = 0
+        #: Caller audio gate, set from any thread (a plain bool: one writer, one reader).
         self.muted = False
-        self.caller_level = np.zeros(1, dtype=np.float32)
-        self.levels: tuple[float, float] = (-120.0, -120.0)
+        #: Mute the caller while agent audio plays (laptops without a headset).
+        self.half_duplex = False
+        #: Last frame's level (dBFS) of the caller and of the agent, pulled by the UI.
+        self.levels: tuple[float, float] = (SILENCE_DBFS, SILENCE_DBFS)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -304,7 +309,11 @@ class Bridge:
             # OpenAI refuses response.create while the asking response is still active.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self.options.tool_wait_s)
-        await self.provider.send_tool_result(ev.call_id, ev.name, result.output)
+        try:
+            await self.provider.send_tool_result(ev.call_id, ev.name, result.output)
+        except ProviderError as exc:
+            self.emit(Notice(t_ns=self.clock.now_ns(), level="error", message=str(exc)))
+            return
         self.emit(
             ToolCallFinished(
                 t_ns=self.clock.now_ns(),
@@ -350,30 +359,57 @@ class Bridge:
     async def _on_caller_frame(self, frame: CallerFrame) -> None:
         pcm = frame.pcm
         self._last_frame_t = frame.t_ns
+        agent_playing = self.playout.current_item is not None
+        if self.muted or (self.half_duplex and agent_playing):
+            # Muted, push-to-talk released, or half-duplex while the agent speaks: the
+            # provider and the local VAD hear silence; the recording keeps the real mic.
+            heard = np.zeros_like(pcm)
+        else:
+            heard = pcm
+        self.levels = (rms_dbfs(pcm), self.levels[1])
         # Local VAD on 16 kHz; edges mapped to the clock via the frame's capture stamp.
-        x16 = self._to_vad.process(pcm) if self._to_vad is not None else pcm
+        x16 = self._to_vad.process(heard) if self._to_vad is not None else heard
         for edge in self.vad.feed(x16):
             t = frame.t_ns - int((self.vad.position - edge.sample) * 1e9 / VAD_RATE)
             if edge.speaking:
                 self.emit(LocalSpeechStarted(t_ns=t, sample=edge.sample))
                 if self.options.barge_in == "local":
                     self._barge_in(self.clock.now_ns(), "local_vad")
+                if self.options.manual_turns:
+                    await self._send_quietly(self.provider.protocol.manual_turn_start())
             else:
                 self.emit(LocalSpeechStopped(t_ns=t, sample=edge.sample))
-        send = np.zeros_like(pcm) if self.muted else pcm
+                if self.options.manual_turns:
+                    await self._send_quietly(self.provider.protocol.manual_turn_end())
+        send = heard
         if self._to_provider is not None:
             send = self._to_provider.process(send)
         if len(send):
-            await self.provider.send_audio(int16_to_bytes(send))
+            try:
+                await self.provider.send_audio(int16_to_bytes(send))
+            except ProviderError:
+                # The socket is gone; the event pump reports it and ends (or recovers) the
+                # call. The caller audio stays in the recording.
+                self.stats.unsent_frames += 1
         self.stats.send_delay_ns.append(self.clock.now_ns() - frame.t_ns)
         self.stats.frames += 1
         if self.recorder is not None:
             self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
         self._play_one_frame()
 
+    async def _send_quietly(self, messages: list[Outgoing]) -> None:
+        """Send control messages; a dead socket is reported by the event pump."""
+        if not messages:
+            return
+        try:
+            await self.provider.send(messages)
+        except ProviderError:
+            self.stats.unsent_frames += 1
+
     def _play_one_frame(self) -> None:
         n = self.port.frame_samples
         block, segments = self.playout.pull(n)
+        self.levels = (self.levels[0], rms_dbfs(block))
         play_t = self.port.write(block, self.clock.now_ns())
         if self.recorder is not None:
             self.recorder.right(block, play_t)
@@ -412,7 +448,8 @@ class Bridge:
 
     def _playing_item(self) -> str | None:
         """An item that started playing and has not finished (its queue may be empty
-        for a moment while more audio is on the way)."""
+        for a moment while more audio is on the way).
+        """
         for item in self._items.values():
             if item.started and not item.stopped:
                 return item.item_id

@@ -19,6 +19,7 @@ from app.clock import Clock
 from app.errors import ConfigError, MissingKeyError
 from app.profile import RESOURCES, Profile
 from app.providers.base import Provider
+from app.providers.gemini.protocol import DEFAULT_MODEL as GEMINI_DEFAULT_MODEL
 from app.secrets import get_secret
 
 PROVIDER_CHOICES = ("sim", "openai", "gemini")
@@ -26,7 +27,10 @@ KEY_NAMES = {
     "openai": ("openai_api_key", ("OPENAI_API_KEY",)),
     "gemini": ("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
 }
-DEFAULT_MODELS = {"openai": "gpt-realtime", "gemini": "gemini-2.5-flash-native-audio-preview-09-2025"}
+DEFAULT_MODELS = {
+    "openai": "gpt-realtime",
+    "gemini": GEMINI_DEFAULT_MODEL,
+}
 DEFAULT_SCENARIO = RESOURCES / "scenarios" / "demo.yaml"
 SIM_KEY = "sim-local-key"
 
@@ -98,8 +102,12 @@ def plan_provider(
 
         sc = load_scenario(scenario or str(DEFAULT_SCENARIO))
         if url:
-            raise ConfigError("--url points at a real endpoint; use it with --provider openai|gemini")
-        return ProviderPlan(profile.provider, "sim", None, SIM_KEY, ca_file, sc, truth_path), profile
+            raise ConfigError(
+                "--url points at a real endpoint; use it with --provider openai|gemini"
+            )
+        return ProviderPlan(
+            profile.provider, "sim", None, SIM_KEY, ca_file, sc, truth_path
+        ), profile
     if scenario:
         raise ConfigError("--scenario only applies to --provider sim")
     if profile.provider != provider:

@@ -8,6 +8,7 @@ and produces the same summary.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,7 +85,10 @@ async def run_call(
     secrets = [s for s in (setup.plan.key,) if s]
     with setup.plan.started() as plan:
         provider = make_provider(setup.profile, plan, clock)
+        t0 = clock.now_ns()
         meta = {
+            "audio_t0_ns": t0,
+            "audio_rate": port.rate,
             "provider": plan.label,
             "model": setup.profile.model,
             "url": plan.url,
@@ -92,12 +96,10 @@ async def run_call(
             "profile_name": setup.profile.name,
             "tags": setup.tags,
             "source": setup.source,
-            "port_rate": port.rate,
         }
         writer = SessionWriter(root, session_id, meta, redact_secrets=secrets, clock=clock)
         if on_session is not None:
             on_session(session_id, writer.dir)
-        t0 = clock.now_ns()
         recorder = StereoRecorder(writer.audio_path, port.rate, t0) if setup.record else None
         sinks = list(subscribers or [])
         store_errors: list[str] = []
@@ -115,8 +117,13 @@ async def run_call(
                 sink(ev)
 
         bridge: Bridge | None = None
-        tools = ToolRunner(setup.profile.tools, setup.profile.tool_call_limit, clock)
-        bridge = Bridge(provider, port, tools, clock, emit, recorder, setup.options)
+        tools = ToolRunner(
+            setup.profile.tools, setup.profile.tool_call_limit, clock, session_id=session_id
+        )
+        options = setup.options
+        if setup.profile.turn_detection.type == "none":
+            options = dataclasses.replace(options, manual_turns=True)
+        bridge = Bridge(provider, port, tools, clock, emit, recorder, options)
         if handle is not None:
             handle.bridge = bridge
         emit(
@@ -131,6 +138,7 @@ async def run_call(
         try:
             result = await bridge.run()
         finally:
+            await tools.aclose()
             if recorder is not None:
                 recorder.close()
         emit(

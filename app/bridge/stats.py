@@ -23,6 +23,7 @@ class BridgeStats:
     send_delay_ns: list[int] = field(default_factory=list)
     recv_delay_ns: list[int] = field(default_factory=list)
     frames: int = 0
+    unsent_frames: int = 0
 
     def summary(self) -> dict[str, Any]:
         """p50/p95/max of both delays in ms."""
@@ -40,4 +41,5 @@ class BridgeStats:
             "caller_capture_to_ws_send": figs(self.send_delay_ns),
             "ws_receive_to_playout": figs(self.recv_delay_ns),
             "frames": self.frames,
+            "unsent_frames": self.unsent_frames,
         }

@@ -207,7 +207,8 @@ class Turn:
             "server_audio_start_ms": self.server_audio_start_ms,
             "server_audio_end_ms": self.server_audio_end_ms,
             "events_used": sorted(
-                {s["from"] for s in self.spans().values()} | {s["to"] for s in self.spans().values()}
+                {s["from"] for s in self.spans().values()}
+                | {s["to"] for s in self.spans().values()}
             ),
         }
 
@@ -239,7 +240,8 @@ class Timeline:
 
     def _user_turn(self) -> Turn:
         """The turn a caller-speech event belongs to: the current one while it is still in
-        its user phase, else a new one."""
+        its user phase, else a new one.
+        """
         cur = self.current
         if cur is None or cur.agent_phase:
             return self._open()

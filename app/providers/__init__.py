@@ -1,2 +1,3 @@
 """Realtime speech-to-speech providers: one folder per vendor, each a sans-I/O
-``protocol.py`` and a thin ``connection.py``."""
+``protocol.py`` and a thin ``connection.py``.
+"""

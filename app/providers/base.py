@@ -71,6 +71,18 @@ class ProviderProtocol(abc.ABC):
     def truncate(self, item_id: str, audio_end_ms: int) -> list[Outgoing]:
         """Messages that tell the server what was played of ``item_id`` (may be empty)."""
 
+    def manual_turn_start(self) -> list[Outgoing]:
+        """Messages to send when the local VAD starts caller speech and the profile turns
+        server turn detection off (Gemini ``activityStart``); empty by default.
+        """
+        return []
+
+    def manual_turn_end(self) -> list[Outgoing]:
+        """Messages to send when the local VAD ends caller speech with server turn
+        detection off (OpenAI commit + ``response.create``, Gemini ``activityEnd``).
+        """
+        return []
+
     def received_audio_ms(self, item_id: str) -> int:
         """Milliseconds of agent audio received so far for ``item_id`` (0 if unknown)."""
         return 0
@@ -115,7 +127,8 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def events(self) -> AsyncIterator[Event]:
         """Events as they arrive (including :class:`~app.events.ClientMessageSent` for
-        what was sent, and a final :class:`~app.events.ConnectionState` on close)."""
+        what was sent, and a final :class:`~app.events.ConnectionState` on close).
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -389,7 +389,10 @@ class Conversation:
         name = self.event_type(msg)
         for f in self.faults.at_event(name, turn):
             await self._apply_fault(f, turn, before=name)
-        while (wait := self._stall_until - time.monotonic_ns()) > 0:
+        while True:  # a stall may be extended while we wait
+            wait = self._stall_until - time.monotonic_ns()
+            if wait <= 0:
+                break
             await asyncio.sleep(wait / 1e9)
         return await self.send_raw(json.dumps(msg, separators=(",", ":")))
 
@@ -478,7 +481,9 @@ class Conversation:
         return task
 
     async def _timed_faults(self) -> None:
-        plan: list[tuple[float, Fault | None]] = [(f.after_ms or 0.0, f) for f in self.faults.timed()]
+        plan: list[tuple[float, Fault | None]] = [
+            (f.after_ms or 0.0, f) for f in self.faults.timed()
+        ]
         if self.scenario.session_limit_ms is not None:
             plan.append((self.scenario.session_limit_ms, None))
         for after_ms, f in sorted(plan, key=lambda p: p[0]):

@@ -24,7 +24,6 @@ import base64
 import binascii
 import copy
 import json
-import time
 from typing import Any
 
 import numpy as np
@@ -56,8 +55,6 @@ def default_session(model: str) -> dict[str, Any]:
     """The GA session the simulator reports in ``session.created``."""
     return {
         "type": "realtime",
-        "object": "realtime.session",
-        "id": new_id("sess"),
         "model": model,
         "output_modalities": ["audio"],
         "instructions": "You are a simulated voice agent (voiceprobe simulator).",
@@ -68,7 +65,6 @@ def default_session(model: str) -> dict[str, Any]:
         "truncation": "auto",
         "prompt": None,
         "include": None,
-        "expires_at": int(time.time()) + 3600,
         "audio": {
             "input": {
                 "format": {"type": "audio/pcm", "rate": 24000},

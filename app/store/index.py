@@ -94,7 +94,8 @@ def row_from_meta(meta: Mapping[str, Any], turns: Sequence[Any] | None = None) -
     """Build an index row from a ``session.json`` mapping (and the turns, if known).
 
     Figures come from ``meta["summary"]`` when it has them (``turns`` as a count or list,
-    ``p50_v2v_ms``, ``p95_v2v_ms``, ``errors`` as a count or list); otherwise from the
+    ``p50_v2v_ms``/``p95_v2v_ms`` or ``voice_to_voice: {p50_ms, p95_ms}`` as made by
+    ``app.metrics.timeline.summarize``, ``errors`` as a count or list); otherwise from the
     turns' ``voice_to_voice`` spans and ``meta["error_events"]``.
     """
     summary = meta.get("summary")
@@ -109,8 +110,10 @@ def row_from_meta(meta: Mapping[str, Any], turns: Sequence[Any] | None = None) -
     if n_turns is None:
         n_turns = len(turn_list)
     v2v = _v2v_ms(turn_list)
-    p50 = summary.get("p50_v2v_ms", percentile(v2v, 50))
-    p95 = summary.get("p95_v2v_ms", percentile(v2v, 95))
+    agg = summary.get("voice_to_voice")
+    agg = agg if isinstance(agg, Mapping) else {}
+    p50 = summary.get("p50_v2v_ms", agg.get("p50_ms", percentile(v2v, 50)))
+    p95 = summary.get("p95_v2v_ms", agg.get("p95_ms", percentile(v2v, 95)))
     errors = _count(summary.get("errors"))
     if errors is None:
         errors = _count(meta.get("error_events")) or 0
@@ -174,7 +177,9 @@ class SessionIndex:
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create {self.db_path.parent} ({exc.strerror})") from None
+            raise StoreError(
+                f"cannot create {self.db_path.parent} ({exc.strerror or exc})"
+            ) from None
         with self._connect() as con:
             mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":

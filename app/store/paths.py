@@ -24,7 +24,7 @@ def _ensure(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot create folder {path} ({exc.strerror})") from None
+        raise StoreError(f"cannot create folder {path} ({exc.strerror or exc})") from None
     return path
 
 

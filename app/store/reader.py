@@ -71,7 +71,7 @@ def _read_json(path: Path) -> Any:
     except UnicodeDecodeError:
         raise StoreError(f"{path} is not UTF-8 text") from None
     except OSError as exc:
-        raise StoreError(f"cannot read {path} ({exc.strerror})") from None
+        raise StoreError(f"cannot read {path} ({exc.strerror or exc})") from None
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -91,7 +91,7 @@ def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
     except FileNotFoundError:
         return events, 0
     except OSError as exc:
-        raise StoreError(f"cannot read {path} ({exc.strerror})") from None
+        raise StoreError(f"cannot read {path} ({exc.strerror or exc})") from None
     for line in data.split(b"\n"):
         if not line.strip():
             continue

@@ -34,7 +34,9 @@ def _bar(turn: dict[str, Any], scale_ms: float) -> str:
     if anchor is None:
         return ""
     rows = []
-    names = [n for n in SPAN_ORDER if n in spans] + sorted(n for n in spans if n.startswith("tool:"))
+    names = [n for n in SPAN_ORDER if n in spans] + sorted(
+        n for n in spans if n.startswith("tool:")
+    )
     for name in names:
         s = spans[name]
         left = max(0.0, (s["start_ns"] - anchor) / 1e6) / scale_ms * 100

@@ -256,7 +256,7 @@ class SessionWriter:
         except FileExistsError:
             raise StoreError(f"session folder {self.dir} already exists") from None
         except OSError as exc:
-            raise StoreError(f"cannot create {self.dir} ({exc.strerror})") from None
+            raise StoreError(f"cannot create {self.dir} ({exc.strerror or exc})") from None
         started = now if now is not None else datetime.now(UTC)
         clean = scrub_mapping(dict(meta))
         self.meta: dict[str, Any] = {
@@ -274,7 +274,9 @@ class SessionWriter:
         try:
             self._events = open(self.dir / EVENTS_FILE, "a", encoding="utf-8", newline="\n")
         except OSError as exc:
-            raise StoreError(f"cannot open {self.dir / EVENTS_FILE} ({exc.strerror})") from None
+            raise StoreError(
+                f"cannot open {self.dir / EVENTS_FILE} ({exc.strerror or exc})"
+            ) from None
         try:
             self._upsert_index()
         except StoreError as exc:
@@ -317,7 +319,9 @@ class SessionWriter:
                 self._events.write(line)
                 self._events.flush()
             except OSError as exc:
-                raise StoreError(f"cannot append to {self.events_path} ({exc.strerror})") from None
+                raise StoreError(
+                    f"cannot append to {self.events_path} ({exc.strerror or exc})"
+                ) from None
             self._events_written += 1
             if isinstance(ev, ProviderErrorEvent) or (
                 isinstance(ev, Notice) and ev.level == "error"

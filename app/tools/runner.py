@@ -10,6 +10,7 @@ text (control characters removed, length capped), never interpreted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import random
 import re
@@ -89,6 +90,10 @@ class ToolRunner:
         session_id: when given, idempotency keys are ``vp-<session_id>-<call_id>``
             (unique across sessions whose providers reuse call ids); else ``vp-<call_id>``.
 
+    Each call is bounded by its tool's ``impl.timeout_ms`` (0 = no timeout), for mock
+    latency as for HTTP. Every distinct ``call_id`` counts against ``call_limit``, also
+    calls refused as ``unknown_tool`` or ``bad_arguments``. Empty ``arguments`` mean ``{}``.
+
     Threading: the asyncio loop thread only. A call runs in its own task, shielded from
     the caller's cancellation, so a ``call_id`` always resolves to one cached result;
     :meth:`aclose` cancels calls still running.
@@ -141,7 +146,7 @@ class ToolRunner:
                 self._execute(call_id, name, arguments, self._calls), name=f"tool:{call_id}"
             )
             self._pending[call_id] = task
-            task.add_done_callback(lambda t, cid=call_id: self._settle(cid, t))
+            task.add_done_callback(functools.partial(self._settle, call_id))
         return await asyncio.shield(task)
 
     def _settle(self, call_id: str, task: asyncio.Task[ToolResult]) -> None:

@@ -12,7 +12,7 @@ from app import events as E
 from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
 
 SLOW_ROLE = USER_ROLE + 10
-COLUMNS = ("Time", "Tool", "Arguments", "Result", "Status", "Duration")
+COLUMNS = ("Time", "Tool", "Status", "Duration", "Arguments", "Result")
 DEFAULT_SLOW_MS = 1000.0
 
 
@@ -95,22 +95,22 @@ class ToolCallsModel(QAbstractTableModel):
             if col == 1:
                 return r.name
             if col == 2:
-                return one_line(r.arguments, 300)
-            if col == 3:
-                return one_line(r.output, 300)
-            if col == 4:
                 return r.status
-            return ms_text(r.ms) + ("  ⚠ slow" if slow else "")
-        if role == Qt.ItemDataRole.ToolTipRole and col in (2, 3):
-            return r.arguments if col == 2 else r.output
+            if col == 3:
+                return ms_text(r.ms) + ("  ⚠ slow" if slow else "")
+            if col == 4:
+                return one_line(r.arguments, 300)
+            return one_line(r.output, 300)
+        if role == Qt.ItemDataRole.ToolTipRole and col in (4, 5):
+            return r.arguments if col == 4 else r.output
         if role == Qt.ItemDataRole.ForegroundRole:
-            if col == 4 and r.status not in ("ok", "completed", "running"):
+            if col == 2 and r.status not in ("ok", "completed", "running"):
                 return QBrush(QColor("#b71c1c"))
-            if col == 5 and slow:
+            if col == 3 and slow:
                 return QBrush(QColor("#b45309"))
         if role == Qt.ItemDataRole.BackgroundRole and slow:
             return QBrush(QColor("#fff4e5"))
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == 5:
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == SLOW_ROLE:
             return slow

@@ -21,6 +21,6 @@ class ToolCallsView(QTableView):
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((60, 120, 220, 240, 90, 110)):
+        for col, width in enumerate((60, 120, 80, 110, 200, 240)):
             self.setColumnWidth(col, width)
         header.setStretchLastSection(True)

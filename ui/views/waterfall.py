@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -131,7 +132,10 @@ def detail_text(turn: dict[str, Any], row: int, slow_ms: float) -> str:
     )
     for name in order:
         ms = span_ms(turn, name)
+        span = spans[name] if isinstance(spans[name], dict) else {}
         seg = lay.segments.get(name)
+        if seg is None and lay.origin_ns is not None and isinstance(span.get("start_ns"), int):
+            seg = ((span["start_ns"] - lay.origin_ns) / 1e6, ms or 0.0)
         where = f"{seg[0]:+9,.0f} → {seg[0] + seg[1]:+9,.0f}" if seg else " " * 21
         lines.append(f"  {span_label(name):<22} {where}  {ms_text(ms):>10}")
     calls = turn.get("tool_calls") or []
@@ -192,8 +196,12 @@ class WaterfallView(QWidget):
             item.getAxis(axis).setTextPen(pg.mkPen("#3c4043"))
         vb = item.getViewBox()
         vb.setMouseEnabled(x=True, y=False)
-        self._bars = pg.BarGraphItem(x0=[], y=[], height=0.5, width=[])
-        self._v2v = pg.BarGraphItem(x0=[], y=[], height=0.07, width=[])
+        self._bars = pg.BarGraphItem(
+            x0=[], y=[], height=0.5, width=[], pen=pg.mkPen(None), brushes=[]
+        )
+        self._v2v = pg.BarGraphItem(
+            x0=[], y=[], height=0.07, width=[], pen=pg.mkPen(None), brushes=[]
+        )
         self._highlight = pg.LinearRegionItem(
             orientation="horizontal",
             movable=False,
@@ -218,9 +226,10 @@ class WaterfallView(QWidget):
         top.addWidget(slow_label)
         top.addWidget(self.threshold)
 
-        legend = QHBoxLayout()
-        legend.setSpacing(10)
-        for name in (*SEGMENTS, HEADLINE):
+        legend = QGridLayout()
+        legend.setHorizontalSpacing(12)
+        legend.setVerticalSpacing(2)
+        for i, name in enumerate((*SEGMENTS, HEADLINE)):
             swatch = QLabel(self)
             swatch.setFixedSize(12, 12 if name != HEADLINE else 3)
             swatch.setStyleSheet(f"background: {span_color(name).name()}; border-radius: 2px;")
@@ -230,15 +239,18 @@ class WaterfallView(QWidget):
             pair.setSpacing(4)
             pair.addWidget(swatch)
             pair.addWidget(text)
-            legend.addLayout(pair)
-        legend.addStretch(1)
+            pair.addStretch(1)
+            legend.addLayout(pair, i // 5, i % 5)
 
-        split = QSplitter(Qt.Orientation.Horizontal, self)
+        split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.plot)
         split.addWidget(self.detail)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setChildrenCollapsible(False)
+        split.setSizes([400, 170])
+        self.detail.setMinimumHeight(80)
+        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
 
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
@@ -323,17 +335,13 @@ class WaterfallView(QWidget):
             label.setPos(end + right * 0.01, lay.row + 0.33)
             item.addItem(label)
             self._labels.append(label)
-        self._bars.setOpts(
-            x0=x0s, y=ys, width=ws, height=0.5, brushes=brushes, pens=[pg.mkPen(None)] * len(ys)
-        )
-        self._v2v.setOpts(
-            x0=hx, y=hy, width=hw, height=0.07, brushes=hbrushes, pens=[pg.mkPen(None)] * len(hy)
-        )
+        self._bars.setOpts(x0=x0s, y=ys, width=ws, height=0.5, brushes=brushes)
+        self._v2v.setOpts(x0=hx, y=hy, width=hw, height=0.07, brushes=hbrushes)
         ticks = [(lay.row, f"Turn {lay.number}") for lay in self._rows]
         item.getAxis("left").setTicks([ticks, []])
         first = max(0, n - MAX_VISIBLE_ROWS)
         item.getViewBox().setRange(
-            xRange=(left, right * 1.18), yRange=(first - 0.6, max(n, first + 3) - 0.4), padding=0
+            xRange=(left, right * 1.4), yRange=(first - 0.6, max(n, first + 3) - 0.4), padding=0
         )
         self.summary.setText(self.model.summary_text())
         if self.selected is not None and self.selected < n:

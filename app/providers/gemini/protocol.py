@@ -415,6 +415,14 @@ class GeminiProtocol(ProviderProtocol):
         msg = {"realtimeInput": {"audio": {"data": data, "mimeType": INPUT_MIME}}}
         return [self._out(msg, "realtimeInput", log=False)]
 
+    def manual_turn_start(self) -> list[Outgoing]:
+        """Automatic activity detection is off: the local VAD starts the caller's turn."""
+        return self.activity_start()
+
+    def manual_turn_end(self) -> list[Outgoing]:
+        """Automatic activity detection is off: the local VAD ends the caller's turn."""
+        return self.activity_end()
+
     def activity_start(self) -> list[Outgoing]:
         """Manual VAD (``turn_detection.type: none``): the caller started speaking.
 

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from app.audio import g711
 from app.audio.pcm import bytes_to_int16, int16_to_bytes
 from app.clock import Clock
+from app.errors import ConfigError
 from app.events import (
     AgentAudio,
     AgentTranscript,
@@ -177,6 +178,7 @@ class OpenAIProtocol(ProviderProtocol):
 
     Args:
         profile: the agent profile (model, voice, instructions, audio format, VAD, tools).
+            An audio format other than pcm16/pcmu/pcma raises ConfigError.
         clock: stamps nothing itself (``receive`` is given its stamp) but is kept for
             symmetry with other protocols and future use.
     """
@@ -185,7 +187,9 @@ class OpenAIProtocol(ProviderProtocol):
 
     def __init__(self, profile: Profile, clock: Clock) -> None:
         if profile.audio_format not in _WIRE_FORMATS:
-            raise ValueError(f"unsupported audio format {profile.audio_format!r}")
+            raise ConfigError(
+                f"unsupported audio format {profile.audio_format!r}", field="audio_format"
+            )
         self.profile = profile
         self.clock = clock
         self.audio_format = profile.audio_format
@@ -301,6 +305,10 @@ class OpenAIProtocol(ProviderProtocol):
         }
         return [self._msg(body)]
 
+    def manual_turn_end(self) -> list[Outgoing]:
+        """Turn detection is off: the local VAD ended the caller's turn (commit + respond)."""
+        return self.commit()
+
     def commit(self) -> list[Outgoing]:
         """Manual turn end: ``input_audio_buffer.commit`` then ``response.create``."""
         return [
@@ -339,8 +347,9 @@ class OpenAIProtocol(ProviderProtocol):
     def receive(self, text: str | bytes, t_ns: int) -> list[Event]:
         """Map one server message (received at ``t_ns``) to events; never raises.
 
-        Known GA types with nothing to normalize give ``[]``; types outside the GA union
-        (and the beta synonyms) give :class:`~app.events.UnknownMessage`.
+        Beta delta names are read as their GA synonyms. Known GA types with nothing to
+        normalize give ``[]``; types outside the GA union give
+        :class:`~app.events.UnknownMessage`.
         """
         if len(text) > MAX_MESSAGE_SIZE:
             return [self._malformed(t_ns, f"message of {len(text)} bytes is too large")]

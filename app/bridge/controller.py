@@ -1,0 +1,210 @@
+"""The desktop app's handle on the core: calls on a background asyncio thread.
+
+The UI (``ui/``) talks to the core only through :class:`CallController`. It owns one
+asyncio loop thread (DESIGN.md, "Threads"); its methods may be called from the Qt main
+thread and hop onto that loop. Events reach subscribers on the loop thread; the UI's
+single ``EventBus`` re-emits them as queued Qt signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from app.audio.port import CallerPort
+from app.bridge.call import BridgeOptions
+from app.bridge.providers import KEY_NAMES, plan_provider
+from app.bridge.session import CallHandle, CallSetup, run_call
+from app.clock import MONOTONIC, Clock
+from app.errors import VoiceprobeError
+from app.events import CallEnded, Event, Notice
+from app.profile import Profile
+from app.secrets import get_secret
+
+Subscriber = Callable[[Event], None]
+
+
+def provider_for(profile: Profile) -> str:
+    """``openai``/``gemini`` when a key for the profile's provider is configured, else
+    ``sim`` (the built-in simulator answers).
+    """
+    name, env_vars = KEY_NAMES[profile.provider]
+    return profile.provider if get_secret(name, env_vars) else "sim"
+
+
+class CallController:
+    """Places one call at a time for the desktop app.
+
+    Args:
+        data_root: data folder (default: the user data folder / ``$VOICEPROBE_HOME``).
+        clock: the one clock.
+        port_factory: builds the caller port from the call options (default: the sound
+            devices named by ``input_device`` / ``output_device``).
+    """
+
+    def __init__(
+        self,
+        data_root: Path | None = None,
+        clock: Clock = MONOTONIC,
+        port_factory: Callable[[dict[str, Any]], CallerPort] | None = None,
+    ) -> None:
+        self.data_root = data_root
+        self.clock = clock
+        self.port_factory = port_factory or _device_port
+        self._subs: list[Subscriber] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="voiceprobe-core", daemon=True
+        )
+        self._thread.start()
+        self._handle = CallHandle()
+        self._future: Future[dict[str, Any]] | None = None
+        self.push_to_talk = False
+        self.last_summary: dict[str, Any] | None = None
+
+    # -- subscription ---------------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Receive every event (called on the core thread; must not block)."""
+        self._subs.append(callback)
+
+    def _dispatch(self, ev: Event) -> None:
+        for cb in list(self._subs):
+            cb(ev)
+
+    # -- calls ----------------------------------------------------------------------------
+
+    @property
+    def in_call(self) -> bool:
+        """True while a call runs."""
+        return self._future is not None and not self._future.done()
+
+    def start_call(self, options: dict[str, Any]) -> None:
+        """Start a call. ``options``: ``profile`` (Profile), ``provider`` (``auto`` /
+        sim / openai / gemini), ``input_device``, ``output_device``, ``mute``,
+        ``push_to_talk``, ``half_duplex``, ``scenario``, ``url``, ``port`` (a ready
+        CallerPort, e.g. a WAV file for demos), ``record``.
+
+        Problems that stop the call from starting arrive as a ``Notice`` (error) and a
+        ``CallEnded`` event, never as an exception on the UI thread.
+        """
+        if self.in_call:
+            self._notice("warning", "a call is already running")
+            return
+        try:
+            profile: Profile = options["profile"]
+            provider = options.get("provider") or "auto"
+            if provider == "auto":
+                provider = provider_for(profile)
+            plan, profile = plan_provider(
+                provider,
+                profile,
+                url=options.get("url") if provider != "sim" else None,
+                scenario=options.get("scenario") if provider == "sim" else None,
+            )
+            port = options.get("port") or self.port_factory(options)
+        except VoiceprobeError as exc:
+            self._notice("error", str(exc))
+            self._dispatch(
+                CallEnded(t_ns=self.clock.now_ns(), session_id="", reason="failed", ok=False)
+            )
+            return
+        self.push_to_talk = bool(options.get("push_to_talk"))
+        setup = CallSetup(
+            profile=profile,
+            plan=plan,
+            data_root=self.data_root,
+            record=bool(options.get("record", True)),
+            options=BridgeOptions(),
+            source=options.get("source", "mic"),
+        )
+        self._handle = CallHandle()
+
+        async def call() -> dict[str, Any]:
+            task = asyncio.create_task(
+                run_call(setup, port, [self._dispatch], self.clock, self._handle)
+            )
+            await asyncio.sleep(0)
+            self._apply_gates(options)
+            return await task
+
+        self._future = asyncio.run_coroutine_threadsafe(call(), self._loop)
+        self._future.add_done_callback(self._finished)
+
+    def _finished(self, fut: Future[dict[str, Any]]) -> None:
+        try:
+            self.last_summary = fut.result()
+        except Exception as exc:  # noqa: BLE001 - surfaced to the tester, never swallowed
+            message = (
+                str(exc) if isinstance(exc, VoiceprobeError) else f"{type(exc).__name__}: {exc}"
+            )
+            self._notice("error", f"call failed: {message}")
+            self._dispatch(
+                CallEnded(t_ns=self.clock.now_ns(), session_id="", reason="failed", ok=False)
+            )
+
+    def _apply_gates(self, options: dict[str, Any]) -> None:
+        bridge = self._handle.bridge
+        if bridge is None:
+            return
+        bridge.half_duplex = bool(options.get("half_duplex"))
+        bridge.muted = bool(options.get("mute")) or self.push_to_talk
+
+    def hangup(self) -> None:
+        """End the running call (no-op when idle)."""
+        self._loop.call_soon_threadsafe(self._handle.hangup)
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Block until the running call ends; return its summary (tests, demo mode)."""
+        if self._future is None:
+            return None
+        try:
+            return self._future.result(timeout)
+        except Exception:  # noqa: BLE001 - already reported through _finished
+            return None
+
+    def set_mute(self, muted: bool) -> None:
+        """Mute or unmute the caller (the recording keeps the real microphone)."""
+        bridge = self._handle.bridge
+        if bridge is not None:
+            bridge.muted = muted
+
+    def set_push_to_talk_pressed(self, pressed: bool) -> None:
+        """Push-to-talk: the caller is heard only while the key is held."""
+        bridge = self._handle.bridge
+        if bridge is not None and self.push_to_talk:
+            bridge.muted = not pressed
+
+    def set_half_duplex(self, on: bool) -> None:
+        """Mute the caller while agent audio plays."""
+        bridge = self._handle.bridge
+        if bridge is not None:
+            bridge.half_duplex = on
+
+    def levels(self) -> tuple[float, float]:
+        """Caller and agent level of the last frame (dBFS), pulled by the UI's timer."""
+        bridge = self._handle.bridge
+        return bridge.levels if bridge is not None and self.in_call else (-120.0, -120.0)
+
+    def shutdown(self) -> None:
+        """Hang up, stop the loop thread (call once, at exit)."""
+        if self.in_call:
+            self.hangup()
+            self.wait(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def _notice(self, level: str, message: str) -> None:
+        self._dispatch(Notice(t_ns=self.clock.now_ns(), level=level, message=message))
+
+
+def _device_port(options: dict[str, Any]) -> CallerPort:
+    from app.audio.deviceport import DevicePort
+
+    return DevicePort(
+        input_device=options.get("input_device"), output_device=options.get("output_device")
+    )

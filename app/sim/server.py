@@ -1,0 +1,263 @@
+"""The simulator's WebSocket server on loopback, and a thread wrapper for in-process use.
+
+:class:`SimServer` serves a scenario on ``ws://HOST:PORT/<any path>`` (the OpenAI SDK
+dials ``/v1/realtime?model=...``). It accepts any path and any (or no) ``Authorization``
+header and records whether one was present, never its value. Per-message compression is
+off so that send stamps are honest. Every connection gets its own
+:class:`app.sim.engine.Conversation` of the chosen dialect; all connections share one
+:class:`app.sim.engine.SimState`, so a reconnecting client continues at the next turn.
+
+Threading: :class:`SimServer` lives on the asyncio loop that called :meth:`SimServer.start`;
+:class:`SimThread` runs one on a private loop thread and its methods may be called from
+any other thread. :func:`run_sim` is the body of ``voiceprobe sim``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Frame, Opcode
+
+from app.errors import ConfigError
+from app.sim.engine import Conversation, SimState
+from app.sim.openai_dialect import OpenAIConversation
+from app.sim.scenario import Scenario, load_scenario
+from app.sim.truth import TruthLog
+from app.sim.tts import synthesize
+
+DIALECTS = ("openai",)
+#: Largest client message accepted (the service allows 15 MiB appends).
+MAX_MESSAGE = 16 * 2**20
+
+
+def default_scenario_path() -> Path:
+    """The bundled demo scenario (``resources/scenarios/demo.yaml``)."""
+    return Path(__file__).resolve().parents[2] / "resources" / "scenarios" / "demo.yaml"
+
+
+class _SlowPongConnection(ServerConnection):
+    """A server connection whose pong replies can be delayed (``slow_pong`` fault)."""
+
+    pong_delay_s = 0.0
+
+    def _delay_pongs(self, seconds: float) -> None:
+        self.pong_delay_s = seconds
+        proto = self.protocol
+        original = proto.send_frame
+        loop = asyncio.get_running_loop()
+
+        def send_frame(frame: Frame) -> None:
+            if frame.opcode is not Opcode.PONG or self.pong_delay_s <= 0:
+                original(frame)
+                return
+
+            def later() -> None:
+                with contextlib.suppress(Exception):
+                    original(frame)
+                    self.send_data()
+
+            loop.call_later(self.pong_delay_s, later)
+
+        proto.send_frame = send_frame  # type: ignore[method-assign]
+
+
+class SimServer:
+    """A realtime simulator server (see the module docstring).
+
+    Args:
+        scenario: the script to play.
+        host: address to listen on (loopback by default).
+        port: TCP port (0 picks a free one).
+        dialect: wire dialect, ``"openai"`` (``"gemini"`` is planned).
+        truth_path: optional JSONL file that mirrors the ground-truth log.
+
+    Raises:
+        ConfigError: an unknown dialect.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        dialect: str = "openai",
+        truth_path: str | None = None,
+    ) -> None:
+        if dialect not in DIALECTS:
+            raise ConfigError(f"unknown simulator dialect {dialect!r} (have: "
+                              f"{', '.join(DIALECTS)})", field="dialect")
+        self.scenario = scenario
+        self.host = host
+        self.port = port
+        self.dialect = dialect
+        self.state = SimState()
+        self._log = TruthLog(truth_path)
+        self._server: Server | None = None
+        self._conversations: set[Conversation] = set()
+        self.url = ""
+
+    @property
+    def truth(self) -> list[dict[str, Any]]:
+        """Ground-truth records so far (a copy; see :mod:`app.sim.truth`)."""
+        return self._log.records
+
+    @property
+    def truth_log(self) -> TruthLog:
+        return self._log
+
+    async def start(self) -> str:
+        """Synthesise every reply, start listening, and return the URL.
+
+        The URL is ``ws://HOST:PORT/v1/realtime``; any path works.
+        """
+        texts = self.scenario.texts()
+        await asyncio.to_thread(
+            lambda: [synthesize(t, 24000, self.scenario.voice_rate) for t in texts]
+        )
+        self._server = await serve(
+            self._handle, self.host, self.port, compression=None, max_size=MAX_MESSAGE,
+            create_connection=_SlowPongConnection, ping_interval=None,
+        )
+        sock = next(iter(self._server.sockets))
+        port = sock.getsockname()[1]
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self.url = f"ws://{host}:{port}/v1/realtime"
+        return self.url
+
+    async def stop(self) -> None:
+        """Close every connection (code 1001) and stop listening."""
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        self._log.close()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.state.connections += 1
+        index = self.state.connections
+        req = ws.request
+        path = req.path if req is not None else "/"
+        auth = req is not None and "Authorization" in req.headers
+        model = (parse_qs(urlsplit(path).query).get("model") or [""])[0]
+        self._log.record("connection", None, state="open", index=index, path=path,
+                         model=model, authorization=auth)
+        conv = OpenAIConversation(self.scenario, self.state, self._log, ws, index, model=model)
+        delay = conv.faults.pong_delay_ms()
+        if delay > 0 and isinstance(ws, _SlowPongConnection):
+            ws._delay_pongs(delay / 1000)
+        self._conversations.add(conv)
+        try:
+            await conv.run(ws.recv)
+        finally:
+            self._conversations.discard(conv)
+            code = ws.close_code
+            self._log.record("connection", None, state="close", index=index, code=code)
+
+
+class SimThread:
+    """A :class:`SimServer` on its own thread and asyncio loop, for in-process use.
+
+    Every method may be called from any thread (not from the server's own loop).
+    """
+
+    def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
+                 dialect: str = "openai", truth_path: str | None = None) -> None:
+        self.server = SimServer(scenario, host, port, dialect, truth_path)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the thread and block until the server listens; return its URL."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def main() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.server.start())
+            except BaseException as e:  # handed to the caller of start()
+                failure.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.server.stop())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="voiceprobe-sim", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("simulator did not start in time")
+        if failure:
+            raise failure[0]
+        return self.server.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and join the thread (idempotent)."""
+        if self._loop is None or self._thread is None:
+            return
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+        self._thread = None
+
+    def truth(self) -> list[dict[str, Any]]:
+        """A copy of the ground-truth records so far."""
+        return self.server.truth
+
+    def wait_for(self, event: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until ``count`` records of kind ``event`` exist; return them all.
+
+        Raises:
+            TimeoutError: not enough records in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            recs = [r for r in self.truth() if r["event"] == event]
+            if len(recs) >= count:
+                return recs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(recs)} {event!r} records after {timeout} s")
+            time.sleep(0.01)
+
+
+async def run_sim(scenario_path: str | None, host: str, port: int, dialect: str,
+                  truth_path: str | None) -> None:
+    """Serve a scenario until cancelled or SIGTERM/SIGINT; print the URL first.
+
+    The first stdout line is the URL (flushed). ``scenario_path`` None plays the bundled
+    demo scenario.
+
+    Raises:
+        ConfigError: a bad scenario file or dialect (before anything is printed).
+    """
+    scenario = load_scenario(scenario_path or default_scenario_path())
+    server = SimServer(scenario, host, port, dialect, truth_path)
+    url = await server.start()
+    print(url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await server.stop()
+        sys.stdout.flush()

@@ -1,0 +1,70 @@
+"""Qt test helpers for the UI tests: offscreen platform, a fake controller, leak checks.
+
+Import it from a test module (``from tests.conftest_qt import ...``); the lead's
+``conftest.py`` may re-export the fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+
+class FakeController:
+    """The controller interface of :class:`ui.main_window.MainWindow`, with no core.
+
+    ``start_call`` replays ``script`` (a list of events) from a separate thread, as the
+    core's asyncio thread would, through every subscribed callback.
+    """
+
+    def __init__(self, script: list[Any] | None = None, levels: tuple[float, float] = (-18.0, -30.0),
+                 fail_with: Exception | None = None) -> None:
+        self.script = list(script or [])
+        self._levels = levels
+        self.fail_with = fail_with
+        self.callbacks: list[Any] = []
+        self.calls: list[tuple[str, Any]] = []
+        self.thread: threading.Thread | None = None
+        self.replayed = threading.Event()
+
+    def subscribe(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def start_call(self, options: dict[str, Any]) -> None:
+        self.calls.append(("start_call", options))
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.thread = threading.Thread(target=self._replay, name="fake-core", daemon=True)
+        self.thread.start()
+
+    def _replay(self) -> None:
+        for ev in self.script:
+            for cb in self.callbacks:
+                cb(ev)
+        self.replayed.set()
+
+    def hangup(self) -> None:
+        self.calls.append(("hangup", None))
+
+    def set_mute(self, muted: bool) -> None:
+        self.calls.append(("set_mute", muted))
+
+    def set_push_to_talk_pressed(self, pressed: bool) -> None:
+        self.calls.append(("ptt", pressed))
+
+    def levels(self) -> tuple[float, float]:
+        return self._levels
+
+
+@pytest.fixture
+def no_leaked_threads():
+    """Fail the test if it leaves non-daemon threads running."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    assert not leaked, f"leaked threads: {leaked}"

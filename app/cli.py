@@ -62,6 +62,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     p.add_argument("--no-record", action="store_true", help="do not write audio.wav")
     p.add_argument("--barge-in", choices=("local", "server"), default="local")
     p.add_argument("--max-seconds", type=float, default=900.0)
+    p.add_argument(
+        "--rollover-s",
+        type=float,
+        help="start a fresh provider session at the first turn boundary after this long",
+    )
+    p.add_argument("--no-reconnect", action="store_true", help="end the call if the socket drops")
     p.add_argument("--truth", help="with --provider sim: write the simulator's ground truth here")
     p.set_defaults(handler=cmd_call)
 
@@ -175,6 +181,8 @@ def cmd_call(args: argparse.Namespace) -> int:
 
     if args.max_seconds <= 0:
         raise UsageError("--max-seconds must be positive")
+    if args.rollover_s is not None and args.rollover_s <= 0:
+        raise UsageError("--rollover-s must be positive")
     port = WavFilePort.from_wav(args.input, rate=16000)
     profile = load_profile(args.profile)
     plan, profile = plan_provider(
@@ -188,7 +196,12 @@ def cmd_call(args: argparse.Namespace) -> int:
         data_root=root,
         tags=list(args.tag),
         record=not args.no_record,
-        options=BridgeOptions(barge_in=args.barge_in, max_seconds=args.max_seconds),
+        options=BridgeOptions(
+            barge_in=args.barge_in,
+            max_seconds=args.max_seconds,
+            session_max_s=args.rollover_s,
+            **({"reconnect_attempts": 0} if args.no_reconnect else {}),
+        ),
         source=f"file:{Path(args.input).name}",
     )
     progress = None if args.json else _progress_printer()

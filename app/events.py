@@ -87,6 +87,31 @@ class ProviderErrorEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Reconnected(Event):
+    """The call goes on in a new provider session after a drop, an expiry or a rollover.
+
+    Attributes:
+        reason: why the old session ended (``connection lost``, ``session_expired``,
+            ``rollover``, ``goAway``…).
+        dropped_ns: when the old session was lost (the gap is ``dropped_ns`` → ``t_ns``).
+        attempts: connection attempts it took.
+        session_index: 1 for the first session of the call, 2 for the next…
+        replayed_items: conversation items replayed into the new session.
+        replayed_turn: the caller's unanswered utterance was sent again.
+        resumed: the provider restored the session itself (Gemini resumption handle).
+    """
+
+    provider: str
+    reason: str
+    dropped_ns: int
+    attempts: int
+    session_index: int
+    replayed_items: int = 0
+    replayed_turn: bool = False
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GoAway(Event):
     """Gemini: the server will close this connection in ``time_left_ms``."""
 

@@ -247,6 +247,8 @@ def parse_structured(text: str, path: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"not valid YAML/JSON{where}", path) from None
+    except (ValueError, RecursionError) as exc:  # e.g. an impossible date, absurd nesting
+        raise ConfigError(f"not valid YAML/JSON ({type(exc).__name__})", path) from None
 
 
 def read_text_file(path: Path) -> str:

@@ -94,7 +94,7 @@ class SipAccount:
         self._endpoint.remove_account(self, timeout=timeout)
 
 
-class PjAccount(pj.Account):
+class PjAccount(pj.Account):  # type: ignore[misc]
     """pjsua2 account; every callback runs on the SIP thread and never raises."""
 
     def __init__(self, endpoint: SipEndpoint, handle: SipAccount) -> None:

@@ -95,7 +95,7 @@ class SipCall:
         Raises:
             SipError: the call has no active audio or pjsua2 refused the digits.
         """
-        self._endpoint.call(lambda: self._endpoint.call_dtmf(self, digits), timeout=timeout)
+        self._endpoint.run(lambda: self._endpoint.call_dtmf(self, digits), timeout=timeout)
 
     def wait_confirmed(self, timeout: float) -> bool:
         """Block until answered; False if it ended or ``timeout`` passed first."""
@@ -123,7 +123,7 @@ class SipCall:
         return self.ended_future.result(timeout)
 
 
-class PjCall(pj.Call):
+class PjCall(pj.Call):  # type: ignore[misc]
     """pjsua2 call; callbacks run on the SIP thread and never raise.
 
     Owns the call's :class:`FramePort` (connected both ways to the call's audio on every

@@ -22,6 +22,7 @@ Traps handled here (pjsua2-python 2.15.1):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gc
@@ -86,7 +87,7 @@ def _quiet_pjlib(level: int) -> None:
         ctypes.CDLL(pj._pjsua2.__file__).pj_log_set_level(ctypes.c_int(level))
 
 
-class _LogWriter(pj.LogWriter):
+class _LogWriter(pj.LogWriter):  # type: ignore[misc]
     """Forwards pjsua2's log lines (level ≤ the configured one) to :mod:`logging`.
 
     Runs on whichever pjsip/pjmedia thread logs; only warnings and errors are enabled by
@@ -160,7 +161,12 @@ class SipEndpoint:
         self._reg_deadlines: dict[int, float] = {}
         self._next_key = 1
         self._next_quality = 0.0
+        #: Calls not yet disconnected, by key (an ended call is dropped from here).
         self.handles: dict[int, SipCall] = {}
+        #: The most recent calls, ended or not, oldest first.
+        self.recent_calls: collections.deque[SipCall] = collections.deque(maxlen=32)
+        self._incoming: collections.deque[SipCall] = collections.deque(maxlen=16)
+        self._incoming_cond = threading.Condition()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -216,7 +222,7 @@ class SipEndpoint:
             return
         self._cmds.put(lambda: self._guard("command", fn))
 
-    def call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
+    def run(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
         """Run ``fn`` on the SIP thread and return its result (re-raising its error).
 
         Raises:
@@ -411,8 +417,8 @@ class SipEndpoint:
     def add_transport(self, kind: str = "udp", host: str = "127.0.0.1", port: int = 0,
                       timeout: float = 10.0) -> tuple[str, int]:
         """Create (or reuse) a SIP transport bound to ``host:port``; returns its address."""
-        tid = self.call(lambda: self._ensure_transport(kind, host, port), timeout)
-        return self.call(lambda: self._transport_address(tid), timeout)
+        tid = self.run(lambda: self._ensure_transport(kind, host, port), timeout)
+        return self.run(lambda: self._transport_address(tid), timeout)
 
     def _ensure_transport(self, kind: str, host: str, port: int) -> int:
         if kind not in _TRANSPORT_TYPES:
@@ -450,7 +456,7 @@ class SipEndpoint:
         Raises:
             SipError: the transport or the account could not be created.
         """
-        return self.call(lambda: self._add_account(cfg), timeout)
+        return self.run(lambda: self._add_account(cfg), timeout)
 
     def _add_account(self, cfg: SipAccountConfig) -> SipAccount:
         tid = self._ensure_transport(cfg.transport, cfg.bind_host, cfg.bind_port)
@@ -482,7 +488,7 @@ class SipEndpoint:
                     acc.shutdown()
                 self._graveyard.append((time.monotonic() + 0.5, acc))
 
-        self.call(run, timeout)
+        self.run(run, timeout)
 
     def registration_outcome(self, handle: SipAccount, code: int, reason: str, active: bool,
                              final_only: bool = False) -> None:
@@ -509,7 +515,7 @@ class SipEndpoint:
         Raises:
             SipError: too many calls, a bad URI, or pjsua2 refused to dial.
         """
-        return self.call(lambda: self._make_call(account, uri), timeout)
+        return self.run(lambda: self._make_call(account, uri), timeout)
 
     def _make_call(self, account: SipAccount, uri: str) -> SipCall:
         acc = self._accounts.get(account.key)
@@ -523,11 +529,13 @@ class SipEndpoint:
         call = PjCall(self, acc, handle)
         self._calls[key] = call
         self.handles[key] = handle
+        self.recent_calls.append(handle)
         prm = pj.CallOpParam(True)
         try:
             call.makeCall(uri, prm)
         except pj.Error as err:
             self._calls.pop(key, None)
+            self.handles.pop(key, None)
             self._retire(call)
             reason = _pj_reason(err)
             ev = CallState(t_ns=self._clock.now_ns(), call_id="", state="disconnected",
@@ -544,6 +552,10 @@ class SipEndpoint:
         call = PjCall(self, acc, handle, pj_call_id)
         self._calls[key] = call
         self.handles[key] = handle
+        self.recent_calls.append(handle)
+        with self._incoming_cond:
+            self._incoming.append(handle)
+            self._incoming_cond.notify_all()
         self.call_state_changed(call)
         if self._on_incoming is not None:
             code = int(self._on_incoming(handle))
@@ -593,6 +605,7 @@ class SipEndpoint:
         if state == "disconnected":
             # Delete the pjsua2 objects after this callback returns, not inside it.
             self._calls.pop(h.key, None)
+            self.handles.pop(h.key, None)
             self._retire(call)
         h._on_state(ev)
         self._emit(ev)
@@ -621,6 +634,15 @@ class SipEndpoint:
         self._emit(Dtmf(t_ns=self._clock.now_ns(), call_id=call.handle.call_id, digit=digit))
 
     # --- queries ---------------------------------------------------------------------------
+
+    def wait_incoming(self, timeout: float) -> SipCall | None:
+        """Return the oldest incoming call not yet taken (waiting up to ``timeout``).
+
+        Keeps the last 16 untaken incoming calls; must not be called on the SIP thread.
+        """
+        with self._incoming_cond:
+            self._incoming_cond.wait_for(lambda: bool(self._incoming), timeout)
+            return self._incoming.popleft() if self._incoming else None
 
     @property
     def active_calls(self) -> list[SipCall]:

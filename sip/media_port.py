@@ -100,7 +100,7 @@ class MediaLink:
         self.flush_requested = False
 
 
-class FramePort(pj.AudioMediaPort):
+class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
     """A conference-bridge port exchanging PCM16 mono 20 ms frames with two ring buffers.
 
     Created, connected and destroyed on the SIP thread; its two callbacks run on

@@ -22,8 +22,12 @@ class FakeController:
     core's asyncio thread would, through every subscribed callback.
     """
 
-    def __init__(self, script: list[Any] | None = None, levels: tuple[float, float] = (-18.0, -30.0),
-                 fail_with: Exception | None = None) -> None:
+    def __init__(
+        self,
+        script: list[Any] | None = None,
+        levels: tuple[float, float] = (-18.0, -30.0),
+        fail_with: Exception | None = None,
+    ) -> None:
         self.script = list(script or [])
         self._levels = levels
         self.fail_with = fail_with

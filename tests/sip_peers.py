@@ -380,6 +380,7 @@ def run_baresip(
     registrar: Kamailio | None = None,
     codecs: str = "PCMU/8000/1",
     answermode: str = "auto",
+    extra_modules: tuple[str, ...] = (),
 ) -> Iterator[Baresip]:
     """Start baresip; with ``registrar`` it registers ``user`` there (password from it)."""
     if not have("baresip"):
@@ -393,6 +394,7 @@ def run_baresip(
         _BARESIP_CONFIG.format(
             host=HOST, sip_port=sip_port, ctrl_port=ctrl_port, wav=source_wav, rec_dir=rec_dir
         )
+        + "".join(f"module {m}.so\n" for m in extra_modules)
     )
     if registrar is None:
         acc = (

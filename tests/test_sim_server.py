@@ -488,3 +488,34 @@ def test_run_sim_prints_url_first_and_stops_on_sigterm(tmp_path: Any) -> None:
             p.wait()
     kinds = [json.loads(s)["event"] for s in truth.read_text().splitlines()]
     assert kinds == ["connection", "connection"]
+
+
+@run_async
+async def test_tool_only_turn_and_slow_pong() -> None:
+    script = {"turns": [{"hears": "Weather?", "reply": "",
+                         "tool_call": {"name": "get_weather", "arguments": {"city": "Oslo"},
+                                       "after_result": "Cold."}}],
+              "timing": {"realtime_factor": 0},
+              "faults": [{"action": "slow_pong", "ms": 300}]}
+    server, url = await served(scenario_from_dict(script))
+    try:
+        c = await open_client(url)
+        t0 = time.monotonic()
+        await (await c.ws.ping())
+        assert time.monotonic() - t0 >= 0.3 - TOL_MS / 1000
+        await c.update()
+        await c.stream(utterance("Weather?"))
+        done = (await c.wait("response.done"))[0]["response"]
+        assert [i["type"] for i in done["output"]] == ["function_call"]
+        assert not c.of("response.output_audio.delta")
+        added = c.of("response.output_item.added")[0]
+        assert added["output_index"] == 0 and added["item"]["type"] == "function_call"
+        call_id = c.of("response.function_call_arguments.done")[0]["call_id"]
+        await c.send("conversation.item.create", item={
+            "type": "function_call_output", "call_id": call_id, "output": "{}"})
+        await c.send("response.create")
+        done = await c.wait("response.done", 2)
+        assert done[1]["response"]["output"][0]["content"][0]["transcript"] == "Cold."
+        await c.close()
+    finally:
+        await server.stop()

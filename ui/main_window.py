@@ -60,6 +60,12 @@ STATE_COLORS = {
 }
 
 
+def _fit(label: QLabel, text: str) -> None:
+    """Set a status-bar label's text and keep it wide enough to show all of it."""
+    label.setText(text)
+    label.setMinimumWidth(label.sizeHint().width())
+
+
 def _default_devices() -> list[Any]:
     from app.audio.deviceport import list_devices
 
@@ -284,7 +290,7 @@ class MainWindow(QMainWindow):
         self.in_call = on
         self.call_button.setEnabled(True)
         self.call_button.setText("Hang up" if on else "Call")
-        self.call_button.setProperty("inCall", on)
+        self.call_button.setProperty("inCall", "true" if on else "false")
         self.call_button.style().unpolish(self.call_button)
         self.call_button.style().polish(self.call_button)
         self.profile_editor.setEnabled(not on)
@@ -320,7 +326,7 @@ class MainWindow(QMainWindow):
     def _call_started(self, session_id: str, provider: str, model: str) -> None:
         if not self.in_call:
             self._set_in_call(True)
-        self.session_label.setText(f"{provider} · {model} · {session_id}")
+        _fit(self.session_label, f"{provider} · {model} · {session_id}")
 
     def _call_ended(self, reason: str, ok: bool) -> None:
         self._set_in_call(False)
@@ -334,10 +340,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 8000)
 
     def _count_changed(self, n: int) -> None:
-        self.events_label.setText(f"{n:,} events")
+        _fit(self.events_label, f"{n:,} events")
 
     def _summary_changed(self) -> None:
-        self.latency_label.setText(self.vm.turns.summary_text())
+        _fit(self.latency_label, self.vm.turns.summary_text())
 
     def _fill_devices(self, devices: Callable[[], list[Any]]) -> None:
         for combo in (self.input_device, self.output_device):

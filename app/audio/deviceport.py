@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.audio.pcm import FRAME_MS
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.resample import SUPPORTED_RATES, StreamResampler
 from app.audio.ringbuffer import RingBuffer
@@ -335,7 +334,8 @@ class DevicePort(CallerPort):
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
         """Queue agent audio (at :attr:`rate`) for playout; return the clock time its first
         sample will play. Audio beyond the playout ring's capacity is dropped (counted in
-        the ring's ``overruns``)."""
+        the ring's ``overruns``).
+        """
         ring, rs = self._out_ring, self._rs_out
         if ring is None or rs is None:
             return now_ns
@@ -351,7 +351,8 @@ class DevicePort(CallerPort):
 
     def clear_output(self) -> int:
         """Drop queued agent audio at once (barge-in); returns the samples dropped (at the
-        device rate, approximate). The output callback performs the drop."""
+        device rate, approximate). The output callback performs the drop.
+        """
         ring = self._out_ring
         dropped = ring.available if ring is not None else 0
         self._flush = True

@@ -22,6 +22,11 @@ VAD_RATES = (8000, 16000, 32000, 48000)
 
 #: Frame lengths webrtcvad accepts, in milliseconds.
 VAD_FRAME_MS = (10, 20, 30)
+#: Edges are placed on this grid (ms) inside the frames around them, where the level
+#: crosses :data:`EDGE_DBFS`, so two trackers fed the same speech on differently aligned
+#: frames agree to a couple of milliseconds.
+EDGE_WINDOW_MS = 2
+EDGE_DBFS = -45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,12 @@ class VadTracker:
         self._run = 0  # consecutive voiced (while silent) or unvoiced (while speaking)
         self._run_start = 0
         self._last_voiced_end = 0
+        # Copies of the frames around the edges, to place each edge to the millisecond.
+        self._prev = np.zeros(self._frame, dtype=np.int16)
+        self._run_pre = np.zeros(2 * self._frame, dtype=np.int16)
+        self._tail = np.zeros(2 * self._frame, dtype=np.int16)
+        self._tail_filled = 0
+        self._win = max(1, rate * EDGE_WINDOW_MS // 1000)
 
     @property
     def speaking(self) -> bool:
@@ -143,6 +154,29 @@ class VadTracker:
         self._framed = self._position
         return edges
 
+    def _loud_windows(self, x: NDArray[np.int16]) -> NDArray[np.intp]:
+        """Indices of the ``EDGE_WINDOW_MS`` windows of ``x`` at or above ``EDGE_DBFS``."""
+        n = len(x) // self._win
+        w = x[: n * self._win].astype(np.float64).reshape(n, self._win)
+        level = 10 * np.log10(np.mean(w * w, axis=1) + 1e-12) - 20 * np.log10(32768.0)
+        return np.nonzero(level >= EDGE_DBFS)[0]
+
+    def _refined_start(self) -> int:
+        """The start edge to the millisecond: the first loud window of the frame before the
+        voiced run and the run's first frame (else the run's frame boundary)."""
+        loud = self._loud_windows(self._run_pre)
+        if not len(loud):
+            return self._run_start
+        return self._run_start - self._frame + int(loud[0]) * self._win
+
+    def _refined_end(self) -> int:
+        """The end edge to the millisecond: one past the last loud window of the last voiced
+        frame and the frame after it (else the voiced frame boundary)."""
+        loud = self._loud_windows(self._tail[: self._tail_filled])
+        if not len(loud):
+            return self._last_voiced_end
+        return self._last_voiced_end - self._frame + (int(loud[-1]) + 1) * self._win
+
     def _step(self, frame: NDArray[np.int16], edges: list[VadEdge]) -> None:
         start = self._framed
         end = start + self._frame
@@ -150,18 +184,28 @@ class VadTracker:
         voiced = rms_dbfs(frame) >= self.min_rms_dbfs and self._vad.is_speech(
             int16_to_bytes(frame), self.rate
         )
+        if voiced:
+            self._tail[: self._frame] = frame
+            self._tail_filled = self._frame
+        elif self._tail_filled == self._frame:
+            self._tail[self._frame :] = frame
+            self._tail_filled = 2 * self._frame
+        prev = self._prev.copy() if not self._speaking and voiced and self._run == 0 else None
+        self._prev[:] = frame
         if not self._speaking:
             if not voiced:
                 self._run = 0
                 return
             if self._run == 0:
                 self._run_start = start
+                self._run_pre[: self._frame] = prev if prev is not None and start else 0
+                self._run_pre[self._frame :] = frame
             self._run += 1
             self._last_voiced_end = end
             if self._run >= self._start_frames:
                 self._speaking = True
                 self._run = 0
-                edges.append(VadEdge(True, self._run_start))
+                edges.append(VadEdge(True, max(0, self._refined_start())))
             return
         if voiced:
             self._run = 0
@@ -171,7 +215,7 @@ class VadTracker:
         if self._run >= self._hang_frames:
             self._speaking = False
             self._run = 0
-            edges.append(VadEdge(False, self._last_voiced_end))
+            edges.append(VadEdge(False, self._refined_end()))
 
 
 def speech_segments(x: NDArray[np.int16], rate: int, **kwargs: Any) -> list[tuple[int, int]]:

@@ -29,6 +29,14 @@ from app.audio.playout import PlayoutBuffer
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.resample import StreamResampler
 from app.audio.vad import VadTracker
+from app.bridge.recovery import (
+    RESEND_PADDING_SAMPLES,
+    AudioHistory,
+    Backoff,
+    build_history,
+    needs_response,
+    turn_unanswered,
+)
 from app.bridge.stats import BridgeStats
 from app.clock import Clock
 from app.errors import ProviderError
@@ -38,12 +46,14 @@ from app.events import (
     BargeIn,
     ConnectionState,
     Event,
+    GoAway,
     LocalSpeechStarted,
     LocalSpeechStopped,
     Notice,
     PlaybackStarted,
     PlaybackStopped,
     ProviderErrorEvent,
+    Reconnected,
     ResponseFinished,
     ResponseStarted,
     ServerSpeechStarted,
@@ -56,6 +66,8 @@ from app.providers.base import Outgoing, Provider
 from app.tools.runner import ToolRunner
 
 VAD_RATE = 16000
+#: Provider errors after which the call goes on in a new session instead of failing.
+RENEWABLE_ERRORS = frozenset({"session_expired"})
 EventSink = Callable[[Event], None]
 
 
@@ -74,6 +86,11 @@ class BridgeOptions:
         config_timeout_s: how long to wait for the provider to accept the session.
         tool_wait_s: how long a tool result waits for the response that asked for it.
         manual_turns: server turn detection is off; the local VAD starts and ends turns.
+        reconnect_attempts: how often to try a new session after a drop (0: never).
+        reconnect_base_ms, reconnect_cap_ms: backoff (with jitter) between attempts.
+        session_max_s: roll over to a fresh session at the first turn boundary after this
+            long (OpenAI sessions end at 60 min with ``session_expired``).
+        resend_max_s: caller audio kept for re-sending an unanswered utterance.
     """
 
     barge_in: str = "local"
@@ -84,6 +101,11 @@ class BridgeOptions:
     config_timeout_s: float = 10.0
     tool_wait_s: float = 10.0
     manual_turns: bool = False
+    reconnect_attempts: int = 6
+    reconnect_base_ms: float = 250.0
+    reconnect_cap_ms: float = 4000.0
+    session_max_s: float | None = None
+    resend_max_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -122,6 +144,8 @@ class Bridge:
         emit: called on the loop thread for every event (store, UI, CLI); must not block.
         recorder: the session's stereo recorder, or ``None`` when recording is off.
         options: call knobs.
+        reconnect: builds a fresh (unconnected) provider session, given the last
+            resumption handle (Gemini) or ``None``; without it a drop ends the call.
     """
 
     def __init__(
@@ -133,8 +157,10 @@ class Bridge:
         emit: EventSink,
         recorder: Any | None = None,
         options: BridgeOptions | None = None,
+        reconnect: Callable[[str | None], Provider] | None = None,
     ) -> None:
         self.provider = provider
+        self._reconnect = reconnect
         self.port = port
         self.tools = tools
         self.clock = clock
@@ -163,6 +189,15 @@ class Bridge:
         self._errors: list[dict[str, Any]] = []
         self._idle_since: int | None = None
         self._last_frame_t: int = 0
+        # Session continuity (see app/bridge/recovery.py).
+        self._online = asyncio.Event()
+        self._session_index = 1
+        self._session_started_ns = 0
+        self._planned_close: str | None = None
+        self._close_detail = ""
+        self._restore_reason: tuple[str, int, int, bool] | None = None
+        self._history = AudioHistory(int(self.options.resend_max_s * 1000 / FRAME_MS))
+        self._utterance_start: int | None = None
         #: Caller audio gate, set from any thread (a plain bool: one writer, one reader).
         self.muted = False
         #: Mute the caller while agent audio plays (laptops without a headset).
@@ -198,6 +233,7 @@ class Bridge:
                 else None
             )
             pump = asyncio.create_task(self._pump_events(), name="provider-events")
+            pump.add_done_callback(self._task_died)
             try:
                 await asyncio.wait_for(self._configured.wait(), self.options.config_timeout_s)
             except TimeoutError:
@@ -209,6 +245,7 @@ class Bridge:
                     ) from None
             if not self._stop.is_set():
                 audio = asyncio.create_task(self._audio_loop(), name="audio")
+                audio.add_done_callback(self._task_died)
                 await asyncio.wait_for(self._stop.wait(), self.options.max_seconds)
         except TimeoutError:
             self._reason = "max_duration"
@@ -239,6 +276,13 @@ class Bridge:
             stats=self.stats,
         )
 
+    def _task_died(self, task: asyncio.Task[Any]) -> None:
+        """A core task ended with an exception: never swallowed, the call fails with it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self._fail("internal_error", f"{task.get_name()} failed: {type(exc).__name__}: {exc}")
+
     def _fail(self, code: str, message: str) -> None:
         self._ok = False
         self._reason = "failed"
@@ -248,8 +292,115 @@ class Bridge:
     # -- provider → bridge ----------------------------------------------------------------
 
     async def _pump_events(self) -> None:
-        async for ev in self.provider.events():
-            self._on_provider_event(ev)
+        while True:
+            async for ev in self.provider.events():
+                self._on_provider_event(ev)
+            self._online.clear()
+            if self._stop.is_set():
+                return
+            if self._reconnect is None or self.options.reconnect_attempts <= 0:
+                self._fail("connection_closed", f"the provider connection {self._close_detail}")
+                return
+            if not await self._new_session():
+                return
+
+    async def _new_session(self) -> bool:
+        """Open a fresh provider session after the old one ended; False if none could be
+        opened (the call then fails)."""
+        assert self._reconnect is not None
+        reason = self._planned_close or self._close_detail or "connection lost"
+        self._planned_close = None
+        dropped = self.clock.now_ns()
+        self.emit(
+            ConnectionState(
+                t_ns=dropped, provider=self.provider.name, state="reconnecting", detail=reason
+            )
+        )
+        handle = getattr(self.provider.protocol, "latest_handle", None)
+        with contextlib.suppress(Exception):
+            await self.provider.close()
+        backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
+        last = ""
+        for attempt in range(1, self.options.reconnect_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(backoff.next_s())
+            if self._stop.is_set():
+                return False
+            fresh = self._reconnect(handle)
+            try:
+                await fresh.connect()
+            except ProviderError as exc:
+                last = str(exc)
+                self.emit(
+                    Notice(
+                        t_ns=self.clock.now_ns(),
+                        level="warning",
+                        message=f"reconnect attempt {attempt} failed: {exc}",
+                    )
+                )
+                continue
+            self.provider = fresh
+            self._session_index += 1
+            self._restore_reason = (reason, dropped, attempt, bool(handle))
+            return True
+        self._fail(
+            "reconnect_failed",
+            f"no new session after {self.options.reconnect_attempts} attempts: {last}",
+        )
+        return False
+
+    async def _restore(self) -> None:
+        """The new session accepted its configuration: restore the conversation, then let
+        caller audio flow again (the rule is in app/bridge/recovery.py)."""
+        assert self._restore_reason is not None
+        reason, dropped, attempts, resumed = self._restore_reason
+        self._restore_reason = None
+        turn = self.timeline.current
+        resend = turn_unanswered(turn) and self._utterance_start is not None
+        try:
+            replay = self.provider.protocol.replay(
+                build_history(self.timeline, skip_current=resend)
+            )
+            await self.provider.send(replay)
+            if resend:
+                start = max(0, (self._utterance_start or 0) - RESEND_PADDING_SAMPLES)
+                sent_to = -1
+                while True:
+                    frames = [f for f in self._history.since(start) if f[0] > sent_to]
+                    if not frames:
+                        break
+                    for pos, pcm in frames:
+                        await self.provider.send_audio(pcm)
+                        sent_to = pos
+            elif needs_response(turn):
+                await self.provider.send(self.provider.protocol.respond())
+        except ProviderError:
+            return  # this session died too: the pump opens another one
+        now = self.clock.now_ns()
+        gap_ms = (now - dropped) // 1_000_000
+        self._session_started_ns = now
+        self._online.set()
+        self.emit(
+            Reconnected(
+                t_ns=now,
+                provider=self.provider.name,
+                reason=reason,
+                dropped_ns=dropped,
+                attempts=attempts,
+                session_index=self._session_index,
+                replayed_items=len(replay),
+                replayed_turn=resend,
+                resumed=resumed,
+            )
+        )
+        self.emit(
+            ConnectionState(
+                t_ns=now,
+                provider=self.provider.name,
+                state="connected",
+                detail=f"session {self._session_index}, {gap_ms} ms after the drop",
+            )
+        )
 
     def _on_provider_event(self, ev: Event) -> None:
         if isinstance(ev, AgentAudio):
@@ -260,6 +411,13 @@ class Bridge:
         if isinstance(ev, SessionConfigured):
             if not (ev.raw and ev.raw.get("type") == "session.created"):
                 self._configured.set()
+                if self._restore_reason is not None:
+                    self._spawn(self._restore(), "restore")
+                elif not self._online.is_set():
+                    self._session_started_ns = ev.t_ns
+                    self._online.set()
+        elif isinstance(ev, GoAway):
+            self._end_session("goAway")
         elif isinstance(ev, ResponseStarted):
             self._open_responses.add(ev.response_id)
             self._response_done.setdefault(ev.response_id, asyncio.Event())
@@ -280,11 +438,25 @@ class Bridge:
             self._open_responses.discard(ev.response_id)
         elif isinstance(ev, ProviderErrorEvent):
             self._errors.append({"t_ns": ev.t_ns, "code": ev.code, "message": ev.message})
-            if ev.fatal:
+            if ev.code in RENEWABLE_ERRORS and self._reconnect is not None:
+                self._end_session(ev.code)
+            elif ev.fatal:
                 self._fail(ev.code, ev.message)
         elif isinstance(ev, ConnectionState):
-            if ev.state in ("closed", "failed") and not self._stop.is_set():
-                self._fail("connection_closed", f"the provider connection {ev.state}: {ev.detail}")
+            if ev.state in ("closed", "failed"):
+                self._close_detail = f"{ev.state}: {ev.detail}"
+
+    def _end_session(self, reason: str) -> None:
+        """Close the current provider session on purpose; the pump opens the next one."""
+        if self._planned_close is None:
+            self._planned_close = reason
+            self._online.clear()
+            self._spawn(self.provider.close(), "close-session")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
+        self._tool_tasks.add(task)
+        task.add_done_callback(self._tool_tasks.discard)
 
     def _on_agent_audio(self, ev: AgentAudio) -> None:
         if ev.item_id in self._discarded:
@@ -310,8 +482,10 @@ class Bridge:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self.options.tool_wait_s)
         try:
+            if not self._online.is_set():
+                await asyncio.wait_for(self._online.wait(), self.options.max_seconds)
             await self.provider.send_tool_result(ev.call_id, ev.name, result.output)
-        except ProviderError as exc:
+        except (ProviderError, TimeoutError) as exc:
             self.emit(Notice(t_ns=self.clock.now_ns(), level="error", message=str(exc)))
             return
         self.emit(
@@ -339,6 +513,14 @@ class Bridge:
             frames = self.port.read(self.clock.now_ns())
             for frame in frames:
                 await self._on_caller_frame(frame)
+            if (
+                self.options.session_max_s is not None
+                and self._online.is_set()
+                and self._agent_idle()
+                and self.clock.now_ns() - self._session_started_ns
+                >= self.options.session_max_s * 1e9
+            ):
+                self._end_session("rollover")
             if self.port.exhausted and self._agent_idle():
                 now = self.clock.now_ns()
                 if self._idle_since is None:
@@ -369,9 +551,13 @@ class Bridge:
         self.levels = (rms_dbfs(pcm), self.levels[1])
         # Local VAD on 16 kHz; edges mapped to the clock via the frame's capture stamp.
         x16 = self._to_vad.process(heard) if self._to_vad is not None else heard
+        frame_vad_pos = self.vad.position
         for edge in self.vad.feed(x16):
             t = frame.t_ns - int((self.vad.position - edge.sample) * 1e9 / VAD_RATE)
             if edge.speaking:
+                cur = self.timeline.current
+                if cur is None or cur.agent_phase or self._utterance_start is None:
+                    self._utterance_start = edge.sample
                 self.emit(LocalSpeechStarted(t_ns=t, sample=edge.sample))
                 if self.options.barge_in == "local":
                     self._barge_in(self.clock.now_ns(), "local_vad")
@@ -384,9 +570,11 @@ class Bridge:
         send = heard
         if self._to_provider is not None:
             send = self._to_provider.process(send)
-        if len(send):
+        data = int16_to_bytes(send)
+        self._history.append(frame_vad_pos, data)
+        if len(send) and self._online.is_set():
             try:
-                await self.provider.send_audio(int16_to_bytes(send))
+                await self.provider.send_audio(data)
             except ProviderError:
                 # The socket is gone; the event pump reports it and ends (or recovers) the
                 # call. The caller audio stays in the recording.
@@ -487,9 +675,7 @@ class Bridge:
             truncate_ms = max(0, min(played_ms, received_ms))
             messages = self.provider.protocol.truncate(item_id, truncate_ms)
             if messages:
-                task = asyncio.create_task(self.provider.send(messages), name="truncate")
-                self._tool_tasks.add(task)
-                task.add_done_callback(self._tool_tasks.discard)
+                self._spawn(self._send_quietly(messages), "truncate")
             else:
                 truncate_ms = None
         self.emit(

@@ -125,12 +125,22 @@ def plan_provider(
     return ProviderPlan(provider, provider, url or profile.url or None, key, ca_file), profile
 
 
-def make_provider(profile: Profile, plan: ProviderPlan, clock: Clock) -> Provider:
-    """Build the (unconnected) provider session for a started plan."""
+def make_provider(
+    profile: Profile, plan: ProviderPlan, clock: Clock, resumption_handle: str | None = None
+) -> Provider:
+    """Build the (unconnected) provider session for a started plan; ``resumption_handle``
+    resumes a Gemini session."""
     if plan.kind == "gemini":
         from app.providers.gemini.connection import connect_gemini
 
-        return connect_gemini(profile, plan.key or "", clock, url=plan.url, ca_file=plan.ca_file)
+        return connect_gemini(
+            profile,
+            plan.key or "",
+            clock,
+            url=plan.url,
+            ca_file=plan.ca_file,
+            resumption_handle=resumption_handle,
+        )
     from app.providers.openai.connection import connect_openai
 
     return connect_openai(profile, plan.key or "", clock, url=plan.url)

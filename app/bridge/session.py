@@ -28,6 +28,9 @@ from app.store.paths import data_dir, new_session_id
 from app.store.writer import SessionWriter
 from app.tools.runner import ToolRunner
 
+#: OpenAI ends a session at 60 minutes with no warning; roll over at a turn boundary first.
+OPENAI_ROLLOVER_S = 55 * 60.0
+
 
 @dataclass(slots=True)
 class CallSetup:
@@ -123,7 +126,18 @@ async def run_call(
         options = setup.options
         if setup.profile.turn_detection.type == "none":
             options = dataclasses.replace(options, manual_turns=True)
-        bridge = Bridge(provider, port, tools, clock, emit, recorder, options)
+        if options.session_max_s is None and plan.kind == "openai":
+            options = dataclasses.replace(options, session_max_s=OPENAI_ROLLOVER_S)
+        bridge = Bridge(
+            provider,
+            port,
+            tools,
+            clock,
+            emit,
+            recorder,
+            options,
+            reconnect=lambda handle: make_provider(setup.profile, plan, clock, handle),
+        )
         if handle is not None:
             handle.bridge = bridge
         emit(

@@ -43,6 +43,7 @@ from app.events import (
     LocalSpeechStopped,
     PlaybackStarted,
     PlaybackStopped,
+    Reconnected,
     ResponseFinished,
     ResponseStarted,
     ServerSpeechStarted,
@@ -118,6 +119,7 @@ class Turn:
     agent_text: dict[str, str] = field(default_factory=dict)
     agent_final: dict[str, bool] = field(default_factory=dict)
     playing_items: set[str] = field(default_factory=set)
+    gaps: list[tuple[_Stamp, _Stamp]] = field(default_factory=list)
     completed: bool = False
 
     @property
@@ -180,6 +182,8 @@ class Turn:
         put("playback_latency", audio, self.first_played)
         put("agent_speech", self.first_played, self.cut or self.last_played)
         put("voice_to_voice", self.local_end, self.first_played)
+        for i, (a, b) in enumerate(self.gaps):
+            put("reconnect" if i == 0 else f"reconnect#{i + 1}", a, b)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -374,7 +378,24 @@ class Timeline:
         elif isinstance(ev, AgentInterrupted):
             turn = self._response_turn(ev.response_id) if ev.response_id else self._agent_turn()
             turn.interrupted = True
+        elif isinstance(ev, Reconnected):
+            turn = self._agent_turn()
+            turn.gaps.append((_Stamp(ev.dropped_ns, "ConnectionLost"), stamp))
+            if ev.replayed_turn:
+                self._restart(turn)
         return self._complete(ev.t_ns)
+
+    def _restart(self, turn: Turn) -> None:
+        """The caller's utterance was sent again to a new session: forget what the old
+        session said about it, keep the caller's own speech stamps."""
+        turn.server_start = turn.server_stop = turn.first_response_sign = None
+        turn.server_audio_start_ms = turn.server_audio_end_ms = None
+        for rid in turn.responses:
+            self._by_response.pop(rid, None)
+        turn.responses.clear()
+        for item in turn.user_items:
+            self._by_user_item.pop(item, None)
+        turn.user_items.clear()
 
     def _bind_user_item(self, turn: Turn, item_id: str) -> None:
         if item_id and item_id not in self._by_user_item:

@@ -41,6 +41,25 @@ class Outgoing:
     log: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    """One finished piece of the conversation, replayed into a new provider session.
+
+    Attributes:
+        role: ``user`` / ``assistant`` (text), ``tool_call`` or ``tool_result``.
+        text: the transcript (user, assistant) or the tool output JSON (tool_result).
+        call_id: the tool call id (tool_call, tool_result).
+        name: the tool name (tool_call, tool_result).
+        arguments: the call's JSON arguments (tool_call).
+    """
+
+    role: str
+    text: str = ""
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
 class ProviderProtocol(abc.ABC):
     """Sans-I/O half of a provider. Synchronous; call from one thread only."""
 
@@ -81,6 +100,16 @@ class ProviderProtocol(abc.ABC):
         """Messages to send when the local VAD ends caller speech with server turn
         detection off (OpenAI commit + ``response.create``, Gemini ``activityEnd``).
         """
+        return []
+
+    def replay(self, history: list[HistoryItem]) -> list[Outgoing]:
+        """Messages that restore a conversation in a fresh session (after a reconnect or a
+        rollover). Empty where the provider restores it itself (a Gemini resumption).
+        """
+        return []
+
+    def respond(self) -> list[Outgoing]:
+        """Messages that ask the agent to answer now (after a replayed tool result)."""
         return []
 
     def received_audio_ms(self, item_id: str) -> int:

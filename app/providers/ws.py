@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import websockets
@@ -25,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from app.clock import Clock
 from app.errors import ProviderError
-from app.events import ClientMessageSent, ConnectionState, Event
+from app.events import ClientMessageSent, ConnectionState, Event, ProviderErrorEvent
 from app.providers.base import Outgoing, Provider, ProviderProtocol
 from app.secrets import redact
 
@@ -102,6 +104,10 @@ def _is_loopback(url: str) -> bool:
 
 _END = object()
 
+#: The close reason websockets sends when a keepalive pong does not come in time
+#: (``websockets.asyncio.connection.Connection.keepalive``).
+_KEEPALIVE_REASON = "keepalive ping timeout"
+
 
 class WebSocketProvider(Provider):
     """One live session over a WebSocket, driven by a sans-I/O protocol.
@@ -118,8 +124,14 @@ class WebSocketProvider(Provider):
         clock: stamps received messages and sent-message events.
         ssl: TLS context for ``wss://`` (``None``: the system default).
         open_timeout: seconds allowed for TCP + TLS + handshake.
-        ping_interval: keepalive ping period in seconds (``None``: no pings).
+        ping_interval: keepalive ping period in seconds (``None``: no pings). The
+            defaults suit OpenAI (20 s / 20 s); Gemini answers pings slowly and passes
+            a 60 s timeout (PROTOCOLS.md §5.7).
         ping_timeout: seconds to wait for a pong before failing (``None``: forever).
+            A missed pong ends :meth:`events` with ``ConnectionState(state="failed",
+            detail="ping timeout …")`` within ``ping_interval + ping_timeout`` (plus at
+            most ``close_timeout`` when the peer does not answer the close frame either).
+        close_timeout: seconds to wait for the peer's close frame when closing.
     """
 
     def __init__(
@@ -132,6 +144,7 @@ class WebSocketProvider(Provider):
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
+        close_timeout: float = 5.0,
     ) -> None:
         self.protocol = protocol
         self.url = url
@@ -142,6 +155,7 @@ class WebSocketProvider(Provider):
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Event | object] = asyncio.Queue()
@@ -155,6 +169,26 @@ class WebSocketProvider(Provider):
 
     def _scrub(self, text: str) -> str:
         return redact(text, self._secrets)
+
+    def _scrub_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, dict):
+            return {self._scrub_value(k): self._scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub_value(v) for v in value]
+        return value
+
+    def _scrub_error(self, ev: ProviderErrorEvent) -> ProviderErrorEvent:
+        """An error event without our credentials: servers quote the key they got
+        ("Incorrect API key provided: …"), and error messages are printed and shown.
+        """
+        return dataclasses.replace(
+            ev,
+            message=self._scrub(ev.message),
+            code=self._scrub(ev.code),
+            raw=self._scrub_value(ev.raw),
+        )
 
     def _emit(self, ev: Event) -> None:
         if not self._finished:
@@ -196,6 +230,7 @@ class WebSocketProvider(Provider):
                 open_timeout=self._open_timeout,
                 ping_interval=self._ping_interval,
                 ping_timeout=self._ping_timeout,
+                close_timeout=self._close_timeout,
                 max_size=MAX_MESSAGE_SIZE,
                 compression=None,
                 logger=_wire_log,
@@ -262,6 +297,8 @@ class WebSocketProvider(Provider):
         try:
             async for message in ws:
                 for ev in self.protocol.receive(message, self._clock.now_ns()):
+                    if isinstance(ev, ProviderErrorEvent):
+                        ev = self._scrub_error(ev)
                     self._emit(ev)
         except ConnectionClosed:
             pass  # reported below from ws.close_code / close_reason
@@ -277,6 +314,10 @@ class WebSocketProvider(Provider):
         code, reason = ws.close_code, ws.close_reason or ""
         if self._closing:
             return "closed", "closed by client"
+        sent = ws.protocol.close_sent
+        if sent is not None and sent.reason == _KEEPALIVE_REASON:
+            # websockets' keepalive failed the connection: it sent 1011 with this reason.
+            return "failed", f"ping timeout (no pong within {self._ping_timeout:g} s)"
         text = f"server closed ({code}{': ' + reason if reason else ''})"
         if code in (1000, 1001):
             return "closed", text

@@ -283,6 +283,7 @@ class Conversation:
         truth: the ground-truth log.
         transport: the connection.
         index: 1-based connection number on this server.
+        model: the model the client asked for (from the URL), if any.
     """
 
     def __init__(
@@ -292,8 +293,10 @@ class Conversation:
         truth: TruthLog,
         transport: Transport,
         index: int,
+        model: str = "",
     ) -> None:
         self.scenario = scenario
+        self.model = model
         self.state = state
         self.truth = truth
         self.transport = transport

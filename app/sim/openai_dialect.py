@@ -101,14 +101,13 @@ def _codec(fmt: dict[str, Any] | None) -> str:
 class OpenAIConversation(Conversation):
     """One OpenAI Realtime GA connection of the simulator (see the module docstring).
 
-    Args:
-        model: the ``?model=`` of the connection URL (echoed in the session).
-        *args: passed to :class:`app.sim.engine.Conversation`.
+    Takes the arguments of :class:`app.sim.engine.Conversation`; ``model`` (the
+    ``?model=`` of the URL) is echoed in the session.
     """
 
-    def __init__(self, *args: Any, model: str = "gpt-realtime", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.session = default_session(model or "gpt-realtime")
+        self.session = default_session(self.model or "gpt-realtime")
         self._user_audio_ms: dict[str, float] = {}
         self._conversation_id = new_id("conv")
 

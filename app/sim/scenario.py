@@ -9,8 +9,8 @@ Top level::
     name: demo                 # label for logs (default: the file's stem, or "scenario")
     voice_rate: 175            # espeak-ng words per minute for replies (80..450)
     default_reply: null        # reply for utterances beyond the script (null: transcribe
-                               #   only, no spoken reply; the response is still created
-                               #   and completes empty)
+                               #   only and create no response; a client's explicit
+                               #   response.create then gets an empty completed response)
     greeting: null             # text the agent says right after the first session.update
                                #   of the first connection, before any user speech (turn 0)
     continue_on_reconnect: true  # a reconnecting client continues at the next turn
@@ -217,7 +217,10 @@ class _Reader:
     ) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(where, f"expected a number, got {_kind(value)}")
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer beyond float range (YAML allows any length)
+            v = math.inf
         if not math.isfinite(v):
             raise self.fail(where, "must be a finite number")
         if v < lo or (lo_open and v <= lo):
@@ -436,7 +439,14 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def _join(where: str | None, key: str) -> str:
+    key = _show(key)
     return key if not where else f"{where}.{key}"
+
+
+def _show(key: str) -> str:
+    """A user-supplied key made safe for a one-line message (escaped, at most 40 chars)."""
+    shown = key.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def _kind(value: object) -> str:

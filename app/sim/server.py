@@ -34,7 +34,8 @@ from app.sim.scenario import Scenario, load_scenario
 from app.sim.truth import TruthLog
 from app.sim.tts import synthesize
 
-DIALECTS = ("openai",)
+#: Wire dialects by name: each a :class:`Conversation` subclass (Gemini is planned).
+DIALECTS: dict[str, type[Conversation]] = {"openai": OpenAIConversation}
 #: Largest client message accepted (the service allows 15 MiB appends).
 MAX_MESSAGE = 16 * 2**20
 
@@ -150,7 +151,7 @@ class SimServer:
         model = (parse_qs(urlsplit(path).query).get("model") or [""])[0]
         self._log.record("connection", None, state="open", index=index, path=path,
                          model=model, authorization=auth)
-        conv = OpenAIConversation(self.scenario, self.state, self._log, ws, index, model=model)
+        conv = DIALECTS[self.dialect](self.scenario, self.state, self._log, ws, index, model=model)
         delay = conv.faults.pong_delay_ms()
         if delay > 0 and isinstance(ws, _SlowPongConnection):
             ws._delay_pongs(delay / 1000)
@@ -249,7 +250,7 @@ async def run_sim(scenario_path: str | None, host: str, port: int, dialect: str,
     print(url, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: list[signal.Signals] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)

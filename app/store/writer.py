@@ -38,6 +38,12 @@ INDEX_FILE = "sessions.db"
 REDACTED = "***"
 MIN_SECRET_LEN = 4
 
+# A server may send a lone UTF-16 surrogate as a JSON escape ("\ud800"); Python keeps it
+# in the str, and strict UTF-8 cannot encode it. Every string we write is JSON, where the
+# surrogate only occurs inside a string literal, so writing it back as the escape
+# ``\ud800`` keeps the line valid JSON that reads back to the same value.
+_ENCODING_ERRORS = "backslashreplace"
+
 # Shapes of vendor API keys, redacted even when nobody told us the key (defense in depth).
 _KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}|\bAIza[0-9A-Za-z_\-]{30,}")
 # Mapping keys whose string values are never stored (profile snapshots, urls, headers).
@@ -121,7 +127,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        with open(tmp, "w", encoding="utf-8", errors=_ENCODING_ERRORS, newline="\n") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -272,7 +278,13 @@ class SessionWriter:
             self.meta["url"] = scrub_url(self.meta["url"])
         self._write_meta()
         try:
-            self._events = open(self.dir / EVENTS_FILE, "a", encoding="utf-8", newline="\n")
+            self._events = open(
+                self.dir / EVENTS_FILE,
+                "a",
+                encoding="utf-8",
+                errors=_ENCODING_ERRORS,
+                newline="\n",
+            )
         except OSError as exc:
             raise StoreError(
                 f"cannot open {self.dir / EVENTS_FILE} ({exc.strerror or exc})"

@@ -243,13 +243,20 @@ class EventFilterProxy(QSortFilterProxyModel):
         self._direction = ""
 
     def set_text(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.invalidateFilter()
+        self._refilter("_text", text.strip().lower())
 
     def set_direction(self, direction: str) -> None:
         """``""`` for all, else ``in``/``out``/``local``."""
-        self._direction = direction
-        self.invalidateFilter()
+        self._refilter("_direction", direction)
+
+    def _refilter(self, attr: str, value: str) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+: invalidateFilter is deprecated
+            self.beginFilterChange()
+            setattr(self, attr, value)
+            self.endFilterChange()
+        else:
+            setattr(self, attr, value)
+            self.invalidateFilter()
 
     def filterAcceptsRow(
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex

@@ -101,7 +101,7 @@ class TurnsModel(QAbstractTableModel):
             return "No turns yet"
         return (
             f"{n} turn{'s' if n != 1 else ''} · voice→voice p50 {ms_text(self.p50())}"
-            f" · p95 {ms_text(self.p95())} · {self.slow_count()} slow (> {self._slow_ms:,.0f} ms)"
+            f" · p95 {ms_text(self.p95())} · {self.slow_count()} slow"
         )
 
     # --- Qt model API -------------------------------------------------------------------

@@ -144,9 +144,8 @@ def detail_text(turn: dict[str, Any], row: int, slow_ms: float) -> str:
         for c in calls:
             args = c.get("arguments")
             args_text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
-            lines.append(
-                f"  {c.get('name', '?')}({args_text}) → {c.get('status', '?')} in {ms_text(c.get('ms'))}"
-            )
+            outcome = f"{c.get('status', '?')} in {ms_text(c.get('ms'))}"
+            lines.append(f"  {c.get('name', '?')}({args_text}) → {outcome}")
     used = turn.get("events_used") or []
     if used:
         lines += ["", "Events used:"]
@@ -174,6 +173,7 @@ class WaterfallView(QWidget):
         self.summary = QLabel(self)
         self.summary.setObjectName("summaryLabel")
         self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary.setWordWrap(True)
         self.threshold = QSpinBox(self)
         self.threshold.setRange(100, 20_000)
         self.threshold.setSingleStep(100)
@@ -191,6 +191,7 @@ class WaterfallView(QWidget):
         item.invertY(True)
         item.setLabel("bottom", "ms after the caller stopped speaking")
         item.getAxis("left").setStyle(tickLength=0)
+        item.getAxis("left").setWidth(58)
         for axis in ("left", "bottom"):
             item.getAxis(axis).setPen(pg.mkPen("#80868b"))
             item.getAxis(axis).setTextPen(pg.mkPen("#3c4043"))
@@ -271,7 +272,7 @@ class WaterfallView(QWidget):
 
     def label_texts(self) -> list[str]:
         """The plain text of each row's figure label."""
-        return [t.textItem.toPlainText() for t in self._labels]
+        return [t.textItem.toPlainText() for t in self._labels[: len(self._rows)]]
 
     # --- behaviour ----------------------------------------------------------------------
 
@@ -301,9 +302,6 @@ class WaterfallView(QWidget):
     def refresh(self, *_args: Any) -> None:
         """Redraw every row from the model."""
         item = self.plot.getPlotItem()
-        for t in self._labels:
-            item.removeItem(t)
-        self._labels = []
         n = self.model.rowCount()
         self._rows = [layout_row(self.model.turn(i), i, self.model.is_slow(i)) for i in range(n)]
         x0s, ys, ws, brushes = [], [], [], []
@@ -328,13 +326,22 @@ class WaterfallView(QWidget):
                 hbrushes.append(pg.mkBrush(SLOW_COLOR if lay.slow else "#202124"))
                 right = max(right, lay.headline_ms)
         right *= 1.12
-        for lay in self._rows:
-            end = lay.headline_ms if lay.headline_ms is not None else 0.0
-            label = pg.TextItem(color=SLOW_COLOR if lay.slow else "#202124", anchor=(0, 0.5))
-            label.setText(lay.label)  # TextItem.setText is plain text (no markup)
-            label.setPos(end + right * 0.01, lay.row + 0.33)
+        # Labels are pooled: adding/removing graphics items on every refresh is slow (and
+        # under PySide6 6.12.0 each add/remove cycle leaks a reference to True).
+        while len(self._labels) < len(self._rows):
+            label = pg.TextItem(anchor=(0, 0.5))
             item.addItem(label)
             self._labels.append(label)
+        for i, label in enumerate(self._labels):
+            if i >= len(self._rows):
+                label.setVisible(False)
+                continue
+            lay = self._rows[i]
+            end = lay.headline_ms if lay.headline_ms is not None else 0.0
+            label.setColor(SLOW_COLOR if lay.slow else "#202124")
+            label.setText(lay.label)  # TextItem.setText is plain text (no markup)
+            label.setPos(end + right * 0.01, lay.row + 0.33)
+            label.setVisible(True)
         self._bars.setOpts(x0=x0s, y=ys, width=ws, height=0.5, brushes=brushes)
         self._v2v.setOpts(x0=hx, y=hy, width=hw, height=0.07, brushes=hbrushes)
         ticks = [(lay.row, f"Turn {lay.number}") for lay in self._rows]

@@ -54,7 +54,7 @@ from app.events import (
     UserTranscript,
 )
 from app.profile import Profile, ToolSpec, TurnDetection
-from app.providers.base import Outgoing, ProviderProtocol
+from app.providers.base import HistoryItem, Outgoing, ProviderProtocol
 
 #: Largest server message accepted (characters of text, or bytes), as the socket's max_size.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -99,6 +99,9 @@ _SCHEMA_KEYS = frozenset(
     }
 )  # fmt: skip
 _SCHEMA_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+
+#: goAway.timeLeft is clamped to a day: the bridge schedules on it.
+_MAX_GO_AWAY_MS = 86_400_000
 
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d{0,9})?)s\s*$")
 _RATE = re.compile(r"rate=(\d+)")
@@ -163,6 +166,13 @@ def parse_duration_ms(value: Any) -> int:
     Raises:
         ValueError: ``value`` is no duration.
     """
+    try:
+        return _duration_ms(value)
+    except OverflowError:  # 1e308 s, or an integer too large for a float
+        raise ValueError("duration out of range") from None
+
+
+def _duration_ms(value: Any) -> int:
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m is None:
@@ -462,6 +472,38 @@ class GeminiProtocol(ProviderProtocol):
         msg = {"toolResponse": {"functionResponses": [fr]}}
         return [self._out(msg, "toolResponse")]
 
+    def replay(self, history: list[HistoryItem]) -> list[Outgoing]:
+        """Nothing after a resumption (the server restores the session from its handle);
+        otherwise the finished turns as one ``clientContent`` with ``turnComplete: false``
+        so the model does not answer them.
+        """
+        if self._resume_from:
+            return []
+        turns: list[dict[str, Any]] = []
+        for h in history:
+            if h.role == "user" and h.text:
+                turns.append({"role": "user", "parts": [{"text": h.text}]})
+            elif h.role == "assistant" and h.text:
+                turns.append({"role": "model", "parts": [{"text": h.text}]})
+            elif h.role == "tool_call":
+                try:
+                    args = json.loads(h.arguments or "{}")
+                except ValueError:
+                    args = {}
+                call = {"id": h.call_id, "name": h.name, "args": args}
+                turns.append({"role": "model", "parts": [{"functionCall": call}]})
+            elif h.role == "tool_result":
+                try:
+                    value: Any = json.loads(h.text)
+                except ValueError:
+                    value = h.text
+                resp = {"id": h.call_id, "name": h.name, "response": {"output": value}}
+                turns.append({"role": "user", "parts": [{"functionResponse": resp}]})
+        if not turns:
+            return []
+        msg = {"clientContent": {"turns": turns, "turnComplete": False}}
+        return [self._out(msg, "clientContent")]
+
     def truncate(self, item_id: str, audio_end_ms: int) -> list[Outgoing]:
         """Nothing: Gemini has no truncate; it honours its own ``interrupted``."""
         return []
@@ -497,7 +539,7 @@ class GeminiProtocol(ProviderProtocol):
             parsed = self._parse(msg)
         except _Malformed as exc:
             return [self._malformed(t_ns, str(exc), raw)]
-        except (ValueError, TypeError, RecursionError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             return [self._malformed(t_ns, f"bad field ({type(exc).__name__})", raw)]
         return self._apply(parsed, t_ns, raw)
 
@@ -584,7 +626,7 @@ class GeminiProtocol(ProviderProtocol):
                 ms = parse_duration_ms(left) if left is not None else 0
             except ValueError:
                 raise _Malformed("goAway.timeLeft is not a duration") from None
-            ops.append(("go_away", max(0, ms)))
+            ops.append(("go_away", min(max(0, ms), _MAX_GO_AWAY_MS)))
         return ops
 
     @staticmethod

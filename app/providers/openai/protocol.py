@@ -43,7 +43,7 @@ from app.events import (
     UserTranscript,
 )
 from app.profile import Profile
-from app.providers.base import Outgoing, ProviderProtocol
+from app.providers.base import HistoryItem, Outgoing, ProviderProtocol
 
 #: Largest server message accepted (characters of text, or bytes), as the socket's max_size.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -304,6 +304,45 @@ class OpenAIProtocol(ProviderProtocol):
             "audio_end_ms": end,
         }
         return [self._msg(body)]
+
+    def replay(self, history: list[HistoryItem]) -> list[Outgoing]:
+        """One ``conversation.item.create`` per finished item, oldest first: user text as
+        ``input_text``, agent text as ``output_text``, tool calls as ``function_call`` +
+        ``function_call_output``. OpenAI has no resume handle, so this is how a new
+        session learns what was said (PROTOCOLS.md §1 "Limits").
+        """
+        out: list[Outgoing] = []
+        for h in history:
+            item: dict[str, Any]
+            if h.role == "user":
+                item = {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": h.text}],
+                }
+            elif h.role == "assistant":
+                item = {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": h.text}],
+                }
+            elif h.role == "tool_call":
+                item = {
+                    "type": "function_call",
+                    "call_id": h.call_id,
+                    "name": h.name,
+                    "arguments": h.arguments or "{}",
+                }
+            elif h.role == "tool_result":
+                item = {"type": "function_call_output", "call_id": h.call_id, "output": h.text}
+            else:
+                continue
+            out.append(self._msg({"type": "conversation.item.create", "item": item}))
+        return out
+
+    def respond(self) -> list[Outgoing]:
+        """``response.create``."""
+        return [self._msg({"type": "response.create"})]
 
     def manual_turn_end(self) -> list[Outgoing]:
         """Turn detection is off: the local VAD ended the caller's turn (commit + respond)."""

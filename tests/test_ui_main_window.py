@@ -1,0 +1,117 @@
+"""The main window driven by a fake controller replaying a scripted call."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt  # noqa: E402
+
+from app.errors import AudioDeviceError  # noqa: E402
+from app.profile import Profile  # noqa: E402
+from tests.conftest_qt import FakeController, no_leaked_threads  # noqa: F401
+from ui.app import build_main_window, save_screenshot  # noqa: E402
+from ui.demo import demo_events  # noqa: E402
+
+DISPLAY = Qt.ItemDataRole.DisplayRole
+
+
+class Dev:
+    def __init__(self, name, ins, outs):
+        self.name, self.host_api = name, "ALSA"
+        self.max_input_channels, self.max_output_channels = ins, outs
+
+
+def test_scripted_call_fills_the_window(qtbot, no_leaked_threads):  # noqa: F811
+    events = demo_events()
+    ctl = FakeController(events)
+    win = build_main_window(ctl, devices=lambda: [Dev("pulse", 32, 32), Dev("hdmi", 0, 2)])
+    qtbot.addWidget(win)
+    win.show()
+    assert [win.input_device.itemText(i) for i in range(win.input_device.count())] == [
+        "System default",
+        "pulse (ALSA)",
+    ]
+    assert win.output_device.count() == 3
+    win.input_device.setCurrentIndex(1)
+    win.half_duplex.setChecked(True)
+    qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
+    name, options = ctl.calls[0]
+    assert name == "start_call"
+    assert isinstance(options["profile"], Profile) and options["profile"].name == "default"
+    assert options["input_device"] == "pulse" and options["output_device"] is None
+    assert options["half_duplex"] is True and options["mute"] is False
+    assert win.call_button.text() == "Hang up"
+    ctl.thread.join(timeout=5)
+    qtbot.waitUntil(lambda: win.vm.events.event_count == len(events), timeout=5000)
+    # Transcript, tool row, 4 waterfall rows, event count.
+    rows = [win.vm.transcript.index(i).data(DISPLAY) for i in range(win.vm.transcript.rowCount())]
+    assert any("Agent: It's 21 degrees and sunny in Lisbon right now." in r for r in rows)
+    assert any("[interrupted" in r for r in rows)
+    assert win.tools_view.model().rowCount() == 1
+    assert len(win.waterfall.row_layouts()) == 4
+    assert win.events_label.text() == f"{len(events)} events"
+    assert "4 turns" in win.latency_label.text()
+    # The scripted call ends with CallEnded: the window is back to idle.
+    assert win.call_button.text() == "Call" and not win.in_call
+    assert win.state_label.text() == "Closed — hangup"
+    assert not win.pump.running
+    win.waterfall.select_turn(1)
+    assert save_screenshot(win, "/tmp/vp_main.png").stat().st_size > 20_000
+    win.close()
+
+
+def test_controls_reach_the_controller(qtbot):
+    ctl = FakeController([])
+    win = build_main_window(ctl, devices=lambda: [])
+    qtbot.addWidget(win)
+    win.toggle_call()
+    win.mute.setChecked(True)
+    win.push_to_talk.setChecked(True)
+    assert win.talk_button.isEnabled()
+    qtbot.mousePress(win.talk_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseRelease(win.talk_button, Qt.MouseButton.LeftButton)
+    win.toggle_call()
+    assert [c for c in ctl.calls if c[0] != "start_call"] == [
+        ("set_mute", True),
+        ("ptt", True),
+        ("ptt", False),
+        ("hangup", None),
+    ]
+    assert win.pump.running  # until CallEnded arrives
+    win.close()
+    assert not win.pump.running
+
+
+def test_start_call_error_is_shown_in_the_banner(qtbot):
+    ctl = FakeController(fail_with=AudioDeviceError("input device 'x' is busy", "x", "ALSA"))
+    win = build_main_window(ctl, devices=lambda: [])
+    qtbot.addWidget(win)
+    win.show()
+    win.toggle_call()
+    assert win.banner.isVisible() and win.banner.text() == "input device 'x' is busy"
+    assert win.banner.textFormat() == Qt.TextFormat.PlainText
+    assert not win.in_call and win.call_button.text() == "Call"
+
+
+def test_device_listing_failure_leaves_defaults(qtbot):
+    def broken():
+        raise AudioDeviceError("PortAudio is not available")
+
+    win = build_main_window(FakeController([]), devices=broken)
+    qtbot.addWidget(win)
+    assert win.input_device.count() == 1 and win.input_device.currentData() is None
+
+
+def test_profile_editor_round_trip(qtbot):
+    win = build_main_window(FakeController([]), devices=lambda: [])
+    qtbot.addWidget(win)
+    ed = win.profile_editor
+    assert ed.tools.item(0).text() == "get_weather  (mock)"
+    ed.provider.setCurrentText("gemini")
+    ed.vad.setCurrentIndex(ed.vad.findData("semantic_vad"))
+    ed.eagerness.setCurrentText("high")
+    ed.language.setText("fr")
+    p = ed.profile()
+    assert p.provider == "gemini" and p.model.startswith("gemini") and p.voice == "Puck"
+    assert p.turn_detection.type == "semantic_vad" and p.turn_detection.eagerness == "high"
+    assert p.transcription.language == "fr" and p.tools[0].name == "get_weather"
+    assert not ed.load("/no/such/profile.yaml")
+    assert ed.error.isVisibleTo(ed) and "file not found" in ed.error.text()

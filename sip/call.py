@@ -60,11 +60,19 @@ class SipCall:
         self.ended = threading.Event()
         self.ended_future: Future[CallState] = Future()
         self.quality: CallQuality | None = None
+        #: Every call state so far, oldest first (appended on the SIP thread).
+        self.states: list[CallState] = []
         self._changed = threading.Condition()
         self._endpoint = endpoint
         self.port = SipCallPort(rate, hangup=self.hangup)
 
+    @property
+    def endpoint(self) -> SipEndpoint:
+        """The endpoint that owns the call."""
+        return self._endpoint
+
     def _on_state(self, ev: CallState) -> None:
+        self.states.append(ev)
         self.state, self.code, self.reason = ev.state, ev.code, ev.reason
         if ev.call_id:
             self.call_id = ev.call_id

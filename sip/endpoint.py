@@ -167,6 +167,7 @@ class SipEndpoint:
         self.recent_calls: collections.deque[SipCall] = collections.deque(maxlen=32)
         self._incoming: collections.deque[SipCall] = collections.deque(maxlen=16)
         self._incoming_cond = threading.Condition()
+        self._listeners: tuple[Callable[[Event], None], ...] = ()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -395,13 +396,28 @@ class SipEndpoint:
 
     # --- events -----------------------------------------------------------------------------
 
+    def add_listener(self, fn: Callable[[Event], None]) -> None:
+        """Also deliver every event to ``fn`` (on the SIP thread, after ``on_event``).
+
+        ``fn`` has the same contract as ``on_event``: return quickly, never call blocking
+        endpoint methods. Callable from any thread.
+        """
+        with self._lock:
+            self._listeners = (*self._listeners, fn)
+
+    def remove_listener(self, fn: Callable[[Event], None]) -> None:
+        """Stop delivering events to ``fn`` (a no-op if it was not added)."""
+        with self._lock:
+            self._listeners = tuple(f for f in self._listeners if f is not fn)
+
     def _emit(self, ev: Event) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(ev)
-        except Exception as exc:
-            log.error("on_event raised %s: %s", type(exc).__name__, exc)
+        for fn in (self._on_event, *self._listeners):
+            if fn is None:
+                continue
+            try:
+                fn(ev)
+            except Exception as exc:
+                log.error("event listener raised %s: %s", type(exc).__name__, exc)
 
     def _notice(self, level: str, message: str) -> None:
         self._emit(Notice(t_ns=self._clock.now_ns(), level=level, message=message))

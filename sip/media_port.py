@@ -90,14 +90,43 @@ class MediaLink:
         rx_mark: ``(total samples received, clock time of the last one)``, replaced
             atomically by the clock thread.
         flush_requested: set by the bridge; the clock thread then empties ``tx``.
+        tx_consumed: samples taken out of ``tx`` so far (sent, or dropped by a flush); the
+            same numbering as the writer's count of samples accepted by ``tx``.
+        tx_after / tx_ns: for the last ``len(tx_ns)`` frames requested by pjmedia,
+            ``tx_consumed`` after the frame and the clock time it was handed over
+            (slot ``i % len``); ``tx_requests`` counts the frames (published last).
     """
 
-    def __init__(self, rx: RingBuffer, tx: RingBuffer, stats: MediaStats) -> None:
+    def __init__(self, rx: RingBuffer, tx: RingBuffer, stats: MediaStats,
+                 tx_history: int = 1024) -> None:
         self.rx = rx
         self.tx = tx
         self.stats = stats
         self.rx_mark: tuple[int, int] = (0, 0)
         self.flush_requested = False
+        self.tx_consumed = 0
+        self.tx_after = np.zeros(tx_history, dtype=np.int64)
+        self.tx_ns = np.zeros(tx_history, dtype=np.int64)
+        self.tx_requests = 0
+
+    def handed_ns(self, position: int) -> int | None:
+        """Clock time at which sample ``position`` of ``tx`` (0-based, in the writer's
+        numbering) was handed to pjmedia; ``None`` if not yet, or too long ago to know.
+
+        Any thread; reads the clock thread's history without locks (a frame being
+        recorded at that moment is simply not seen yet).
+        """
+        k = self.tx_requests
+        size = len(self.tx_ns)
+        n = min(k, size)
+        if n == 0:
+            return None
+        idx = np.arange(k - n, k) % size
+        after = self.tx_after[idx]
+        j = int(np.searchsorted(after, position, side="right"))
+        if j >= n or (j == 0 and k > size):
+            return None
+        return int(self.tx_ns[idx[j]])
 
 
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
@@ -173,13 +202,21 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
         st = self._stats
         try:
             tx = self._tx
-            if self._link.flush_requested:
-                self._link.flush_requested = False
+            link = self._link
+            if link.flush_requested:
+                link.flush_requested = False
+                # Samples written between these two lines are dropped uncounted (rare:
+                # barge-in only); later hand-over times then read up to a frame late.
+                link.tx_consumed += tx.available
                 tx.clear()
             if tx.available > 0:
-                tx.read_into(self._txview)
+                link.tx_consumed += tx.read_into(self._txview)
             else:
                 self._txview[:] = 0
+            slot = link.tx_requests % len(link.tx_ns)
+            link.tx_ns[slot] = time.monotonic_ns()
+            link.tx_after[slot] = link.tx_consumed
+            link.tx_requests += 1
             frame.type = self._frame_type
             frame.buf = self._txvec
             frame.size = self.nbytes

@@ -52,6 +52,10 @@ class SipCallPort(CallerPort):
         self._hangup = hangup
         self._stopped = False
         self._read_total = 0
+        #: Samples accepted by :meth:`write` so far (dropped overruns not counted).
+        self.written_samples = 0
+        #: ``(written_samples before, now_ns, returned play time)`` of the last :meth:`write`.
+        self.last_write: tuple[int, int, int] = (0, 0, 0)
 
     def start(self, t0_ns: int) -> None:
         """Nothing to open: the call's media is already flowing."""
@@ -81,8 +85,17 @@ class SipCallPort(CallerPort):
         the ring's capacity is dropped and counted in ``tx.overruns``.
         """
         ahead = self.tx.available
-        self.tx.write(np.asarray(pcm, dtype=np.int16))
-        return now_ns + ahead * 1_000_000_000 // self.rate + _FRAME_NS
+        play_ns = now_ns + ahead * 1_000_000_000 // self.rate + _FRAME_NS
+        self.last_write = (self.written_samples, now_ns, play_ns)
+        self.written_samples += self.tx.write(np.asarray(pcm, dtype=np.int16))
+        return play_ns
+
+    def handed_ns(self, position: int) -> int | None:
+        """Clock time at which written sample ``position`` (0-based count of samples
+        accepted by :meth:`write`) was handed to pjmedia for sending, measured on the
+        clock thread; ``None`` if not yet sent or older than the history (~20 s).
+        """
+        return self.link.handed_ns(position)
 
     def flush(self) -> None:
         """Drop queued agent audio (barge-in); takes effect at the next frame."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pulse import pulse_server  # noqa: F401  (session fixture: private PulseAudio)
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 if "VOICEPROBE_HOME" not in os.environ:
     os.environ["VOICEPROBE_HOME"] = tempfile.mkdtemp(prefix="voiceprobe-test-")

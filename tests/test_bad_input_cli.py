@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,39 +74,77 @@ def _call(inputs: dict[str, Path], *extra: str, wav: str = "good") -> list[str]:
 
 # (id, argv builder, words the one stderr line must contain, extra env)
 CASES = [
-    ("missing-wav", lambda i: ["call", "--input", str(i["good"].with_name("nope.wav"))],
-     ["nope.wav", "not found"], {}),
+    (
+        "missing-wav",
+        lambda i: ["call", "--input", str(i["good"].with_name("nope.wav"))],
+        ["nope.wav", "not found"],
+        {},
+    ),
     ("text-as-wav", lambda i: _call(i, wav="text"), ["text.wav", "not a WAV"], {}),
     ("adpcm-wav", lambda i: _call(i, wav="adpcm"), ["adpcm.wav", "ADPCM"], {}),
     ("empty-wav", lambda i: _call(i, wav="empty"), ["empty.wav", "no audio"], {}),
     ("zero-byte-wav", lambda i: _call(i, wav="zero"), ["zero.wav", "not a WAV"], {}),
-    ("profile-bad-yaml", lambda i: _call(i, "--profile", str(i["bad-yaml"])),
-     ["bad-yaml.yaml", "YAML"], {}),
-    ("profile-unknown-field", lambda i: _call(i, "--profile", str(i["unknown-field"])),
-     ["unknown-field.yaml", "voise", "unknown field"], {}),
-    ("profile-wrong-type", lambda i: _call(i, "--profile", str(i["wrong-type"])),
-     ["wrong-type.yaml", "turn_detection.threshold"], {}),
-    ("profile-missing-name", lambda i: _call(i, "--profile", "no_such_profile"),
-     ["no profile named", "no_such_profile"], {}),
-    ("profile-missing-file", lambda i: _call(i, "--profile", "/nonexistent/p.yaml"),
-     ["/nonexistent/p.yaml", "not found"], {}),
-    ("scenario-malformed", lambda i: _call(i, "--scenario", str(i["bad-scenario"])),
-     ["bad-scenario.yaml", "turns[0].hears"], {}),
-    ("scenario-missing", lambda i: _call(i, "--scenario", "/nonexistent/s.yaml"),
-     ["/nonexistent/s.yaml", "not found"], {}),
+    (
+        "profile-bad-yaml",
+        lambda i: _call(i, "--profile", str(i["bad-yaml"])),
+        ["bad-yaml.yaml", "YAML"],
+        {},
+    ),
+    (
+        "profile-unknown-field",
+        lambda i: _call(i, "--profile", str(i["unknown-field"])),
+        ["unknown-field.yaml", "voise", "unknown field"],
+        {},
+    ),
+    (
+        "profile-wrong-type",
+        lambda i: _call(i, "--profile", str(i["wrong-type"])),
+        ["wrong-type.yaml", "turn_detection.threshold"],
+        {},
+    ),
+    (
+        "profile-missing-name",
+        lambda i: _call(i, "--profile", "no_such_profile"),
+        ["no profile named", "no_such_profile"],
+        {},
+    ),
+    (
+        "profile-missing-file",
+        lambda i: _call(i, "--profile", "/nonexistent/p.yaml"),
+        ["/nonexistent/p.yaml", "not found"],
+        {},
+    ),
+    (
+        "scenario-malformed",
+        lambda i: _call(i, "--scenario", str(i["bad-scenario"])),
+        ["bad-scenario.yaml", "turns[0].hears"],
+        {},
+    ),
+    (
+        "scenario-missing",
+        lambda i: _call(i, "--scenario", "/nonexistent/s.yaml"),
+        ["/nonexistent/s.yaml", "not found"],
+        {},
+    ),
     ("openai-no-key", lambda i: _call(i, "--provider", "openai"), ["openai", "OPENAI_API_KEY"], {}),
-    ("gemini-no-key", lambda i: _call(i, "--provider", "gemini"),
-     ["gemini", "GEMINI_API_KEY"], {}),
-    ("scenario-with-real-provider",
-     lambda i: _call(i, "--provider", "openai", "--scenario", str(i["bad-scenario"])),
-     ["--scenario", "sim"], {"OPENAI_API_KEY": "sk-test-not-used-0000"}),
+    ("gemini-no-key", lambda i: _call(i, "--provider", "gemini"), ["gemini", "GEMINI_API_KEY"], {}),
+    (
+        "scenario-with-real-provider",
+        lambda i: _call(i, "--provider", "openai", "--scenario", str(i["bad-scenario"])),
+        ["--scenario", "sim"],
+        {"OPENAI_API_KEY": "sk-test-not-used-0000"},
+    ),
     ("unknown-provider", lambda i: _call(i, "--provider", "skype"), ["skype"], {}),
     ("url-with-sim", lambda i: _call(i, "--url", "ws://127.0.0.1:1/v1"), ["--url"], {}),
     ("sim-port-too-big", lambda i: ["sim", "--port", "70000"], ["--port", "70000"], {}),
     ("sim-port-negative", lambda i: ["sim", "--port", "-1"], ["--port"], {}),
     ("sim-port-not-number", lambda i: ["sim", "--port", "http"], ["--port", "http"], {}),
-    ("sim-bad-scenario", lambda i: ["sim", "--scenario", str(i["bad-scenario"])],
-     ["bad-scenario.yaml", "hears"], {}),
+    (
+        "sim-bad-scenario",
+        lambda i: ["sim", "--scenario", str(i["bad-scenario"])],
+        ["bad-scenario.yaml", "hears"],
+        {},
+    ),
     ("unknown-subcommand", lambda i: ["frobnicate"], ["frobnicate"], {}),
     ("call-without-input", lambda i: ["call"], ["--input"], {}),
     ("sessions-show-unknown", lambda i: ["sessions", "show", "nope"], ["nope"], {}),
@@ -116,7 +155,11 @@ CASES = [
     ("argv", "words", "env"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_bad_input_exits_2_with_one_line(
-    home: Path, inputs: dict[str, Path], argv, words: list[str], env: dict[str, str]  # type: ignore[no-untyped-def]
+    home: Path,
+    inputs: dict[str, Path],
+    argv: Callable[[dict[str, Path]], list[str]],
+    words: list[str],
+    env: dict[str, str],
 ) -> None:
     proc = run_cli(home, *argv(inputs), **env)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)

@@ -62,7 +62,9 @@ _SCALARS = (
 #: Any JSON-representable value (Python side: dict keys are text).
 JSON_VALUES = st.recursive(
     _SCALARS,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -73,7 +75,10 @@ def _b64(n: int) -> str:
 
 OPENAI_SHAPES: list[dict[str, Any]] = [
     {"type": "session.created", "event_id": "e1", "session": {"id": "sess_1", "type": "realtime"}},
-    {"type": "session.updated", "session": {"id": "sess_1", "audio": {"output": {"voice": "marin"}}}},
+    {
+        "type": "session.updated",
+        "session": {"id": "sess_1", "audio": {"output": {"voice": "marin"}}},
+    },
     {"type": "input_audio_buffer.speech_started", "item_id": "i1", "audio_start_ms": 120},
     {"type": "input_audio_buffer.speech_stopped", "item_id": "i1", "audio_end_ms": 900},
     {"type": "input_audio_buffer.committed", "item_id": "i1", "previous_item_id": None},
@@ -99,8 +104,18 @@ OPENAI_SHAPES: list[dict[str, Any]] = [
         "delta": _b64(480),
     },
     {"type": "response.audio.delta", "response_id": "r1", "item_id": "a1", "delta": _b64(7)},
-    {"type": "response.output_audio_transcript.delta", "response_id": "r1", "item_id": "a1", "delta": "Hel"},
-    {"type": "response.output_audio_transcript.done", "response_id": "r1", "item_id": "a1", "transcript": "Hello"},
+    {
+        "type": "response.output_audio_transcript.delta",
+        "response_id": "r1",
+        "item_id": "a1",
+        "delta": "Hel",
+    },
+    {
+        "type": "response.output_audio_transcript.done",
+        "response_id": "r1",
+        "item_id": "a1",
+        "transcript": "Hello",
+    },
     {"type": "response.output_text.done", "response_id": "r1", "item_id": "a1", "text": "Hello"},
     {
         "type": "response.function_call_arguments.done",
@@ -120,7 +135,12 @@ OPENAI_SHAPES: list[dict[str, Any]] = [
             "output": [{"type": "message", "content": [{"type": "output_audio", "audio": "AAAA"}]}],
         },
     },
-    {"type": "conversation.item.truncated", "item_id": "a1", "content_index": 0, "audio_end_ms": 640},
+    {
+        "type": "conversation.item.truncated",
+        "item_id": "a1",
+        "content_index": 0,
+        "audio_end_ms": 640,
+    },
     {
         "type": "error",
         "event_id": "e9",
@@ -140,13 +160,21 @@ GEMINI_SHAPES: list[dict[str, Any]] = [
             }
         }
     },
-    {"server_content": {"model_turn": {"parts": [{"inline_data": {"mime_type": "audio/pcm", "data": "AAAA"}}]}}},
+    {
+        "server_content": {
+            "model_turn": {"parts": [{"inline_data": {"mime_type": "audio/pcm", "data": "AAAA"}}]}
+        }
+    },
     {"serverContent": {"inputTranscription": {"text": "hello", "finished": False}}},
     {"serverContent": {"outputTranscription": {"text": "Hi there"}}},
     {"serverContent": {"interrupted": True}},
     {"serverContent": {"generationComplete": True}},
     {"serverContent": {"turnComplete": True, "turnCompleteReason": "NEED_MORE_INPUT"}},
-    {"toolCall": {"functionCalls": [{"id": "fc1", "name": "get_weather", "args": {"city": "Paris"}}]}},
+    {
+        "toolCall": {
+            "functionCalls": [{"id": "fc1", "name": "get_weather", "args": {"city": "Paris"}}]
+        }
+    },
     {"toolCallCancellation": {"ids": ["fc1"]}},
     {"goAway": {"timeLeft": "10s"}},
     {"goAway": {"timeLeft": {"seconds": 3, "nanos": 500000000}}},
@@ -292,13 +320,18 @@ def test_gemini_valid_sequences_never_raise(
         pytest.param(b"\xff\xfe{\x00}", id="not-utf8"),
         pytest.param(b"\xed\xa0\x80", id="utf8-surrogate"),
         pytest.param('{"type": "error", "error": {"message": "\\ud800"}}', id="lone-surrogate"),
-        pytest.param('{"serverContent": {"outputTranscription": {"text": "\\udfff"}}}', id="lone-surrogate-g"),
+        pytest.param(
+            '{"serverContent": {"outputTranscription": {"text": "\\udfff"}}}', id="lone-surrogate-g"
+        ),
         pytest.param('{"type": "' + "t" * 1_000_000 + '"}', id="huge-type"),
         pytest.param('{"type": "x", "n": ' + "9" * 5000 + "}", id="huge-int"),
         pytest.param("1" * 10_000, id="huge-int-top"),
         pytest.param('{"goAway": {"timeLeft": 1e308}}', id="goaway-overflow"),
         pytest.param('{"goAway": {"timeLeft": "' + "9" * 400 + 's"}}', id="goaway-huge-text"),
-        pytest.param('{"goAway": {"timeLeft": {"seconds": 1, "nanos": ' + "9" * 400 + "}}}", id="goaway-nanos"),
+        pytest.param(
+            '{"goAway": {"timeLeft": {"seconds": 1, "nanos": ' + "9" * 400 + "}}}",
+            id="goaway-nanos",
+        ),
         pytest.param(
             '{"voiceActivity": {"voiceActivityType": "ACTIVITY_START", "audioOffset": 1e308}}',
             id="vad-offset-overflow",
@@ -395,7 +428,7 @@ def _yamlish() -> st.SearchStrategy[bytes]:
             b"[" * 5000 + b"]" * 5000,
             b"a: &x [*x]\n",
             b"\xef\xbb\xbfname: bom\n",
-            b"name: \"\\ud800\"\n",
+            b'name: "\\ud800"\n',
             b"\x00\x01\x02",
             b"\t- x\n",
             b"",
@@ -405,8 +438,12 @@ def _yamlish() -> st.SearchStrategy[bytes]:
         lambda v: json.dumps(v, allow_nan=True).encode("utf-8", "surrogatepass"),
         JSON_VALUES | near_valid([_PROFILE_SHAPE]),
     )
-    return st.one_of(tricky, st.binary(max_size=300), st.text(max_size=300).map(
-        lambda s: s.encode("utf-8", "surrogatepass")), yaml_text)
+    return st.one_of(
+        tricky,
+        st.binary(max_size=300),
+        st.text(max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass")),
+        yaml_text,
+    )
 
 
 @FUZZ_FEW
@@ -450,7 +487,9 @@ _SCENARIO_SHAPE: dict[str, Any] = {
                 "after_result": "Sunny.",
                 "followup_first_audio_ms": 250,
             },
-            "faults": [{"action": "error", "at": "response.created", "code": "rate_limit_exceeded"}],
+            "faults": [
+                {"action": "error", "at": "response.created", "code": "rate_limit_exceeded"}
+            ],
         }
     ],
     "faults": [
@@ -510,7 +549,10 @@ def corrupted_wav(draw: st.DrawFn) -> bytes:
     fmt = struct.pack("<HHIIHH", tag, channels, rate, (rate * block) % 2**32, block, bits)
     if tag == 0xFFFE or draw(st.booleans()):
         sub = draw(st.sampled_from(_TAGS))
-        fmt += struct.pack("<HHIH", 22, bits, 3, sub) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x008\x9bq"
+        fmt += (
+            struct.pack("<HHIH", 22, bits, 3, sub)
+            + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x008\x9bq"
+        )
     fmt = fmt[: draw(st.sampled_from([len(fmt), 16, 15, 24, 39]))]
     payload = draw(st.binary(max_size=600))
     declared = draw(st.sampled_from([len(payload), 0, 0xFFFFFFFF, len(payload) + 1, 1, 2**31]))
@@ -519,7 +561,9 @@ def corrupted_wav(draw: st.DrawFn) -> bytes:
         chunks.insert(0, (b"LIST", b"junk", draw(st.sampled_from([4, 0, 0xFFFFFFF0]))))
     if draw(st.integers(0, 4)) == 0:
         chunks.reverse()
-    body = b"".join(cid + struct.pack("<I", size) + data + b"\0" * (len(data) & 1) for cid, data, size in chunks)
+    body = b"".join(
+        cid + struct.pack("<I", size) + data + b"\0" * (len(data) & 1) for cid, data, size in chunks
+    )
     blob = bytearray(b"RIFF" + struct.pack("<I", (4 + len(body)) % 2**32) + b"WAVE" + body)
     for _ in range(draw(st.integers(0, 3))):
         if not blob:
@@ -535,7 +579,9 @@ def pcm16_wav_damaged(draw: st.DrawFn) -> bytes:
     """A valid PCM16 WAV from our own writer, with a few bytes overwritten."""
     frames = draw(st.integers(0, 200))
     channels = draw(st.integers(1, 3))
-    data = np.frombuffer(draw(st.binary(min_size=frames * channels * 2, max_size=frames * channels * 2)), "<i2")
+    data = np.frombuffer(
+        draw(st.binary(min_size=frames * channels * 2, max_size=frames * channels * 2)), "<i2"
+    )
     blob = bytearray(wav_header(channels, 16000, data.nbytes) + data.tobytes())
     for _ in range(draw(st.integers(1, 4))):
         pos = draw(st.integers(0, min(len(blob) - 1, 60)))
@@ -562,7 +608,11 @@ def test_read_wav_corrupted(scratch: Path, blob: bytes) -> None:
 
 
 @FUZZ_FEW
-@given(pcm16_wav_damaged() | st.binary(max_size=200) | st.binary(max_size=60).map(lambda b: b"RIFF\0\0\0\0WAVE" + b))
+@given(
+    pcm16_wav_damaged()
+    | st.binary(max_size=200)
+    | st.binary(max_size=60).map(lambda b: b"RIFF\0\0\0\0WAVE" + b)
+)
 def test_read_wav_random(scratch: Path, blob: bytes) -> None:
     _read(scratch, blob)
 

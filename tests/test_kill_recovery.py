@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[str]) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[str]
+) -> None:
     """Poll ``predicate`` until it holds; fail early if the call process ended."""
     deadline = time.monotonic() + timeout * TIME_SCALE
     while time.monotonic() < deadline:

@@ -93,6 +93,8 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         self.controller = controller
+        #: Merged into every call's options (the composition root's demo sets a provider).
+        self.extra_options: dict[str, Any] = {}
         self.setWindowTitle("voiceprobe")
         self.resize(1360, 860)
         self.in_call = False
@@ -263,6 +265,7 @@ class MainWindow(QMainWindow):
             "mute": self.mute.isChecked(),
             "push_to_talk": self.push_to_talk.isChecked(),
             "half_duplex": self.half_duplex.isChecked(),
+            **self.extra_options,
         }
 
     def toggle_call(self) -> None:

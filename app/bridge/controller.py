@@ -105,6 +105,7 @@ class CallController:
                 profile,
                 url=options.get("url") if provider != "sim" else None,
                 scenario=options.get("scenario") if provider == "sim" else None,
+                truth_path=options.get("truth") if provider == "sim" else None,
             )
             port = options.get("port") or self.port_factory(options)
         except VoiceprobeError as exc:

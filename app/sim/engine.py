@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 
 from app.audio.g711 import alaw_decode, ulaw_decode
 from app.audio.pcm import bytes_to_int16
-from app.audio.resample import DELAY_MS, StreamResampler
+from app.audio.resample import StreamResampler
 from app.audio.vad import VadTracker
 from app.sim.scenario import Fault, Scenario, Timing, ToolCall, Turn
 from app.sim.truth import TruthLog
@@ -58,7 +58,7 @@ def new_id(prefix: str) -> str:
 class Transport(Protocol):
     """The I/O the engine needs from the connection (a websockets server connection)."""
 
-    async def send(self, message: str) -> None: ...
+    async def send(self, message: str | bytes) -> None: ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
@@ -78,13 +78,16 @@ class SimState:
         self.next_turn = 1
         self.connections = 0
         self.greeted = False
+        #: Session-resumption handles issued so far (Gemini), each with the connection's
+        #: next turn when it was issued.
+        self.handles: dict[str, int] = {}
 
 
 @dataclass(slots=True)
 class InputConfig:
     """The client's input-audio settings, as far as the engine cares."""
 
-    codec: str = "pcm"  # "pcm" (24 kHz PCM16), "pcmu" or "pcma" (8 kHz G.711)
+    codec: str = "pcm"  # "pcm" (24 kHz PCM16), "pcm16" (16 kHz PCM16), "pcmu"/"pcma" (8 kHz)
     vad: bool = True
     silence_ms: int = 500
     prefix_ms: int = 300
@@ -94,7 +97,12 @@ class InputConfig:
     @property
     def rate(self) -> int:
         """Sample rate of the client's input audio."""
-        return 24000 if self.codec == "pcm" else 8000
+        return codec_rate(self.codec)
+
+
+def codec_rate(codec: str) -> int:
+    """Sample rate of an input codec name (see :class:`InputConfig`)."""
+    return {"pcm": 24000, "pcm16": 16000}.get(codec, 8000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +145,7 @@ class AudioInput:
 
     @property
     def rate(self) -> int:
-        return 24000 if self.codec == "pcm" else 8000
+        return codec_rate(self.codec)
 
     @property
     def hangover_ms(self) -> int:
@@ -196,7 +204,8 @@ class AudioInput:
         return [self._edge(e.speaking, self._vad_base + e.sample) for e in edges]
 
     def _edge(self, speaking: bool, sample16: int) -> SpeechEdge:
-        return SpeechEdge(speaking, sample16, self.clock_of(sample16 / VAD_RATE - DELAY_MS / 1000))
+        delay_s = self._rs.delay_ms / 1000  # 0 when the input is already at 16 kHz
+        return SpeechEdge(speaking, sample16, self.clock_of(sample16 / VAD_RATE - delay_s))
 
     def clock_of(self, sec: float) -> int:
         """Map an input audio position (seconds since the first audio) to the clock."""
@@ -284,6 +293,8 @@ class Conversation:
         transport: the connection.
         index: 1-based connection number on this server.
         model: the model the client asked for (from the URL), if any.
+        binary: send every message as a binary frame of UTF-8 JSON instead of a text
+            frame (the real Gemini service sends binary frames).
     """
 
     def __init__(
@@ -294,9 +305,11 @@ class Conversation:
         transport: Transport,
         index: int,
         model: str = "",
+        binary: bool = False,
     ) -> None:
         self.scenario = scenario
         self.model = model
+        self.binary = binary
         self.state = state
         self.truth = truth
         self.transport = transport
@@ -355,7 +368,10 @@ class Conversation:
     async def send_input_transcript(self, turn: int, item_id: str, text: str) -> int:
         raise NotImplementedError
 
-    async def send_response_created(self, run: ResponseRun) -> int:
+    async def send_response_created(self, run: ResponseRun) -> int | None:
+        """Announce a response; None if the dialect has no such message (Gemini): the
+        response then counts as created at its first message (see :meth:`mark_created`).
+        """
         raise NotImplementedError
 
     async def send_message_start(self, run: ResponseRun) -> int:
@@ -374,8 +390,23 @@ class Conversation:
         """Send the function-call item; return the stamp of its arguments-done event."""
         raise NotImplementedError
 
-    async def send_response_done(self, run: ResponseRun) -> int:
+    async def send_response_done(self, run: ResponseRun) -> int | None:
+        """Close a response; None if nothing was sent (then no ``response.done`` record)."""
         raise NotImplementedError
+
+    async def send_go_away(self, turn: int | None, time_left_ms: float) -> int | None:
+        """Warn the client that the connection closes in ``time_left_ms`` (``go_away``
+        fault). The base sends nothing (OpenAI has no such message) and returns None.
+        """
+        return None
+
+    def mark_created(self, run: ResponseRun, t_ns: int) -> None:
+        """Record ``response.created`` for ``run`` at ``t_ns`` (once per response)."""
+        if run.extra.get("created_logged"):
+            return
+        run.extra["created_logged"] = True
+        self.truth.record("response.created", run.turn, t_ns, response_id=run.response_id,
+                          kind=run.kind)
 
     # --- sending -----------------------------------------------------------------------
 
@@ -400,12 +431,16 @@ class Conversation:
         return await self.send_raw(json.dumps(msg, separators=(",", ":")))
 
     async def send_raw(self, text: str) -> int:
-        """Send text as is (no faults); return the stamp taken just before sending."""
+        """Send text as is (no faults); return the stamp taken just before sending.
+
+        With ``binary`` the text goes out as a binary frame of its UTF-8 bytes.
+        """
         if self.closed:
             raise SessionClosed
+        data: str | bytes = text.encode("utf-8") if self.binary else text
         t = time.monotonic_ns()
         try:
-            await self.transport.send(text)
+            await self.transport.send(data)
         except Exception as e:  # websockets.ConnectionClosed and transport errors
             self.closed = True
             raise SessionClosed from e
@@ -437,6 +472,16 @@ class Conversation:
         elif f.action == "close":
             await self.close(int(f.code or 1011), f.message)
             raise SessionClosed
+        elif f.action == "go_away":
+            await self.send_go_away(turn, f.ms)
+            self.spawn(self._close_later(f.ms, int(f.code or 1011),
+                                         f.message or "Deadline expired"))
+
+    async def _close_later(self, ms: float, code: int, reason: str) -> None:
+        await asyncio.sleep(ms / 1000)
+        if not self.closed:
+            self.truth.record("fault", None, action="go_away_close", at="time", code=code)
+            await self.close(code, reason)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -731,10 +776,11 @@ class Conversation:
                               reason=run.reason)
             return
         run.prev_item_id = self.last_item_id
-        t0 = await self.send_response_created(run)
+        t_sent = await self.send_response_created(run)
+        t0 = time.monotonic_ns() if t_sent is None else t_sent
         run.created = True
-        self.truth.record("response.created", run.turn, t0, response_id=run.response_id,
-                          kind=run.kind)
+        if t_sent is not None:
+            self.mark_created(run, t_sent)
         cancelled = False
         if run.text:
             cancelled = await self._speak(run, t0)
@@ -745,9 +791,10 @@ class Conversation:
                               name=run.tool.name, arguments=dict(run.tool.arguments))
             self._awaiting_tool[run.call_id] = run
         run.status = "cancelled" if (cancelled or run.cancel.is_set()) else "completed"
-        t = await self.send_response_done(run)
-        self.truth.record("response.done", run.turn, t, response_id=run.response_id,
-                          status=run.status, reason=run.reason)
+        t_done = await self.send_response_done(run)
+        if t_done is not None:
+            self.truth.record("response.done", run.turn, t_done, response_id=run.response_id,
+                              status=run.status, reason=run.reason)
         if self.active is run:
             self.active = None
 

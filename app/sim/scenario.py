@@ -52,24 +52,34 @@ Each entry of ``turns``::
 
 Each fault (in ``faults`` or a turn's ``faults``)::
 
-    action: close | error | malformed | stall | slow_pong     # required
+    action: close | error | malformed | stall | slow_pong | go_away   # required
     at: "response.output_audio.delta"  # a wire event type the simulator sends, or "time"
+                      #   (Gemini dialect: the top-level key of the message, or
+                      #   "serverContent.<field>", e.g. "serverContent.modelTurn",
+                      #   "serverContent.turnComplete", "toolCall",
+                      #   "sessionResumptionUpdate")
     turn: 2           # event faults: only that turn (1-based; 0 = greeting; null = any)
     nth: 3            # event faults: fire before the nth matching send (default 1)
     after_ms: 5000    # "time" faults: this long after the connection opened
-    code: 1011        # close: the WebSocket close code (1000..4999, default 1011)
+    code: 1011        # close, go_away: the WebSocket close code (1000..4999, default 1011)
                       # error: the error code string (default "server_error")
-    message: "..."    # error: the message; close: the close reason (default "")
+    message: "..."    # error: the message; close: the close reason (default "");
+                      #   go_away: the close reason (default "Deadline expired")
     error_type: "..."  # error: error.type (default invalid_request_error for
                       #   session_expired, else server_error)
     close_code: null  # error: close the socket with this code after sending the error
-    ms: 2000          # stall: pause all sends this long; slow_pong: delay every pong
+    ms: 2000          # stall: pause all sends this long; slow_pong: delay every pong;
+                      #   go_away: the time left announced, then the socket is closed
 
 Actions: ``close`` closes the socket instead of sending the event; ``error`` sends an
 ``error`` event before it (the event is still sent unless ``close_code`` is set);
 ``malformed`` sends a line of invalid JSON before it; ``stall`` holds every outgoing
 message for ``ms`` starting at that point; ``slow_pong`` (no ``at``) delays every pong
-reply of the connection by ``ms``. Each fault fires at most once per connection.
+reply of the connection by ``ms``; ``go_away`` warns that the connection will end (Gemini:
+a ``goAway{timeLeft: "<ms/1000>s"}`` message before the event; OpenAI has no such message
+and sends nothing) and closes the socket ``ms`` later with ``code`` unless the client has
+gone already (a client that resumes with its last ``sessionResumptionUpdate`` handle
+continues the same conversation). Each fault fires at most once per connection.
 """
 
 from __future__ import annotations
@@ -84,7 +94,7 @@ import yaml
 
 from app.errors import ConfigError
 
-FAULT_ACTIONS = ("close", "error", "malformed", "stall", "slow_pong")
+FAULT_ACTIONS = ("close", "error", "malformed", "stall", "slow_pong", "go_away")
 _TIMING_KEYS = (
     "response_delay_ms",
     "first_audio_ms",
@@ -320,7 +330,7 @@ class _Reader:
         elif after_ms is not None:
             raise self.fail(_join(where, "after_ms"), "only applies when at is \"time\"")
         code: int | str | None = d.get("code")
-        if action == "close":
+        if action in ("close", "go_away"):
             code = 1011 if code is None else code
             code = self.integer(code, _join(where, "code"), lo=1000, hi=4999)
         elif action == "error":
@@ -336,7 +346,7 @@ class _Reader:
                 raise self.fail(_join(where, "close_code"), "only applies to error")
             close_code = self.integer(close_code, _join(where, "close_code"), lo=1000, hi=4999)
         ms = 0.0
-        if action in ("stall", "slow_pong"):
+        if action in ("stall", "slow_pong", "go_away"):
             if "ms" not in d:
                 raise self.fail(_join(where, "ms"), f"is required for {action}")
             ms = self.number(d["ms"], _join(where, "ms"), lo_open=True)

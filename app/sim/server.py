@@ -1,8 +1,12 @@
 """The simulator's WebSocket server on loopback, and a thread wrapper for in-process use.
 
 :class:`SimServer` serves a scenario on ``ws://HOST:PORT/<any path>`` (the OpenAI SDK
-dials ``/v1/realtime?model=...``). It accepts any path and any (or no) ``Authorization``
-header and records whether one was present, never its value. Per-message compression is
+dials ``/v1/realtime?model=...``), or for the Gemini dialect on ``wss://HOST:PORT/<any
+path>`` with a self-signed certificate made at start (:mod:`app.sim.tls`; the SDK dials
+``/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`` or
+``.v1.``) whose file :attr:`SimServer.cert_path` a client loads as its CA file. It accepts
+any path and any (or no) ``Authorization`` / ``x-goog-api-key`` header and records whether
+one was present, never its value. Per-message compression is
 off so that send stamps are honest. Every connection gets its own
 :class:`app.sim.engine.Conversation` of the chosen dialect; all connections share one
 :class:`app.sim.engine.SimState`, so a reconnecting client continues at the next turn.
@@ -29,13 +33,25 @@ from websockets.frames import Frame, Opcode
 
 from app.errors import ConfigError
 from app.sim.engine import Conversation, SimState
+from app.sim.gemini_dialect import GeminiConversation
 from app.sim.openai_dialect import OpenAIConversation
 from app.sim.scenario import Scenario, load_scenario
+from app.sim.tls import SelfSignedCert, make_self_signed
 from app.sim.truth import TruthLog
 from app.sim.tts import synthesize
 
-#: Wire dialects by name: each a :class:`Conversation` subclass (Gemini is planned).
-DIALECTS: dict[str, type[Conversation]] = {"openai": OpenAIConversation}
+#: Wire dialects by name: each a :class:`Conversation` subclass.
+DIALECTS: dict[str, type[Conversation]] = {
+    "openai": OpenAIConversation,
+    "gemini": GeminiConversation,
+}
+#: Dialects served over TLS (``wss://``) with a generated certificate.
+TLS_DIALECTS = frozenset({"gemini"})
+#: The path the URL of each dialect names (any path is accepted).
+URL_PATHS = {
+    "openai": "/v1/realtime",
+    "gemini": "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
+}
 #: Largest client message accepted (the service allows 15 MiB appends).
 MAX_MESSAGE = 16 * 2**20
 
@@ -78,8 +94,15 @@ class SimServer:
         scenario: the script to play.
         host: address to listen on (loopback by default).
         port: TCP port (0 picks a free one).
-        dialect: wire dialect, ``"openai"`` (``"gemini"`` is planned).
+        dialect: wire dialect, ``"openai"`` or ``"gemini"`` (served over TLS).
         truth_path: optional JSONL file that mirrors the ground-truth log.
+        binary: send messages as binary frames of UTF-8 JSON (as the real Gemini service
+            does) instead of text frames.
+
+    Attributes:
+        url: the URL, once started.
+        cert_path: the PEM certificate a client must trust (Gemini dialect, once started;
+            else None). Deleted by :meth:`stop`.
 
     Raises:
         ConfigError: an unknown dialect.
@@ -92,6 +115,7 @@ class SimServer:
         port: int = 0,
         dialect: str = "openai",
         truth_path: str | None = None,
+        binary: bool = False,
     ) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"unknown simulator dialect {dialect!r} (have: "
@@ -104,6 +128,9 @@ class SimServer:
         self._log = TruthLog(truth_path)
         self._server: Server | None = None
         self._conversations: set[Conversation] = set()
+        self.binary = binary
+        self._tls: SelfSignedCert | None = None
+        self.cert_path: Path | None = None
         self.url = ""
 
     @property
@@ -118,20 +145,27 @@ class SimServer:
     async def start(self) -> str:
         """Synthesise every reply, start listening, and return the URL.
 
-        The URL is ``ws://HOST:PORT/v1/realtime``; any path works.
+        The URL is ``ws://HOST:PORT/v1/realtime`` (OpenAI) or ``wss://HOST:PORT/ws/google.
+        ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`` (Gemini); any
+        path works.
         """
         texts = self.scenario.texts()
         await asyncio.to_thread(
             lambda: [synthesize(t, 24000, self.scenario.voice_rate) for t in texts]
         )
+        if self.dialect in TLS_DIALECTS and self._tls is None:
+            self._tls = make_self_signed()
+            self.cert_path = self._tls.cert_path
         self._server = await serve(
             self._handle, self.host, self.port, compression=None, max_size=MAX_MESSAGE,
             create_connection=_SlowPongConnection, ping_interval=None,
+            ssl=self._tls.context if self._tls is not None else None,
         )
         sock = next(iter(self._server.sockets))
         port = sock.getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
-        self.url = f"ws://{host}:{port}/v1/realtime"
+        scheme = "wss" if self._tls is not None else "ws"
+        self.url = f"{scheme}://{host}:{port}{URL_PATHS[self.dialect]}"
         return self.url
 
     async def stop(self) -> None:
@@ -141,17 +175,23 @@ class SimServer:
             await self._server.wait_closed()
             self._server = None
         self._log.close()
+        if self._tls is not None:
+            self._tls.cleanup()
+            self._tls = None
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.state.connections += 1
         index = self.state.connections
         req = ws.request
         path = req.path if req is not None else "/"
-        auth = req is not None and "Authorization" in req.headers
+        auth = req is not None and any(
+            h in req.headers for h in ("Authorization", "x-goog-api-key")
+        )
         model = (parse_qs(urlsplit(path).query).get("model") or [""])[0]
         self._log.record("connection", None, state="open", index=index, path=path,
                          model=model, authorization=auth)
-        conv = DIALECTS[self.dialect](self.scenario, self.state, self._log, ws, index, model=model)
+        conv = DIALECTS[self.dialect](self.scenario, self.state, self._log, ws, index,
+                                      model=model, binary=self.binary)
         delay = conv.faults.pong_delay_ms()
         if delay > 0 and isinstance(ws, _SlowPongConnection):
             ws._delay_pongs(delay / 1000)
@@ -171,8 +211,9 @@ class SimThread:
     """
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
-                 dialect: str = "openai", truth_path: str | None = None) -> None:
-        self.server = SimServer(scenario, host, port, dialect, truth_path)
+                 dialect: str = "openai", truth_path: str | None = None,
+                 binary: bool = False) -> None:
+        self.server = SimServer(scenario, host, port, dialect, truth_path, binary)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -204,6 +245,11 @@ class SimThread:
         if failure:
             raise failure[0]
         return self.server.url
+
+    @property
+    def cert_path(self) -> Path | None:
+        """The certificate a client must trust (Gemini dialect, once started), else None."""
+        return self.server.cert_path
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and join the thread (idempotent)."""
@@ -238,8 +284,9 @@ async def run_sim(scenario_path: str | None, host: str, port: int, dialect: str,
                   truth_path: str | None) -> None:
     """Serve a scenario until cancelled or SIGTERM/SIGINT; print the URL first.
 
-    The first stdout line is the URL (flushed). ``scenario_path`` None plays the bundled
-    demo scenario.
+    The first stdout line is the URL (flushed). For the Gemini dialect (``wss://``) the
+    second line is ``# ca-file: PATH``, the certificate a client must trust.
+    ``scenario_path`` None plays the bundled demo scenario.
 
     Raises:
         ConfigError: a bad scenario file or dialect (before anything is printed).
@@ -248,6 +295,8 @@ async def run_sim(scenario_path: str | None, host: str, port: int, dialect: str,
     server = SimServer(scenario, host, port, dialect, truth_path)
     url = await server.start()
     print(url, flush=True)
+    if server.cert_path is not None:
+        print(f"# ca-file: {server.cert_path}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []

@@ -1,0 +1,430 @@
+"""``voiceprobe sip answer | dial``: the app as a registered softphone, bridging real phone
+calls to the agent through the same core as ``voiceprobe call``.
+
+:func:`register` adds the commands to the CLI (the composition root calls it; ``app``
+never imports ``sip``). Contract (DESIGN.md, "CLI contract"): exit 0 when every call
+went well, 1 when a registration or call failed (one status line on stderr), 2 on bad
+input (one line, raised as :class:`ConfigError`/:class:`SipError` and printed by
+:func:`app.cli.main`). The SIP password comes from ``--account FILE``, the OS keyring
+(``voiceprobe keys set sip``) or ``VOICEPROBE_SIP_PASSWORD``; never from argv, never
+printed.
+
+Threads: the command's main thread starts the endpoint and waits for registration, then
+runs one asyncio loop for the calls; pjsua2 stays on the endpoint's own thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.errors import ConfigError, SipError
+from app.events import Event
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+#: What a final SIP status means, for the status line of a failed call.
+STATUS_MEANING = {
+    401: "authentication required",
+    403: "forbidden",
+    404: "not found",
+    407: "proxy authentication required",
+    408: "no answer",
+    480: "unavailable",
+    486: "busy",
+    487: "cancelled",
+    488: "no codec in common",
+    503: "service unavailable",
+    600: "busy everywhere",
+    603: "declined",
+    604: "does not exist",
+    606: "not acceptable",
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sip answer`` and ``sip dial`` to the CLI's subparsers."""
+    from app.cli import _Parser
+
+    p = subparsers.add_parser("sip", help="answer or place SIP calls bridged to the agent")
+    ssub = p.add_subparsers(dest="sip_command", parser_class=_Parser, required=True)
+
+    q = ssub.add_parser("answer", help="register, answer N incoming calls, bridge each")
+    _account_options(q)
+    q.add_argument("--calls", type=int, default=1, help="answer this many calls, then exit")
+    _agent_options(q)
+    q.set_defaults(handler=cmd_sip_answer)
+
+    q = ssub.add_parser("dial", help="call TARGET and bridge the call to the agent")
+    q.add_argument("target", help="SIP URI (sip:user@host) or a user at the account's domain")
+    _account_options(q)
+    _agent_options(q)
+    q.set_defaults(handler=cmd_sip_dial)
+
+
+def _account_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--uri", help="the account's address, e.g. sip:alice@example.com")
+    p.add_argument("--registrar", help="registrar URI, e.g. sip:example.com (none: no REGISTER)")
+    p.add_argument("--username", help="digest user name (default: the user part of --uri)")
+    p.add_argument("--transport", choices=("udp", "tcp", "tls"), help="SIP transport")
+    p.add_argument("--account", help="account YAML/JSON file (may hold the password)")
+    p.add_argument("--bind", metavar="HOST:PORT", help="local SIP/RTP address (default 127.0.0.1:0)")
+
+
+def _agent_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", default="sim", help="sim | openai | gemini")
+    p.add_argument("--profile", help="profile name or YAML/JSON file")
+    p.add_argument("--scenario", help="simulator scenario (with --provider sim)")
+    p.add_argument("--url", help="provider endpoint")
+    p.add_argument("--ca-file", help="extra CA bundle for wss:// endpoints")
+    p.add_argument("--truth", help="with --provider sim: write the simulator's ground truth here")
+    p.add_argument("--out", help="data folder (default: the user data folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON summary per call")
+    p.add_argument("--tag", action="append", default=[], help="tag the sessions (repeatable)")
+    p.add_argument("--no-record", action="store_true", help="do not write audio.wav")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for each incoming call (answer) or for the answer (dial)",
+    )
+    p.add_argument("--max-seconds", type=float, default=900.0, help="limit on each call")
+
+
+# --- input -------------------------------------------------------------------------------
+
+
+def account_from_args(args: argparse.Namespace) -> Any:
+    """Build the :class:`SipAccountConfig` from ``--account FILE`` and the flags (flags win).
+
+    Raises:
+        ConfigError: a missing or bad field, a malformed ``--bind``, no password for a
+            registrar.
+    """
+    from sip.config import SipAccountConfig, load_account_config
+
+    fields: dict[str, Any] = {}
+    if args.account:
+        base = load_account_config(args.account)
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+        if args.uri or args.username:
+            fields["username"] = args.username or ""
+    for name in ("uri", "registrar", "username", "transport"):
+        value = getattr(args, name)
+        if value:
+            fields[name] = value
+    if args.bind:
+        host, sep, port = args.bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ConfigError(f"--bind takes HOST:PORT, got {args.bind!r}")
+        fields["bind_host"], fields["bind_port"] = host, int(port)
+    if not fields.get("uri"):
+        raise ConfigError("--uri (or --account FILE with a uri) is required")
+    cfg = SipAccountConfig(**fields)
+    if cfg.registrar and not cfg.resolved_password():
+        raise ConfigError(
+            "no SIP password: put it in the --account file, store it with "
+            "`voiceprobe keys set sip`, or set VOICEPROBE_SIP_PASSWORD"
+        )
+    return cfg
+
+
+def _agent_setup(args: argparse.Namespace) -> tuple[Any, Any, Path, Any]:
+    """Resolve everything about the agent side that can fail on bad input."""
+    from app.bridge.call import BridgeOptions
+    from app.bridge.providers import plan_provider
+    from app.profile import load_profile
+    from app.store.paths import data_dir
+
+    if args.max_seconds <= 0:
+        raise ConfigError("--max-seconds must be positive")
+    if args.timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    profile = load_profile(args.profile)
+    plan, profile = plan_provider(
+        args.provider, profile, args.url, args.ca_file, args.scenario, args.truth
+    )
+    root = Path(args.out) if args.out else data_dir()
+    options = BridgeOptions(max_seconds=args.max_seconds)
+    return profile, plan, root, options
+
+
+def _dial_uri(target: str, domain: str) -> str:
+    if target.startswith(("sip:", "sips:")):
+        return target
+    if "@" in target:
+        return f"sip:{target}"
+    if not target or any(c.isspace() for c in target):
+        raise ConfigError(f"not a SIP target: {target!r}")
+    return f"sip:{target}@{domain}"
+
+
+def describe_status(code: int, reason: str) -> str:
+    """``486 Busy Here (busy)``: the status, its phrase and what it means."""
+    meaning = STATUS_MEANING.get(code)
+    text = f"{code} {reason}".strip()
+    return f"{text} ({meaning})" if meaning and meaning.lower() not in reason.lower() else text
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _status(line: str) -> None:
+    print(f"voiceprobe: {line}", file=sys.stderr, flush=True)
+
+
+def _sip_printer() -> Callable[[Event], None]:
+    from sip.events import CallState, Dtmf, RegistrationState
+
+    def show(ev: Event) -> None:
+        if isinstance(ev, CallState) and ev.state in ("incoming", "confirmed", "disconnected"):
+            _status(f"sip call {ev.state}: {ev.remote_uri} {ev.code} {ev.reason}".rstrip())
+        elif isinstance(ev, Dtmf):
+            _status(f"sip DTMF {ev.digit}")
+        elif isinstance(ev, RegistrationState) and not ev.active:
+            _status(f"sip {ev.reason}")
+
+    return show
+
+
+def print_call(summary: dict[str, Any], as_json: bool) -> None:
+    """One call's result: the JSON line, or the turn table and the SIP figures."""
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False), flush=True)
+        return
+    from app.cli import print_turn_table
+
+    print_turn_table(summary["turns"], sys.stdout)
+    v2v = summary["voice_to_voice"]
+    if v2v["count"]:
+        print(
+            f"voice_to_voice (LocalSpeechStopped → PlaybackStarted): "
+            f"p50 {v2v['p50_ms']:.0f} ms, p95 {v2v['p95_ms']:.0f} ms over {v2v['count']} turns"
+        )
+    q = summary.get("call_quality") or {}
+    if q.get("codec"):
+        rtt = f"{q['rtt_ms']:.0f} ms" if q.get("rtt_ms") is not None else "-"
+        print(
+            f"call quality: {q['codec']}, jitter {q['jitter_ms']:.1f} ms, "
+            f"loss {q['loss_pct']:.1f} %, rtt {rtt}, MOS {q['mos']:.2f}"
+            + (f", DTMF {q['dtmf']}" if q.get("dtmf") else "")
+        )
+    d = summary.get("sip_bridge_delay") or {}
+
+    def fig(name: str) -> str:
+        f = d.get(name) or {}
+        if not f.get("count"):
+            return "-"
+        return f"p50 {f['p50_ms']:.1f} / p95 {f['p95_ms']:.1f} ms"
+
+    print(
+        f"bridge delay: SIP in → provider {fig('sip_in_to_provider')}; "
+        f"provider → SIP out {fig('provider_to_sip_out')}"
+    )
+    for err in summary["errors"]:
+        print(f"error: {err.get('code')}: {err.get('message')}", file=sys.stderr)
+    print(f"session {summary['session_id']}: {summary['session_dir']}", flush=True)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+class _Gate:
+    """Which incoming calls to take: at most one at a time, ``limit`` in all.
+
+    ``decide`` runs on the SIP thread; ``release`` on the loop thread (plain ints under
+    the GIL: one writer each).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+        self.busy = False
+
+    def decide(self, call: Any) -> int:
+        if self.busy or self.taken >= self.limit:
+            return 486
+        self.busy = True
+        self.taken += 1
+        return 180  # ring; the bridge answers once the agent is ready
+
+    def release(self) -> None:
+        self.busy = False
+
+
+def _start_endpoint(cfg: Any, on_incoming: Callable[[Any], int] | None) -> tuple[Any, Any]:
+    """Start pjsua2 and add the account; raises :class:`SipError` on a bad transport."""
+    from sip.endpoint import SipEndpoint
+
+    ep = SipEndpoint(on_incoming=on_incoming, media_rate=16000)
+    try:
+        ep.start()
+        acc = ep.add_account(cfg)
+    except BaseException:
+        ep.shutdown()
+        raise
+    return ep, acc
+
+
+def _registered(cfg: Any, acc: Any) -> bool:
+    """Wait for the registration outcome; print it. False: registration failed."""
+    if not cfg.registrar:
+        _status(f"account {cfg.uri} (no registrar), contact {acc.contact}")
+        return True
+    st = acc.wait_registration(cfg.reg_timeout + 2.0)
+    if st is None:
+        _status(f"registration failed: no answer from {cfg.registrar}")
+        return False
+    if not st.active or st.code // 100 != 2:
+        _status(st.reason if st.reason.startswith("registration") else
+                f"registration failed: {st.code} {st.reason}")
+        return False
+    _status(f"registered {cfg.uri} at {cfg.registrar} ({st.code} {st.reason})")
+    return True
+
+
+def _run(main: Callable[[], Any]) -> int:
+    """Run the command's coroutine; SIGINT/SIGTERM cancel it (calls are hung up)."""
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if task is not None:
+                loop.add_signal_handler(sig, task.cancel)
+        try:
+            return int(await main())
+        except asyncio.CancelledError:
+            _status("interrupted")
+            return 130
+
+    return asyncio.run(guarded())
+
+
+def _subscribers(args: argparse.Namespace) -> list[Callable[[Event], None]]:
+    from app.cli import _progress_printer
+
+    subs = [_sip_printer()]
+    if not args.json:
+        subs.append(_progress_printer())
+    return subs
+
+
+def _setup(args: argparse.Namespace, agent: tuple[Any, Any, Path, Any], source: str) -> Any:
+    from app.bridge.session import CallSetup
+
+    profile, plan, root, options = agent
+    return CallSetup(
+        profile=profile,
+        plan=plan,
+        data_root=root,
+        tags=["sip", *args.tag],
+        record=not args.no_record,
+        options=options,
+        source=source,
+    )
+
+
+def cmd_sip_answer(args: argparse.Namespace) -> int:
+    """``voiceprobe sip answer``: register, bridge ``--calls`` incoming calls, exit."""
+    from app.cli import _recover
+
+    if args.calls < 1:
+        raise ConfigError("--calls must be at least 1")
+    cfg = account_from_args(args)
+    agent = _agent_setup(args)
+    _recover(agent[2])
+    gate = _Gate(args.calls)
+    ep, acc = _start_endpoint(cfg, gate.decide)
+    try:
+        if not _registered(cfg, acc):
+            return EXIT_FAILED
+
+        async def serve() -> int:
+            from sip.bridge import bridge_sip_call
+
+            loop = asyncio.get_running_loop()
+            rc = EXIT_OK
+            for index in range(args.calls):
+                _status(f"waiting for call {index + 1} of {args.calls} at {cfg.uri}")
+                call = None
+                deadline = loop.time() + args.timeout
+                while call is None and loop.time() < deadline:
+                    # Short waits so that Ctrl-C is not held up by a blocked thread.
+                    got = await loop.run_in_executor(None, ep.wait_incoming, 0.25)
+                    if got is not None and not got.ended.is_set():
+                        call = got
+                if call is None:
+                    _status(f"no incoming call within {args.timeout:g} s")
+                    return EXIT_FAILED
+                _status(f"call from {call.remote_uri}")
+                try:
+                    summary = await bridge_sip_call(
+                        call, _setup(args, agent, f"sip:{call.remote_uri}"),
+                        _subscribers(args),
+                    )
+                finally:
+                    gate.release()
+                print_call(summary, args.json)
+                if not summary["ok"]:
+                    rc = EXIT_FAILED
+            return rc
+
+        return _run(serve)
+    finally:
+        ep.shutdown()
+
+
+def cmd_sip_dial(args: argparse.Namespace) -> int:
+    """``voiceprobe sip dial TARGET``: call TARGET and bridge the call to the agent."""
+    from app.cli import _recover
+
+    cfg = account_from_args(args)
+    target = _dial_uri(args.target, cfg.domain)
+    agent = _agent_setup(args)
+    _recover(agent[2])
+    ep, acc = _start_endpoint(cfg, lambda call: 486)  # a dialling softphone is busy
+    try:
+        if not _registered(cfg, acc):
+            return EXIT_FAILED
+
+        async def dial() -> int:
+            from sip.bridge import bridge_sip_call
+
+            loop = asyncio.get_running_loop()
+            try:
+                call = await loop.run_in_executor(None, ep.make_call, acc, target)
+            except SipError as exc:
+                _status(f"call to {target} failed: {exc}")
+                return EXIT_FAILED
+            _status(f"calling {target}")
+
+            async def ring_limit() -> None:
+                answered = await loop.run_in_executor(None, call.wait_confirmed, args.timeout)
+                if not answered and not call.ended.is_set():
+                    _status(f"no answer within {args.timeout:g} s")
+                    call.hangup(487)
+
+            limit = asyncio.create_task(ring_limit())
+            try:
+                summary = await bridge_sip_call(
+                    call, _setup(args, agent, f"sip:{target}"), _subscribers(args)
+                )
+            finally:
+                limit.cancel()
+            if not summary["sip"]["answered"]:
+                _status(f"call to {target} failed: "
+                        f"{describe_status(summary['sip']['end_code'], summary['sip']['end_reason'])}")
+            print_call(summary, args.json)
+            return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+        return _run(dial)
+    finally:
+        ep.shutdown()

@@ -1,0 +1,120 @@
+"""The composition root: the ``voiceprobe`` command and ``python -m ui``.
+
+The one place that wires ``app`` (core and CLI), ``sip`` (softphone commands) and ``ui``
+(the desktop window) together. Headless commands never import Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app.cli import EXIT_FAILED, EXIT_OK, UsageError
+from app.cli import main as cli_main
+
+
+def _extend(sub: Any) -> None:
+    p = sub.add_parser("gui", help="the desktop app (the default with no command)")
+    p.set_defaults(handler=cmd_gui)
+    p = sub.add_parser("demo", help="a scripted call against the simulator in the desktop window")
+    p.add_argument("--screenshot", metavar="FILE.png", help="save the window when done, exit")
+    p.add_argument("--scenario", help="simulator scenario (default: the bundled demo)")
+    p.add_argument("--timeout", type=float, default=120.0, help="give up after this long")
+    p.set_defaults(handler=cmd_demo)
+    try:
+        from sip.cli import register
+    except ImportError:  # pjsua2 not installed: the SIP commands are not offered
+        return
+    register(sub)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Open the desktop app; with no API key it talks to the built-in simulator."""
+    from app.bridge.controller import CallController
+    from ui.app import run_app
+
+    controller: CallController | None = None
+
+    def factory() -> CallController:
+        nonlocal controller
+        controller = CallController()
+        return controller
+
+    try:
+        return run_app(factory)
+    finally:
+        if controller is not None:
+            controller.shutdown()
+
+
+def demo_wav(scenario_path: str | None) -> Path:
+    """The bundled caller WAV for a scenario (generated on first use)."""
+    from app.bridge.providers import DEFAULT_SCENARIO
+    from app.sim.caller import write_caller_wav
+    from app.sim.scenario import load_scenario
+    from app.store.paths import data_dir
+
+    scenario = load_scenario(scenario_path or str(DEFAULT_SCENARIO))
+    out = data_dir() / "samples" / f"{scenario.name}-demo.wav"
+    if not out.exists():
+        write_caller_wav(scenario, out, barge_in={2: 1500})
+    return out
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """A real call (core + simulator) with a WAV as the microphone, shown in the window."""
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        if not args.screenshot.lower().endswith(".png"):
+            raise UsageError("--screenshot takes a .png path")
+    wav = demo_wav(args.scenario)
+    from app.audio.fileport import WavFilePort
+    from app.bridge.controller import CallController
+    from ui.app import build_main_window, ensure_app, save_screenshot
+
+    app = ensure_app()
+    controller = CallController(port_factory=lambda _opts: WavFilePort.from_wav(wav))
+    window = build_main_window(controller, devices=lambda: [])
+    window.extra_options = {"provider": "sim", "scenario": args.scenario, "source": "demo"}
+    window.show()
+    window.toggle_call()
+    deadline = time.monotonic() + args.timeout
+    try:
+        while time.monotonic() < deadline:
+            app.processEvents()
+            if controller.last_summary is not None and not controller.in_call:
+                break
+            time.sleep(0.02)
+        else:
+            print("voiceprobe: error: the demo call did not finish in time", file=sys.stderr)
+            return EXIT_FAILED
+        for _ in range(30):  # let the queued events render
+            app.processEvents()
+            time.sleep(0.01)
+        summary = controller.last_summary or {}
+        turns = summary.get("turns", [])
+        if turns:
+            window.waterfall.select_turn(min(1, len(turns) - 1))
+        if args.screenshot:
+            save_screenshot(window, args.screenshot)
+            print(args.screenshot)
+        else:
+            app.exec()
+        return EXIT_OK if summary.get("ok") else EXIT_FAILED
+    finally:
+        window.close()
+        controller.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``voiceprobe``: the desktop app with no arguments, else the CLI."""
+    return cli_main(argv, extend=_extend, default=cmd_gui)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

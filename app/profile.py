@@ -120,7 +120,8 @@ def _build(cls: type, data: Any, path: str, prefix: str, specs: dict[str, Any]) 
         raise ConfigError(f"expected a mapping, got {type(data).__name__}", path, prefix or None)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        fld = f"{prefix}.{key}" if prefix else str(key)
+        shown = key if isinstance(key, str) and key.isprintable() else repr(key)  # one line
+        fld = f"{prefix}.{shown}" if prefix else shown
         if key not in specs:
             raise ConfigError(f"unknown field (known: {', '.join(sorted(specs))})", path, fld)
         spec = specs[key]

@@ -75,7 +75,9 @@ def _account_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--username", help="digest user name (default: the user part of --uri)")
     p.add_argument("--transport", choices=("udp", "tcp", "tls"), help="SIP transport")
     p.add_argument("--account", help="account YAML/JSON file (may hold the password)")
-    p.add_argument("--bind", metavar="HOST:PORT", help="local SIP/RTP address (default 127.0.0.1:0)")
+    p.add_argument(
+        "--bind", metavar="HOST:PORT", help="local SIP/RTP address (default 127.0.0.1:0)"
+    )
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
@@ -419,9 +421,10 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
                 )
             finally:
                 limit.cancel()
-            if not summary["sip"]["answered"]:
-                _status(f"call to {target} failed: "
-                        f"{describe_status(summary['sip']['end_code'], summary['sip']['end_reason'])}")
+            sip_info = summary["sip"]
+            if not sip_info["answered"]:
+                status = describe_status(sip_info["end_code"], sip_info["end_reason"])
+                _status(f"call to {target} failed: {status}")
             print_call(summary, args.json)
             return EXIT_OK if summary["ok"] else EXIT_FAILED
 

@@ -68,6 +68,8 @@ from app.tools.runner import ToolRunner
 VAD_RATE = 16000
 #: Provider errors after which the call goes on in a new session instead of failing.
 RENEWABLE_ERRORS = frozenset({"session_expired"})
+#: How long to wait for ``session.updated`` after ``session.created``.
+UPDATE_GRACE_S = 2.0
 EventSink = Callable[[Event], None]
 
 
@@ -184,6 +186,7 @@ class Bridge:
         self._tool_tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._configured = asyncio.Event()
+        self._session_seen = asyncio.Event()
         self._reason = "completed"
         self._ok = True
         self._errors: list[dict[str, Any]] = []
@@ -234,15 +237,7 @@ class Bridge:
             )
             pump = asyncio.create_task(self._pump_events(), name="provider-events")
             pump.add_done_callback(self._task_died)
-            try:
-                await asyncio.wait_for(self._configured.wait(), self.options.config_timeout_s)
-            except TimeoutError:
-                if not self._stop.is_set():
-                    raise ProviderError(
-                        "the provider did not accept the session configuration in "
-                        f"{self.options.config_timeout_s:.0f} s",
-                        code="config_timeout",
-                    ) from None
+            await self._await_configuration()
             if not self._stop.is_set():
                 audio = asyncio.create_task(self._audio_loop(), name="audio")
                 audio.add_done_callback(self._task_died)
@@ -275,6 +270,39 @@ class Bridge:
             errors=self._errors,
             stats=self.stats,
         )
+
+    async def _await_configuration(self) -> None:
+        """Wait until the provider took the session configuration (``session.updated`` /
+        ``setupComplete``). A server that only ever sends ``session.created`` is given
+        ``UPDATE_GRACE_S`` and then used as it is, with a warning.
+
+        Raises:
+            ProviderError: no session message at all within ``config_timeout_s``.
+        """
+        try:
+            await asyncio.wait_for(self._session_seen.wait(), self.options.config_timeout_s)
+        except TimeoutError:
+            if self._stop.is_set():
+                return
+            raise ProviderError(
+                "the provider did not accept the session configuration in "
+                f"{self.options.config_timeout_s:.0f} s",
+                code="config_timeout",
+            ) from None
+        try:
+            await asyncio.wait_for(self._configured.wait(), UPDATE_GRACE_S)
+        except TimeoutError:
+            self.emit(
+                Notice(
+                    t_ns=self.clock.now_ns(),
+                    level="warning",
+                    message="the provider never confirmed session.update; going on with "
+                    "the session as created",
+                )
+            )
+            self._configured.set()
+            self._session_started_ns = self.clock.now_ns()
+            self._online.set()
 
     def _task_died(self, task: asyncio.Task[Any]) -> None:
         """A core task ended with an exception: never swallowed, the call fails with it."""
@@ -409,6 +437,7 @@ class Bridge:
             return
         self.emit(ev)
         if isinstance(ev, SessionConfigured):
+            self._session_seen.set()
             if not (ev.raw and ev.raw.get("type") == "session.created"):
                 self._configured.set()
                 if self._restore_reason is not None:

@@ -203,7 +203,8 @@ class _Reader:
             if not isinstance(k, str):
                 raise self.fail(where, f"keys must be text, got {_kind(k)}")
             if k not in allowed:
-                raise self.fail(_join(where, k), "unknown key")
+                shown = k if k.isprintable() else repr(k)  # messages are one line
+                raise self.fail(_join(where, shown), "unknown key")
         return dict(value)
 
     def text(self, value: object, where: str, *, nonempty: bool = False) -> str:

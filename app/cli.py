@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: error: {message}")
 
 
 Handler = Callable[[argparse.Namespace], int]
@@ -130,7 +130,10 @@ def main(
             return default(args)
         return handler(args)
     except VoiceprobeError as exc:
-        print(f"voiceprobe: error: {exc}", file=sys.stderr)
+        message = str(exc)  # argparse's own lines already name the command
+        if not message.startswith("voiceprobe"):
+            message = f"voiceprobe: error: {message}"
+        print(message, file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130

@@ -164,10 +164,19 @@ class _SipFeed:
     def on_sip(self, ev: Event) -> None:
         """Endpoint listener (SIP thread): keep this call's events and account/endpoint
         notices; hop them onto the loop."""
-        call_id = getattr(ev, "call_id", None)
-        if call_id is not None and call_id != self.call.call_id:
-            return
-        if not isinstance(ev, CallState | CallQuality | Dtmf | RegistrationState | Notice):
+        # By identity, not Call-ID: both legs of a call between two local accounts share
+        # one Call-ID. The endpoint stores each event on the call's handle before emitting.
+        call = self.call
+        if isinstance(ev, CallState):
+            if not any(s is ev for s in call.states[-4:]):
+                return
+        elif isinstance(ev, CallQuality):
+            if call.quality is not ev:
+                return
+        elif isinstance(ev, Dtmf):
+            if call.last_dtmf is not ev:
+                return
+        elif not isinstance(ev, RegistrationState | Notice):
             return
         with contextlib.suppress(RuntimeError):  # the loop is closing: drop it
             self.loop.call_soon_threadsafe(self.deliver, ev)
@@ -357,6 +366,7 @@ async def bridge_sip_call(
         "callback_errors": port.stats.errors,
         "rx_overruns": port.rx.overruns,
         "tx_overruns": port.tx.overruns,
+        "dropped_silence_ms": round(port.dropped_silence * 1000 / port.rate, 1),
     }
     summary["sip_bridge_delay"] = probe.summary(summary.get("bridge") or {})
     summary["cpu"] = {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pjsua2 as pj
 
-from sip.events import CallQuality, CallState
+from sip.events import CallQuality, CallState, Dtmf
 from sip.media_port import FramePort
 from sip.port import SipCallPort
 
@@ -60,6 +60,8 @@ class SipCall:
         self.ended = threading.Event()
         self.ended_future: Future[CallState] = Future()
         self.quality: CallQuality | None = None
+        #: The last DTMF digit received, if any.
+        self.last_dtmf: Dtmf | None = None
         #: Every call state so far, oldest first (appended on the SIP thread).
         self.states: list[CallState] = []
         self._changed = threading.Condition()

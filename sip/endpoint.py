@@ -647,7 +647,9 @@ class SipEndpoint:
 
     def dtmf_received(self, call: PjCall, digit: str) -> None:
         """SIP thread: emit a received DTMF digit."""
-        self._emit(Dtmf(t_ns=self._clock.now_ns(), call_id=call.handle.call_id, digit=digit))
+        ev = Dtmf(t_ns=self._clock.now_ns(), call_id=call.handle.call_id, digit=digit)
+        call.handle.last_dtmf = ev
+        self._emit(ev)
 
     # --- queries ---------------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class SipCallPort(CallerPort):
         self._hangup = hangup
         self._stopped = False
         self._read_total = 0
+        #: Silent samples :meth:`write` dropped to keep the send queue short.
+        self.dropped_silence = 0
         #: Samples accepted by :meth:`write` so far (dropped overruns not counted).
         self.written_samples = 0
         #: ``(written_samples before, now_ns, returned play time)`` of the last :meth:`write`.
@@ -82,12 +84,20 @@ class SipCallPort(CallerPort):
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
         """Queue agent audio toward RTP; returns the estimated clock time at which its
         first sample leaves in an RTP packet (queued audio plus one frame). Audio beyond
-        the ring's capacity is dropped and counted in ``tx.overruns``.
+        the ring's capacity is dropped and counted in ``tx.overruns``; an all-silent block
+        is dropped while a frame or more is already queued (see :attr:`dropped_silence`).
         """
+        x = np.asarray(pcm, dtype=np.int16)
         ahead = self.tx.available
         play_ns = now_ns + ahead * 1_000_000_000 // self.rate + _FRAME_NS
         self.last_write = (self.written_samples, now_ns, play_ns)
-        self.written_samples += self.tx.write(np.asarray(pcm, dtype=np.int16))
+        if ahead >= self.frame_samples and not x.any():
+            # Silence while audio is already queued: drop it. The bridge writes one frame
+            # per frame read, so a stall of its loop (or audio buffered before it started)
+            # would otherwise stay queued here and delay every later reply.
+            self.dropped_silence += len(x)
+            return play_ns
+        self.written_samples += self.tx.write(x)
         return play_ns
 
     def handed_ns(self, position: int) -> int | None:

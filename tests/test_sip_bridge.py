@@ -7,7 +7,6 @@ One :class:`SipEndpoint` serves the module (pjsua2 allows one per process).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -150,15 +149,32 @@ def test_bridged_call_records_sip_events_dtmf_and_ends_on_remote_hangup(
 
 
 def test_session_end_hangs_up_the_call(tmp_path: Path, sip: tuple[Any, Any, Any]) -> None:
+    from app.bridge.session import CallHandle
     from sip.bridge import bridge_sip_call
+    from sip.events import CallState
 
-    setup, _ = _setup(tmp_path, dataclasses.replace(BridgeOptions(), max_seconds=1.0))
+    setup, _ = _setup(tmp_path)
     out, incoming = _dial(sip)
-    summary = asyncio.run(bridge_sip_call(incoming, setup, []))
-    assert summary["reason"] == "max_duration"
+    handle = CallHandle()
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+
+        def watch(ev: Event) -> None:  # loop thread: end the session once answered
+            if isinstance(ev, CallState) and ev.state == "confirmed":
+                loop.call_soon(handle.hangup)
+
+        return await bridge_sip_call(incoming, setup, [watch], handle=handle)
+
+    summary = asyncio.run(main())
+    assert summary["ok"] and summary["reason"] == "hangup"
     final = out.wait_ended(5.0)  # the far end saw our BYE
     assert final.state == "disconnected"
     assert incoming.ended.is_set() and summary["sip"]["answered"]
+    # Each SIP event once, although both legs share the Call-ID in this loopback call.
+    states = [(e["t_ns"], e["state"]) for e in _events(summary) if e["kind"] == "CallState"]
+    assert len(set(states)) == len(states)
+    assert [s for _, s in states].count("confirmed") == 1
 
 
 def test_caller_gone_before_answer_is_not_answered(

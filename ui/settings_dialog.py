@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import VoiceprobeError
-from ui.settings_store import Settings, save_settings
+from ui.settings_store import DISCLOSURE_LINE, Settings, save_settings
 
 #: provider → (secret name, environment variables, default endpoint shown as a hint)
 KEYS = {
@@ -143,6 +143,11 @@ class SettingsDialog(QDialog):
         dform.addRow("", self.recording)
         self.disclosure = _plain(RECORDING_DISCLOSURE, data)
         dform.addRow("", self.disclosure)
+        self.announce = QCheckBox(f'Show "{DISCLOSURE_LINE}" when a call starts', data)
+        self.announce.setChecked(settings.recording_disclosure)
+        self.announce.setEnabled(settings.recording)
+        self.recording.toggled.connect(self.announce.setEnabled)
+        dform.addRow("", self.announce)
 
         self.error = _plain("", self, "banner")
         self.error.hide()
@@ -165,6 +170,7 @@ class SettingsDialog(QDialog):
             gemini_url=self.url_fields["gemini"].text().strip(),
             data_dir=self.data_dir.text().strip(),
             recording=self.recording.isChecked(),
+            recording_disclosure=self.announce.isChecked(),
         )
 
     def save(self) -> bool:

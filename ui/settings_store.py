@@ -14,6 +14,8 @@ from typing import Any
 from app.errors import ConfigError
 
 FILE_NAME = "settings.json"
+#: The line shown at call start while recording (when the disclosure option is on).
+DISCLOSURE_LINE = "This call is recorded for quality testing."
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,8 @@ class Settings:
         gemini_url: Gemini Live endpoint override ("" = the provider default).
         data_dir: data folder override ("" = ``$VOICEPROBE_HOME`` or the platform folder).
         recording: record each call (events, turns and stereo audio) to the data folder.
+        recording_disclosure: while recording, show :data:`DISCLOSURE_LINE` in the main
+            window's banner when a call starts.
         slow_turn_ms: voice-to-voice above which a turn is flagged slow.
         input_device: last input device name ("" = system default).
         output_device: last output device name ("" = system default).
@@ -35,6 +39,7 @@ class Settings:
     gemini_url: str = ""
     data_dir: str = ""
     recording: bool = True
+    recording_disclosure: bool = True
     slow_turn_ms: int = 1200
     input_device: str = ""
     output_device: str = ""
@@ -46,6 +51,19 @@ def default_path() -> Path:
     from app.store.paths import config_dir
 
     return config_dir() / FILE_NAME
+
+
+def data_root(settings: Settings) -> Path | None:
+    """The data folder the settings choose, or ``None`` for the default
+    (``$VOICEPROBE_HOME`` or the platform folder). ``~`` is expanded.
+    """
+    value = settings.data_dir.strip()
+    return Path(value).expanduser() if value else None
+
+
+def endpoint_url(settings: Settings, provider: str) -> str:
+    """The endpoint override for ``provider`` (``openai``/``gemini``; ``""`` = default)."""
+    return str(getattr(settings, f"{provider}_url", "") or "")
 
 
 def load_settings(path: Path | None = None) -> Settings:

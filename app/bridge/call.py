@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,16 @@ VAD_RATE = 16000
 RENEWABLE_ERRORS = frozenset({"session_expired"})
 #: How long to wait for ``session.updated`` after ``session.created``.
 UPDATE_GRACE_S = 2.0
+#: Close codes that mean "do not come back" (policy / authentication), not a drop.
+REFUSAL_CLOSE_CODES = frozenset({1008, 4001, 4003})
+
+
+def _refused(detail: str) -> bool:
+    """True when a close detail such as ``failed: server closed (4001: …)`` is a refusal."""
+    match = re.search(r"\((\d{4})\b", detail)
+    return match is not None and int(match.group(1)) in REFUSAL_CLOSE_CODES
+
+
 EventSink = Callable[[Event], None]
 
 
@@ -199,6 +210,7 @@ class Bridge:
         self._planned_close: str | None = None
         self._close_detail = ""
         self._restore_reason: tuple[str, int, int, bool] | None = None
+        self._backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
         self._history = AudioHistory(int(self.options.resend_max_s * 1000 / FRAME_MS))
         self._utterance_start: int | None = None
         #: Caller audio gate, set from any thread (a plain bool: one writer, one reader).
@@ -279,9 +291,7 @@ class Bridge:
         Raises:
             ProviderError: no session message at all within ``config_timeout_s``.
         """
-        try:
-            await asyncio.wait_for(self._session_seen.wait(), self.options.config_timeout_s)
-        except TimeoutError:
+        if not await self._until(self._session_seen, self.options.config_timeout_s):
             if self._stop.is_set():
                 return
             raise ProviderError(
@@ -289,9 +299,11 @@ class Bridge:
                 f"{self.options.config_timeout_s:.0f} s",
                 code="config_timeout",
             ) from None
-        try:
-            await asyncio.wait_for(self._configured.wait(), UPDATE_GRACE_S)
-        except TimeoutError:
+        if self._stop.is_set():
+            return
+        if not await self._until(self._configured, UPDATE_GRACE_S):
+            if self._stop.is_set():
+                return
             self.emit(
                 Notice(
                     t_ns=self.clock.now_ns(),
@@ -304,6 +316,16 @@ class Bridge:
             self._session_started_ns = self.clock.now_ns()
             self._online.set()
 
+    async def _until(self, event: asyncio.Event, limit_s: float) -> bool:
+        """Wait for ``event`` or the end of the call; True if ``event`` came first."""
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=limit_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        return event.is_set()
+
     def _task_died(self, task: asyncio.Task[Any]) -> None:
         """A core task ended with an exception: never swallowed, the call fails with it."""
         if task.cancelled() or task.exception() is None:
@@ -311,10 +333,11 @@ class Bridge:
         exc = task.exception()
         self._fail("internal_error", f"{task.get_name()} failed: {type(exc).__name__}: {exc}")
 
-    def _fail(self, code: str, message: str) -> None:
+    def _fail(self, code: str, message: str, record: bool = True) -> None:
         self._ok = False
         self._reason = "failed"
-        self._errors.append({"t_ns": self.clock.now_ns(), "code": code, "message": message})
+        if record:
+            self._errors.append({"t_ns": self.clock.now_ns(), "code": code, "message": message})
         self._stop.set()
 
     # -- provider → bridge ----------------------------------------------------------------
@@ -334,24 +357,35 @@ class Bridge:
 
     async def _new_session(self) -> bool:
         """Open a fresh provider session after the old one ended; False if none could be
-        opened (the call then fails)."""
+        opened (the call then fails).
+
+        A session that dies before it was restored counts as a failed attempt of the same
+        outage, so backoff and the attempt limit hold even when every dial succeeds.
+        """
         assert self._reconnect is not None
-        reason = self._planned_close or self._close_detail or "connection lost"
-        self._planned_close = None
-        dropped = self.clock.now_ns()
-        self.emit(
-            ConnectionState(
-                t_ns=dropped, provider=self.provider.name, state="reconnecting", detail=reason
+        if self._restore_reason is not None:  # the last new session never got going
+            reason, dropped, done, _ = self._restore_reason
+            self._restore_reason = None
+        else:
+            reason = self._planned_close or self._close_detail or "connection lost"
+            dropped, done = self.clock.now_ns(), 0
+            self._backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
+            self.emit(
+                ConnectionState(
+                    t_ns=dropped, provider=self.provider.name, state="reconnecting", detail=reason
+                )
             )
-        )
+        self._planned_close = None
+        if _refused(self._close_detail):
+            self._fail("connection_refused", f"the provider connection {self._close_detail}")
+            return False
         handle = getattr(self.provider.protocol, "latest_handle", None)
         with contextlib.suppress(Exception):
             await self.provider.close()
-        backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
-        last = ""
-        for attempt in range(1, self.options.reconnect_attempts + 1):
+        last = self._close_detail
+        for attempt in range(done + 1, self.options.reconnect_attempts + 1):
             if attempt > 1:
-                await asyncio.sleep(backoff.next_s())
+                await asyncio.sleep(self._backoff.next_s())
             if self._stop.is_set():
                 return False
             fresh = self._reconnect(handle)
@@ -366,15 +400,14 @@ class Bridge:
                         message=f"reconnect attempt {attempt} failed: {exc}",
                     )
                 )
+                if not exc.retryable:
+                    break
                 continue
             self.provider = fresh
             self._session_index += 1
             self._restore_reason = (reason, dropped, attempt, bool(handle))
             return True
-        self._fail(
-            "reconnect_failed",
-            f"no new session after {self.options.reconnect_attempts} attempts: {last}",
-        )
+        self._fail("reconnect_failed", f"no new session after the drop ({reason}): {last}")
         return False
 
     async def _restore(self) -> None:
@@ -470,7 +503,7 @@ class Bridge:
             if ev.code in RENEWABLE_ERRORS and self._reconnect is not None:
                 self._end_session(ev.code)
             elif ev.fatal:
-                self._fail(ev.code, ev.message)
+                self._fail(ev.code, ev.message, record=False)
         elif isinstance(ev, ConnectionState):
             if ev.state in ("closed", "failed"):
                 self._close_detail = f"{ev.state}: {ev.detail}"

@@ -78,6 +78,19 @@ class SimState:
         self.next_turn = 1
         self.connections = 0
         self.greeted = False
+        #: Turns whose answer reached the client (first audio or the tool call sent). A
+        #: turn taken on a connection that closed before answering it is taken again by
+        #: the next connection (the client re-sends the unanswered utterance).
+        self.delivered: set[int] = set()
+        #: Tool calls sent and not yet answered, by call id: a client may answer one on
+        #: its next connection (after replaying the call into the new session).
+        self.awaiting_tool: dict[str, ResponseRun] = {}
+
+    def connection_closed(self) -> None:
+        """Roll the script back over the last turn if its answer never went out."""
+        taken = self.next_turn - 1
+        if taken >= 1 and taken not in self.delivered:
+            self.next_turn = taken
         #: Session-resumption handles issued so far (Gemini), each with the connection's
         #: next turn when it was issued.
         self.handles: dict[str, int] = {}
@@ -507,6 +520,8 @@ class Conversation:
         finally:
             self.closed = True
             await self.shutdown()
+            if self.scenario.continue_on_reconnect:
+                self.state.connection_closed()
 
     async def shutdown(self) -> None:
         """Cancel every task of this connection and wait for them."""
@@ -730,7 +745,8 @@ class Conversation:
 
     def on_tool_output(self, call_id: str) -> None:
         """The client sent a function_call_output item for ``call_id``."""
-        run = self._awaiting_tool.pop(call_id, None)
+        run = self._awaiting_tool.pop(call_id, None) or self.state.awaiting_tool.get(call_id)
+        self.state.awaiting_tool.pop(call_id, None)
         self.truth.record("function_call_output", run.turn if run else None, call_id=call_id,
                           known=run is not None)
         if run is not None:
@@ -790,6 +806,8 @@ class Conversation:
                               response_id=run.response_id, call_id=run.call_id,
                               name=run.tool.name, arguments=dict(run.tool.arguments))
             self._awaiting_tool[run.call_id] = run
+            self.state.awaiting_tool[run.call_id] = run
+            self.state.delivered.add(run.turn)
         run.status = "cancelled" if (cancelled or run.cancel.is_set()) else "completed"
         t_done = await self.send_response_done(run)
         if t_done is not None:
@@ -826,6 +844,7 @@ class Conversation:
             if i == 0:
                 self.truth.record("first_audio", run.turn, t, response_id=run.response_id,
                                   item_id=run.message_item_id)
+                self.state.delivered.add(run.turn)
             run.sent_samples += len(piece)
             self.item_audio_ms[run.message_item_id] = run.sent_ms
         if not cancelled and len(run.audio) == 0:

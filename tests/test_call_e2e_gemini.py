@@ -39,7 +39,9 @@ def gemini_profile(folder: Path) -> Path:
     return path
 
 
-def gemini_call(folder: Path, scenario_path: Path | None, barge_in: dict[int, int]) -> dict[str, Any]:
+def gemini_call(
+    folder: Path, scenario_path: Path | None, barge_in: dict[int, int]
+) -> dict[str, Any]:
     scenario = load_scenario(str(scenario_path or DEFAULT_SCENARIO))
     wav = folder / "caller.wav"
     utterances = write_caller_wav(scenario, wav, barge_in=barge_in)
@@ -87,6 +89,7 @@ def _check_turns(call: dict[str, Any]) -> list[dict[str, Any]]:
     summary = call["summary"]
     turns = summary["turns"]
     assert summary["ok"] and summary["errors"] == []
+    assert not truth_by(call["truth"], "sim_error")
     assert len(turns) == 4
     hears = [t.hears for t in load_scenario(str(DEFAULT_SCENARIO)).turns]
     assert [t["user_transcript"] for t in turns] == hears

@@ -36,7 +36,7 @@ from app.clock import MONOTONIC
 from app.errors import ConfigError
 from app.events import ProviderErrorEvent, UnknownMessage
 from app.profile import Profile, ToolSpec, TurnDetection
-from app.providers.base import Outgoing
+from app.providers.base import HistoryItem, Outgoing
 from app.providers.gemini.protocol import GeminiProtocol
 from app.sim.scenario import Scenario, scenario_from_dict
 from app.sim.server import SimServer, SimThread
@@ -346,6 +346,44 @@ async def test_manual_activity_and_refusals() -> None:
         await server.stop()
 
 
+async def truth_until(server: SimServer, event: str, count: int,
+                      limit_s: float = 5.0) -> list[dict[str, Any]]:
+    """Wait (polling the log) until ``count`` records of ``event`` exist."""
+    deadline = time.monotonic() + limit_s * TIME_SCALE
+    while len(truth_of(server, event)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} {event} records"
+        await asyncio.sleep(0.01)
+    return truth_of(server, event)
+
+
+@run_async
+async def test_replayed_history_is_logged_and_not_answered() -> None:
+    server = await served(scenario_from_dict(SCRIPT))
+    try:
+        c = await open_client(server)
+        history = [
+            HistoryItem("user", "What's the weather in Paris?"),
+            HistoryItem("assistant", "Let me check."),
+            HistoryItem("tool_call", call_id="c1", name="get_weather",
+                        arguments='{"city": "Paris"}'),
+            HistoryItem("tool_result", '{"sky": "sunny"}', call_id="c1", name="get_weather"),
+        ]
+        await c.send(c.protocol.replay(history))
+        items = await truth_until(server, "replayed_item", 4)
+        assert [(r["role"], r["item_type"]) for r in items] == [
+            ("user", "text"), ("model", "text"), ("model", "functionCall"),
+            ("user", "functionResponse")]
+        assert items[0]["text"] == "What's the weather in Paris?"
+        # turnComplete false: the model does not answer the replayed turns
+        await c.stream(utterance("Hello, can you hear me?"))
+        await c.wait("serverContent.turnComplete")
+        assert [r["kind"] for r in truth_of(server, "response.created")] == ["turn"]
+        assert truth_of(server, "response.created")[0]["turn"] == 1
+        await c.close()
+    finally:
+        await server.stop()
+
+
 GO_AWAY = {**SCRIPT, "faults": [
     {"action": "go_away", "at": "sessionResumptionUpdate", "turn": 1, "ms": 300}]}
 
@@ -376,7 +414,8 @@ async def test_go_away_then_resume_continues_the_conversation() -> None:
 
         # a handle this server never issued is refused
         ws = await connect(server.url, ssl=client_context(server))
-        await ws.send(GeminiProtocol(PROFILE, MONOTONIC, resumption_handle="made-up").open()[0].text)
+        forged = GeminiProtocol(PROFILE, MONOTONIC, resumption_handle="made-up")
+        await ws.send(forged.open()[0].text)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 1007

@@ -37,6 +37,9 @@ from ui.settings_store import (
 from ui.theme import apply_theme
 
 EXIT_AFTER_SHOWN_ENV = "VOICEPROBE_EXIT_AFTER_SHOWN"
+#: Live events are applied to the window's models in batches at most this far apart (ms):
+#: one repaint per batch, not one per event (``python -m ui.bench events`` measures it).
+LIVE_COALESCE_MS = 16
 T0_ENV = "VOICEPROBE_T0_NS"
 #: Banner colours of the recording notice (the banner's own style is for errors).
 _NOTICE_STYLE = "background: #e8f0fe; color: #174ea6; border: 1px solid #aecbfa;"
@@ -228,6 +231,7 @@ def build_main_window(
     window = MainWindow(
         controller, devices=devices, open_settings=open_settings, open_history=open_history
     )
+    window.vm.set_coalescing(LIVE_COALESCE_MS)
     if settings is False:
         return window
     if settings is True:

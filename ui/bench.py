@@ -274,10 +274,10 @@ def _make_probe(window: Any, app: Any) -> Any:
             self._arrived.append((self.arrived, ev.t_ns))
             if isinstance(ev, E.UserTranscript | E.AgentTranscript):
                 self._transcript_arrived.append(ev.t_ns)
-            # Models that apply at once have already signalled by now (vm.apply runs
-            # first); a model that batches says so with a non-zero ``pending``.
+            # Applied at once, the event is in the models by now (vm.apply runs first);
+            # buffered (coalescing), it is counted when the batch is flushed.
             self._counted(window.vm.events.event_count)
-            if not getattr(window.vm.transcript, "pending", 0):
+            if not window.vm.pending:
                 self._transcript_changed()
 
         def _counted(self, n: int) -> None:

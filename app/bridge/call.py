@@ -255,7 +255,7 @@ class Bridge:
                 audio.add_done_callback(self._task_died)
                 await asyncio.wait_for(self._stop.wait(), self.options.max_seconds)
         except TimeoutError:
-            self._reason = "max_duration"
+            self.hangup("max_duration")  # stops the pump from opening a new session
         except ProviderError as exc:
             self._fail(exc.code, str(exc))
         finally:
@@ -376,6 +376,7 @@ class Bridge:
                 )
             )
         self._planned_close = None
+        self._abandon_responses()
         if _refused(self._close_detail):
             self._fail("connection_refused", f"the provider connection {self._close_detail}")
             return False
@@ -409,6 +410,17 @@ class Bridge:
             return True
         self._fail("reconnect_failed", f"no new session after the drop ({reason}): {last}")
         return False
+
+    def _abandon_responses(self) -> None:
+        """The session is gone: its unfinished responses will never finish. Close them as
+        ``incomplete`` so their audio can finish playing and the turn can settle."""
+        now = self.clock.now_ns()
+        for rid in list(self._open_responses):
+            self._on_provider_event(
+                ResponseFinished(
+                    t_ns=now, response_id=rid, status="incomplete", reason="connection_lost"
+                )
+            )
 
     async def _restore(self) -> None:
         """The new session accepted its configuration: restore the conversation, then let

@@ -85,15 +85,18 @@ class SimState:
         #: Tool calls sent and not yet answered, by call id: a client may answer one on
         #: its next connection (after replaying the call into the new session).
         self.awaiting_tool: dict[str, ResponseRun] = {}
+        #: Event faults fire once per server, so a reconnecting client that sends the same
+        #: utterance again is not dropped again at the same point.
+        self.faults: FaultPlan | None = None
+        #: Session-resumption handles issued so far (Gemini), each with the connection's
+        #: next turn when it was issued.
+        self.handles: dict[str, int] = {}
 
     def connection_closed(self) -> None:
         """Roll the script back over the last turn if its answer never went out."""
         taken = self.next_turn - 1
         if taken >= 1 and taken not in self.delivered:
             self.next_turn = taken
-        #: Session-resumption handles issued so far (Gemini), each with the connection's
-        #: next turn when it was issued.
-        self.handles: dict[str, int] = {}
 
 
 @dataclass(slots=True)
@@ -329,7 +332,9 @@ class Conversation:
         self.index = index
         self.cfg = InputConfig()
         self.audio = AudioInput(self.cfg.codec, self._hangover_for(self.peek_turn()))
-        self.faults = FaultPlan(scenario.all_faults())
+        if state.faults is None:
+            state.faults = FaultPlan(scenario.all_faults())
+        self.faults = state.faults
         self.closed = False
         self.opened_ns = time.monotonic_ns()
         self.last_item_id: str | None = None
@@ -532,11 +537,18 @@ class Conversation:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        """Run ``coro`` as a task of this connection (SessionClosed ends it quietly)."""
+        """Run ``coro`` as a task of this connection (SessionClosed ends it quietly; any
+        other exception is logged as a ``sim_error`` truth record, so it cannot go unseen).
+        """
 
         async def guarded() -> Any:
-            with contextlib.suppress(SessionClosed):
+            try:
                 return await coro
+            except SessionClosed:
+                return None
+            except Exception as e:
+                self.truth.record("sim_error", None, error=f"{type(e).__name__}: {e}"[:300])
+                raise
 
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)

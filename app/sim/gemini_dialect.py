@@ -334,9 +334,10 @@ class GeminiConversation(Conversation):
             call_id = fr.get("id")
             if not isinstance(call_id, str):  # no id: match the pending call by name
                 name = fr.get("name")
-                call_id = next((c for c, r in self._awaiting_tool.items()
+                pending = {**self.state.awaiting_tool, **self._awaiting_tool}
+                call_id = next((c for c, r in pending.items()
                                 if r.tool is not None and r.tool.name == name), "")
-            answered |= call_id in self._awaiting_tool
+            answered |= call_id in self._awaiting_tool or call_id in self.state.awaiting_tool
             self.on_tool_output(call_id)
         if answered:
             self._start_followup()

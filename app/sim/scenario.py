@@ -79,7 +79,8 @@ reply of the connection by ``ms``; ``go_away`` warns that the connection will en
 a ``goAway{timeLeft: "<ms/1000>s"}`` message before the event; OpenAI has no such message
 and sends nothing) and closes the socket ``ms`` later with ``code`` unless the client has
 gone already (a client that resumes with its last ``sessionResumptionUpdate`` handle
-continues the same conversation). Each fault fires at most once per connection.
+continues the same conversation). An event fault fires at most once per simulator (not
+again on a reconnection); a ``time`` fault once per connection.
 """
 
 from __future__ import annotations

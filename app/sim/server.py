@@ -156,11 +156,17 @@ class SimServer:
         if self.dialect in TLS_DIALECTS and self._tls is None:
             self._tls = make_self_signed()
             self.cert_path = self._tls.cert_path
-        self._server = await serve(
-            self._handle, self.host, self.port, compression=None, max_size=MAX_MESSAGE,
-            create_connection=_SlowPongConnection, ping_interval=None,
-            ssl=self._tls.context if self._tls is not None else None,
-        )
+        try:
+            self._server = await serve(
+                self._handle, self.host, self.port, compression=None, max_size=MAX_MESSAGE,
+                create_connection=_SlowPongConnection, ping_interval=None,
+                ssl=self._tls.context if self._tls is not None else None,
+            )
+        except BaseException:
+            if self._tls is not None:
+                self._tls.cleanup()
+                self._tls, self.cert_path = None, None
+            raise
         sock = next(iter(self._server.sockets))
         port = sock.getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
@@ -281,18 +287,19 @@ class SimThread:
 
 
 async def run_sim(scenario_path: str | None, host: str, port: int, dialect: str,
-                  truth_path: str | None) -> None:
+                  truth_path: str | None, binary: bool = False) -> None:
     """Serve a scenario until cancelled or SIGTERM/SIGINT; print the URL first.
 
     The first stdout line is the URL (flushed). For the Gemini dialect (``wss://``) the
     second line is ``# ca-file: PATH``, the certificate a client must trust.
-    ``scenario_path`` None plays the bundled demo scenario.
+    ``scenario_path`` None plays the bundled demo scenario; ``binary`` sends binary frames
+    (see :class:`SimServer`).
 
     Raises:
         ConfigError: a bad scenario file or dialect (before anything is printed).
     """
     scenario = load_scenario(scenario_path or default_scenario_path())
-    server = SimServer(scenario, host, port, dialect, truth_path)
+    server = SimServer(scenario, host, port, dialect, truth_path, binary)
     url = await server.start()
     print(url, flush=True)
     if server.cert_path is not None:

@@ -23,7 +23,16 @@ compares directly with the bridge's stamps. Record kinds (``event``) and their f
 - ``fault``: ``action``, ``at``, ``code``.
 - ``client_event``: ``type`` (other client events that matter: commit, clear, cancel,
   response.create, session.update).
-- ``error_sent``: ``code``, ``message``.
+- ``error_sent``: ``code``, ``message`` (Gemini: the close code and reason).
+- ``interrupted``: ``response_id``, ``sent_ms`` (Gemini: ``serverContent.interrupted`` sent).
+- ``resumption_update``: ``handle`` (Gemini: a ``sessionResumptionUpdate`` issued it).
+- ``resumed``: ``handle``, ``index`` (Gemini: a connection's setup resumed with a handle
+  this server issued).
+- ``sim_error``: ``error`` (a bug in the simulator: a task died with this exception).
+
+Gemini dialect: ``speech_started`` / ``speech_stopped`` / ``committed`` are the simulator's
+VAD edges (nothing is sent for them); ``response.created`` is stamped at the first message
+of the model turn; ``response.done`` at ``turnComplete``.
 
 Thread-safety: records are appended from the simulator's loop thread and may be copied
 from any thread (a lock guards the list and the file).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import events as E
 from ui.models.event_log import EventLogModel
@@ -20,6 +20,12 @@ class CallViewModel(QObject):
     Main thread only: feed it from :class:`ui.bus.EventBus` (live) or
     :func:`ui.models.replay.replay_into` (a stored session). Times shown by the models are
     relative to the call start (``CallStarted``, else the first event seen).
+
+    By default :meth:`apply` updates the models at once. A live window turns on
+    *coalescing* (:meth:`set_coalescing`): events are then buffered and applied in one
+    batch at most ``ms`` after the first of them arrived, so that a burst of events (agent
+    audio chunks come 25–50 a second) costs one model update and one repaint rather than
+    one per event.
     """
 
     #: Connection state text (``connecting``/``connected``/…), with its detail.
@@ -45,9 +51,28 @@ class CallViewModel(QObject):
         self.model = ""
         self.connection = "idle"
         self.active = False
+        self._pending: list[E.Event] = []
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self.flush)
+        self._coalesce_ms = 0
+
+    def set_coalescing(self, ms: int) -> None:
+        """Batch live events for up to ``ms`` milliseconds (0: apply each at once)."""
+        self.flush()
+        self._coalesce_ms = max(0, int(ms))
+        self._flush_timer.setInterval(self._coalesce_ms)
+
+    @property
+    def pending(self) -> int:
+        """Events buffered by coalescing and not yet applied to the models."""
+        return len(self._pending)
 
     def reset(self) -> None:
-        """Forget the previous call (before a new one starts)."""
+        """Forget the previous call (before a new one starts); buffered events too."""
+        self._pending.clear()
+        self._flush_timer.stop()
         for m in (self.transcript, self.tools, self.turns, self.events, self.vad):
             m.clear()
         self._set_origin(None)
@@ -55,15 +80,37 @@ class CallViewModel(QObject):
         self.active = False
 
     def apply(self, ev: E.Event) -> None:
-        """The single entry point: update every model from one event."""
-        if isinstance(ev, E.CallStarted):
-            self._set_origin(ev.t_ns)
-            self.session_id, self.session_dir = ev.session_id, ev.session_dir
-            self.provider, self.model = ev.provider, ev.model
-            self.active = True
-        elif self.origin_ns is None:
-            self._set_origin(ev.t_ns)
-        self.events.apply(ev)
+        """The single entry point: update every model from one event (or, when coalescing,
+        buffer it; :meth:`flush` applies the buffer).
+        """
+        if self._coalesce_ms <= 0:
+            self._apply_batch([ev])
+            return
+        self._pending.append(ev)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def flush(self) -> None:
+        """Apply every buffered event now (in arrival order)."""
+        self._flush_timer.stop()
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._apply_batch(batch)
+
+    def _apply_batch(self, batch: list[E.Event]) -> None:
+        for ev in batch:
+            if isinstance(ev, E.CallStarted):
+                self._set_origin(ev.t_ns)
+                self.session_id, self.session_dir = ev.session_id, ev.session_dir
+                self.provider, self.model = ev.provider, ev.model
+                self.active = True
+            elif self.origin_ns is None:
+                self._set_origin(ev.t_ns)
+        self.events.apply_batch(batch)
+        for ev in batch:
+            self._route(ev)
+
+    def _route(self, ev: E.Event) -> None:
         self.transcript.apply(ev)
         self.tools.apply(ev)
         self.turns.apply(ev)

@@ -27,6 +27,7 @@ from ui.models.common import USER_ROLE, one_line
 EVENT_ROLE = USER_ROLE + 30
 DIRECTION_ROLE = USER_ROLE + 31
 COLUMNS = ("ms", "Dir", "Kind", "Summary")
+_ROOT = QModelIndex()
 MAX_ROWS = 50_000
 
 #: Events that arrive from the provider.
@@ -52,6 +53,14 @@ _INBOUND = (
 #: Events that are messages we sent to the provider.
 _OUTBOUND = (E.ClientMessageSent, E.ToolCallFinished)
 _DIR_COLOR = {"in": QColor("#1f4e79"), "out": QColor("#6a1b9a"), "local": QColor("#5f6368")}
+_DIR_BRUSH = {k: QBrush(c) for k, c in _DIR_COLOR.items()}
+_ERROR_BRUSH = QBrush(QColor("#b71c1c"))
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+#: The roles :meth:`EventLogModel.data` answers.
+_ROLES = frozenset((_DISPLAY, _ALIGN, _FOREGROUND, EVENT_ROLE, DIRECTION_ROLE))
 
 
 def direction(ev: E.Event) -> str:
@@ -131,10 +140,10 @@ class EventLogModel(QAbstractTableModel):
     def rows(self) -> list[LogRow]:
         return list(self._rows)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(
@@ -144,30 +153,31 @@ class EventLogModel(QAbstractTableModel):
             return COLUMNS[section]
         return None
 
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        # Called for every role of every visible cell on each repaint: answer the roles
+        # this model does not serve first, compare plain ints, reuse brushes.
+        if role not in _ROLES:
             return None
-        r = self._rows[index.row()]
+        row = index.row()
+        if row < 0 or row >= len(self._rows) or not index.isValid():
+            return None
+        r = self._rows[row]
         col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == _DISPLAY:
             if col == 0:
                 if self.origin_ns is None:
                     return ""
                 return f"{(r.t_ns - self.origin_ns) / 1e6:,.1f}"
             return (r.direction, r.kind, r.summary)[col - 1]
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == 0:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and col == 1:
-            return QBrush(_DIR_COLOR[r.direction])
-        if role == Qt.ItemDataRole.ForegroundRole and r.kind in ("ProviderErrorEvent",):
-            return QBrush(QColor("#b71c1c"))
+        if role == _ALIGN:
+            return _RIGHT if col == 0 else None
+        if role == _FOREGROUND:
+            if col == 1:
+                return _DIR_BRUSH[r.direction]
+            return _ERROR_BRUSH if r.kind == "ProviderErrorEvent" else None
         if role == EVENT_ROLE:
             return r.event
-        if role == DIRECTION_ROLE:
-            return r.direction
-        return None
+        return r.direction  # DIRECTION_ROLE
 
     def detail_text(self, row: int) -> str:
         """Plain-text detail of a row: every field and the raw provider message as JSON."""
@@ -194,24 +204,43 @@ class EventLogModel(QAbstractTableModel):
 
     def apply(self, ev: E.Event) -> None:
         """Log one event (any kind)."""
-        self._count += 1
-        if isinstance(ev, E.AgentAudio):
-            row = self._audio_row.get(ev.response_id)
-            if row is not None and row < len(self._rows):
-                r = self._rows[row]
-                r.audio_chunks += 1
-                r.audio_samples += ev.samples
-                r.summary = self._audio_summary(r)
-                idx = self.index(row, 3)
-                self.dataChanged.emit(idx, idx)
-                self.countChanged.emit(self._count)
-                return
-            r = LogRow(ev.t_ns, "in", ev.kind, "", ev, 1, ev.samples, ev.sample_rate)
+        self.apply_batch([ev])
+
+    def apply_batch(self, events: list[E.Event]) -> None:
+        """Log events in order with one insertion, one ``dataChanged`` for the audio rows
+        that grew and one ``countChanged``: a batch costs the views one update.
+        """
+        if not events:
+            return
+        base = len(self._rows)
+        new: list[LogRow] = []
+        grown: set[int] = set()
+        for ev in events:
+            self._count += 1
+            if isinstance(ev, E.AgentAudio):
+                row = self._audio_row.get(ev.response_id)
+                if row is not None and row < base + len(new):
+                    r = self._rows[row] if row < base else new[row - base]
+                    r.audio_chunks += 1
+                    r.audio_samples += ev.samples
+                    if row < base:
+                        grown.add(row)
+                    continue
+                r = LogRow(ev.t_ns, "in", ev.kind, "", ev, 1, ev.samples, ev.sample_rate)
+                self._audio_row[ev.response_id] = base + len(new)
+                new.append(r)
+            else:
+                new.append(LogRow(ev.t_ns, direction(ev), ev.kind, summarize(ev), ev))
+        for row in grown:
+            r = self._rows[row]
             r.summary = self._audio_summary(r)
-            self._audio_row[ev.response_id] = len(self._rows)
-            self._append(r)
-        else:
-            self._append(LogRow(ev.t_ns, direction(ev), ev.kind, summarize(ev), ev))
+        for r in new:
+            if r.audio_chunks:
+                r.summary = self._audio_summary(r)
+        if grown:
+            self.dataChanged.emit(self.index(min(grown), 3), self.index(max(grown), 3))
+        if new:
+            self._append(new)
         self.countChanged.emit(self._count)
 
     @staticmethod
@@ -220,17 +249,20 @@ class EventLogModel(QAbstractTableModel):
         rid = getattr(r.event, "response_id", "")
         return f"audio ×{r.audio_chunks}, {ms:,.0f} ms (response {rid})"
 
-    def _append(self, r: LogRow) -> None:
-        if len(self._rows) >= MAX_ROWS:
-            # Drop the oldest tenth at once: a reset is cheaper than many removals.
+    def _append(self, new: list[LogRow]) -> None:
+        if len(self._rows) + len(new) > MAX_ROWS:
+            # Drop the oldest rows (at least a tenth) at once: a reset is cheaper than many
+            # removals.
             self.beginResetModel()
-            drop = MAX_ROWS // 10
+            self._rows.extend(new)
+            drop = max(MAX_ROWS // 10, len(self._rows) - MAX_ROWS)
             del self._rows[:drop]
             self._audio_row = {k: v - drop for k, v in self._audio_row.items() if v >= drop}
             self.endResetModel()
-        row = len(self._rows)
-        self.beginInsertRows(QModelIndex(), row, row)
-        self._rows.append(r)
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+        self._rows.extend(new)
         self.endInsertRows()
 
 

@@ -30,6 +30,29 @@ _FOREGROUND = {
     "error": QColor("#b71c1c"),
     "notice": QColor("#5f6368"),
 }
+_FOREGROUND_BRUSH = {k: QBrush(c) for k, c in _FOREGROUND.items()}
+_DEFAULT_BRUSH = QBrush(QColor("#202124"))
+_ERROR_BACKGROUND = QBrush(QColor("#fdecea"))
+_INTERRUPTED_BACKGROUND = QBrush(QColor("#fff4e5"))
+_ROOT = QModelIndex()
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_FOREGROUND_ROLE = int(Qt.ItemDataRole.ForegroundRole)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
+#: The roles :meth:`TranscriptModel.data` answers.
+_ROLES = frozenset(
+    (
+        _DISPLAY,
+        _TOOLTIP,
+        _FOREGROUND_ROLE,
+        _BACKGROUND,
+        KIND_ROLE,
+        TEXT_ROLE,
+        TIME_MS_ROLE,
+        FINAL_ROLE,
+        INTERRUPTED_ROLE,
+    )
+)
 
 
 @dataclass(slots=True)
@@ -63,38 +86,35 @@ class TranscriptModel(QAbstractListModel):
 
     # --- Qt model API -------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
+        # Called for every role of every row the list lays out: answer the roles this
+        # model does not serve first, compare plain ints, reuse brushes.
+        if role not in _ROLES:
             return None
-        u = self._rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.display_text(index.row())
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return u.text
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return QBrush(_FOREGROUND.get(u.kind, QColor("#202124")))
-        if role == Qt.ItemDataRole.BackgroundRole:
+        row = index.row()
+        if row < 0 or row >= len(self._rows) or not index.isValid():
+            return None
+        u = self._rows[row]
+        if role == _DISPLAY:
+            return self.display_text(row)
+        if role == _FOREGROUND_ROLE:
+            return _FOREGROUND_BRUSH.get(u.kind, _DEFAULT_BRUSH)
+        if role == _BACKGROUND:
             if u.kind == "error":
-                return QBrush(QColor("#fdecea"))
-            if u.interrupted:
-                return QBrush(QColor("#fff4e5"))
-            return None
+                return _ERROR_BACKGROUND
+            return _INTERRUPTED_BACKGROUND if u.interrupted else None
+        if role == _TOOLTIP or role == TEXT_ROLE:
+            return u.text
         if role == KIND_ROLE:
             return u.kind
-        if role == TEXT_ROLE:
-            return u.text
         if role == TIME_MS_ROLE:
             return self._rel_ms(u.t_ns)
         if role == FINAL_ROLE:
             return u.final
-        if role == INTERRUPTED_ROLE:
-            return u.interrupted
-        return None
+        return u.interrupted  # INTERRUPTED_ROLE
 
     def roleNames(self) -> dict[int, bytes]:
         names = dict(super().roleNames())

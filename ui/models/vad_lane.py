@@ -28,6 +28,8 @@ class VadLaneModel(QObject):
     """
 
     changed = Signal()
+    #: A level sample was recorded (the display tick while a call is live).
+    levelAdded = Signal()  # noqa: N815
 
     def __init__(self, parent: QObject | None = None, window_s: float = WINDOW_S) -> None:
         super().__init__(parent)
@@ -51,6 +53,7 @@ class VadLaneModel(QObject):
         """Record one level sample (called by the view's timer, main thread)."""
         self._levels.append((t_ns, float(caller_dbfs), float(agent_dbfs)))
         self._touch(t_ns)
+        self.levelAdded.emit()
 
     def levels(
         self, now_ns: int

@@ -98,6 +98,11 @@ class EventInspector(QWidget):
         if shown != total:
             text += f" · {shown:,} of {total:,} rows shown"
         self.count.setText(text)
+        # Only ever grow: a label that shrinks and grows with each count re-lays out the
+        # filter bar (and repaints it) on every update.
+        width = self.count.sizeHint().width()
+        if width > self.count.minimumWidth():
+            self.count.setMinimumWidth(width + 16)
 
     def _follow(self, _parent: QModelIndex, _first: int, _last: int) -> None:
         bar = self.table.verticalScrollBar()

@@ -25,6 +25,10 @@ REFRESH_MS = 33
 class VadLaneView(QWidget):
     """Redraws the lanes at ~30 Hz while live, or once per model change when frozen.
 
+    While live it redraws on each level sample the model records (the level pump's tick),
+    so that the lanes and the level meters repaint together, once per tick; its own timer
+    only takes over when no sample came for two periods.
+
     ``now_ns`` gives "now" on the core's clock while live (``time.monotonic_ns``); a
     stored session is frozen at its last event (:meth:`set_live` ``False``).
     """
@@ -76,6 +80,7 @@ class VadLaneView(QWidget):
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
         model.changed.connect(self._model_changed)
+        model.levelAdded.connect(self._level_added)
         self.refresh()
 
     def set_live(self, live: bool) -> None:
@@ -84,7 +89,7 @@ class VadLaneView(QWidget):
         """
         self._live = live
         if live:
-            self._timer.start()
+            self._timer.start(REFRESH_MS)
         else:
             self._timer.stop()
             self.refresh()
@@ -92,6 +97,11 @@ class VadLaneView(QWidget):
     @property
     def live(self) -> bool:
         return self._live
+
+    def _level_added(self) -> None:
+        if self._live:
+            self._timer.start(2 * REFRESH_MS)  # restart the fallback
+            self.refresh()
 
     def _model_changed(self) -> None:
         if not self._live:

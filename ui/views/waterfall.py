@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QShowEvent
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -43,6 +43,27 @@ SEGMENTS = (
 )
 _LATENCY = ("end_of_turn_delay", "response_start", "ttfb", "tool_followup", "playback_latency")
 MAX_VISIBLE_ROWS = 12
+_BRUSHES: dict[str, QBrush] = {}
+
+
+def _span_brush(name: str) -> QBrush:
+    """The (cached) brush of span ``name``; speech spans are translucent."""
+    key = "tool" if name.startswith("tool:") else name
+    brush = _BRUSHES.get(key)
+    if brush is None:
+        color = QColor(span_color(key))
+        if key in ("user_speech", "agent_speech"):
+            color.setAlpha(140)
+        brush = _BRUSHES[key] = pg.mkBrush(color)
+    return brush
+
+
+def _headline_brush(slow: bool) -> QBrush:
+    key = "#slow" if slow else "#v2v"
+    brush = _BRUSHES.get(key)
+    if brush is None:
+        brush = _BRUSHES[key] = pg.mkBrush(SLOW_COLOR if slow else "#202124")
+    return brush
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,20 +280,42 @@ class WaterfallView(QWidget):
         box.addWidget(split, 1)
         box.addLayout(legend)
 
+        # Model changes mark the plot stale; it is redrawn once per event-loop pass, and
+        # only while the view is visible (showEvent catches up).
+        self._stale = False
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self._refresh_if_stale)
         for sig in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.dataChanged):
-            sig.connect(self.refresh)
+            sig.connect(self._schedule_refresh)
         model.summaryChanged.connect(self._summary_changed)
         self.refresh()
 
     # --- reading (tests) ----------------------------------------------------------------
 
     def row_layouts(self) -> list[RowLayout]:
-        """What each row currently shows."""
+        """What each row currently shows (brought up to date first)."""
+        self._refresh_if_stale()
         return list(self._rows)
 
     def label_texts(self) -> list[str]:
-        """The plain text of each row's figure label."""
+        """The plain text of each row's figure label (brought up to date first)."""
+        self._refresh_if_stale()
         return [t.textItem.toPlainText() for t in self._labels[: len(self._rows)]]
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        self._refresh_if_stale()
+        super().showEvent(event)
+
+    def _schedule_refresh(self, *_args: Any) -> None:
+        self._stale = True
+        if self.isVisible() and not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def _refresh_if_stale(self) -> None:
+        if self._stale:
+            self.refresh()
 
     # --- behaviour ----------------------------------------------------------------------
 
@@ -290,9 +333,10 @@ class WaterfallView(QWidget):
         self.summary.setText(self.model.summary_text())
         if int(self.model.slow_ms) != self.threshold.value():
             self.threshold.setValue(int(self.model.slow_ms))
-        self.refresh()
+        self._schedule_refresh()
 
     def _clicked(self, event: Any) -> None:
+        self._refresh_if_stale()
         vb = self.plot.getPlotItem().getViewBox()
         if not vb.sceneBoundingRect().contains(event.scenePos()):
             return
@@ -300,7 +344,9 @@ class WaterfallView(QWidget):
         self.select_turn(int(round(y)))
 
     def refresh(self, *_args: Any) -> None:
-        """Redraw every row from the model."""
+        """Redraw every row from the model now."""
+        self._stale = False
+        self._refresh_timer.stop()
         item = self.plot.getPlotItem()
         n = self.model.rowCount()
         self._rows = [layout_row(self.model.turn(i), i, self.model.is_slow(i)) for i in range(n)]
@@ -313,17 +359,14 @@ class WaterfallView(QWidget):
                 x0s.append(x0)
                 ys.append(lay.row)
                 ws.append(max(w, 0.5))
-                color = QColor(span_color(name))
-                if name in ("user_speech", "agent_speech"):
-                    color.setAlpha(140)
-                brushes.append(pg.mkBrush(color))
+                brushes.append(_span_brush(name))
                 if name in _LATENCY or name.startswith("tool:"):
                     right = max(right, x0 + w)
             if lay.headline_ms is not None:
                 hx.append(0.0)
                 hy.append(lay.row + 0.33)
                 hw.append(lay.headline_ms)
-                hbrushes.append(pg.mkBrush(SLOW_COLOR if lay.slow else "#202124"))
+                hbrushes.append(_headline_brush(lay.slow))
                 right = max(right, lay.headline_ms)
         right *= 1.12
         # Labels are pooled: adding/removing graphics items on every refresh is slow (and

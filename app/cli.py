@@ -47,6 +47,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     p.add_argument("--scenario", help="scenario YAML (default: the bundled demo)")
     p.add_argument("--dialect", choices=("openai", "gemini"), default="openai")
     p.add_argument("--truth", help="append the simulator's ground-truth stamps to this JSONL file")
+    p.add_argument(
+        "--binary-frames",
+        action="store_true",
+        help="send JSON in binary WebSocket frames (as the real Gemini service does)",
+    )
     p.set_defaults(handler=cmd_sim)
 
     p = sub.add_parser("call", help="a headless call: stream a WAV as the caller")
@@ -159,7 +164,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
             if task is not None:
                 loop.add_signal_handler(sig, task.cancel)
         try:
-            await run_sim(args.scenario, args.host, args.port, args.dialect, args.truth)
+            await run_sim(
+                args.scenario,
+                args.host,
+                args.port,
+                args.dialect,
+                args.truth,
+                binary=args.binary_frames,
+            )
         except asyncio.CancelledError:
             pass
 

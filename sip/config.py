@@ -143,3 +143,18 @@ def load_account_config(path: str | Path) -> SipAccountConfig:
         raise ConfigError(bare, str(p), exc.field) from None
     except TypeError as exc:  # a field of the wrong kind for the dataclass machinery
         raise ConfigError(f"bad account fields ({exc})", str(p)) from None
+
+
+def save_account_config(cfg: SipAccountConfig, path: str | Path) -> None:
+    """Write ``cfg`` as YAML for :func:`load_account_config`, without the password.
+
+    Raises:
+        ConfigError: the file cannot be written.
+    """
+    data = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "password"}
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write account file ({exc.strerror})", str(p)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +19,17 @@ from app.audio.ringbuffer import RingBuffer
 from sip.media_port import MediaLink, MediaStats
 
 _FRAME_NS = 20_000_000
+
+
+class PortMonitor(Protocol):
+    """A tap on a call's audio (e.g. :class:`sip.listen.ListenIn`), called on the bridge's
+    thread; it must return quickly, never block and never raise."""
+
+    def caller(self, pcm: NDArray[np.int16]) -> None:
+        """One 20 ms frame of the caller, as :meth:`SipCallPort.read` returns it."""
+
+    def agent(self, pcm: NDArray[np.int16]) -> None:
+        """A block of agent audio, as :meth:`SipCallPort.write` accepted it."""
 
 
 class SipCallPort(CallerPort):
@@ -58,6 +70,9 @@ class SipCallPort(CallerPort):
         self.written_samples = 0
         #: ``(written_samples before, now_ns, returned play time)`` of the last :meth:`write`.
         self.last_write: tuple[int, int, int] = (0, 0, 0)
+        #: An optional tap on both directions (see :class:`PortMonitor`); set or cleared
+        #: from any thread (one attribute store).
+        self.monitor: PortMonitor | None = None
 
     def start(self, t0_ns: int) -> None:
         """Nothing to open: the call's media is already flowing."""
@@ -67,10 +82,16 @@ class SipCallPort(CallerPort):
         its last sample (the time its 20 ms frame reached the media port).
         """
         n = self.frame_samples
-        count = self.rx.available // n
+        # The mark first: the clock thread writes a frame into the ring and then publishes
+        # the mark, so every sample the mark counts is already in the ring. A frame written
+        # but not yet marked waits for the next read (else it would share a stamp).
+        total, last_ns = self.link.rx_mark
+        ready = self.rx.available
+        if last_ns:
+            ready = min(ready, total - self._read_total)
+        count = ready // n
         if count <= 0:
             return []
-        total, last_ns = self.link.rx_mark
         frames: list[CallerFrame] = []
         for _ in range(count):
             pcm = np.empty(n, dtype=np.int16)
@@ -79,6 +100,10 @@ class SipCallPort(CallerPort):
             behind = max(0, total - self._read_total)  # samples received after this frame
             t = last_ns - behind * 1_000_000_000 // self.rate if last_ns else now_ns
             frames.append(CallerFrame(pcm=pcm, t_ns=t))
+        monitor = self.monitor
+        if monitor is not None:
+            for f in frames:
+                monitor.caller(f.pcm)
         return frames
 
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
@@ -97,7 +122,11 @@ class SipCallPort(CallerPort):
             # would otherwise stay queued here and delay every later reply.
             self.dropped_silence += len(x)
             return play_ns
-        self.written_samples += self.tx.write(x)
+        accepted = self.tx.write(x)
+        self.written_samples += accepted
+        monitor = self.monitor
+        if monitor is not None and accepted:
+            monitor.agent(x[:accepted])
         return play_ns
 
     def handed_ns(self, position: int) -> int | None:

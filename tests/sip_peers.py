@@ -491,3 +491,106 @@ def run_sipp_uac(
     ]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout + 15)
     return SippResult(proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
+
+
+# --- a lossy relay on the RTP path ----------------------------------------------------------
+
+
+class LossyRelay:
+    """A loopback SIP + RTP relay that drops every ``drop_every``-th RTP packet toward the
+    dialling side.
+
+    voiceprobe dials ``sip:<user>@127.0.0.1:<sip_port>`` (this relay); the relay forwards
+    the INVITE to ``target`` (host, port) with the SDP's ``m=audio`` port rewritten to its
+    own RTP socket, so the far end sends its RTP through the relay, which forwards it to the
+    offered port and drops every ``drop_every``-th packet (0: none). Everything the first
+    sender (voiceprobe) sends to the SIP socket goes to ``target``; everything else goes
+    back to it. RTCP (``a=rtcp``) and in-dialog requests go direct (Contact headers).
+    Packets from the offered RTP address to the relay's RTP socket go back to the far end
+    (pjmedia may switch its remote address to the relay's).
+    """
+
+    def __init__(self, target: tuple[str, int], drop_every: int = 0) -> None:
+        self.target = target
+        self.drop_every = drop_every
+        self.sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sip.bind((HOST, 0))
+        self.rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.rtp.bind((HOST, 0))
+        self.sip_port = self.sip.getsockname()[1]
+        self.rtp_port = self.rtp.getsockname()[1]
+        self.forwarded = 0
+        self.dropped = 0
+        self._caller: tuple[str, int] | None = None
+        self._rtp_to: tuple[str, int] | None = None
+        self._rtp_far: tuple[str, int] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lossy-relay", daemon=True)
+
+    def __enter__(self) -> LossyRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self.sip.close()
+        self.rtp.close()
+
+    def _rewrite_sdp(self, data: bytes) -> bytes:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if not sep or b"m=audio " not in body:
+            return data
+        lines = body.split(b"\r\n")
+        for i, line in enumerate(lines):
+            if line.startswith(b"m=audio "):
+                parts = line.split(b" ")
+                self._rtp_to = (HOST, int(parts[1]))
+                parts[1] = str(self.rtp_port).encode()
+                lines[i] = b" ".join(parts)
+        new_body = b"\r\n".join(lines)
+        hlines = [
+            b"Content-Length: %d" % len(new_body)
+            if h.lower().startswith((b"content-length:", b"l:")) else h
+            for h in head.split(b"\r\n")
+        ]
+        return b"\r\n".join(hlines) + sep + new_body
+
+    def _run(self) -> None:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self.sip, selectors.EVENT_READ)
+        sel.register(self.rtp, selectors.EVENT_READ)
+        count = 0
+        try:
+            while not self._stop.is_set():
+                for key, _ in sel.select(0.05):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    try:
+                        data, src = sock.recvfrom(65536)
+                    except OSError:
+                        continue
+                    if sock is self.sip:
+                        if self._caller is None:
+                            self._caller = src
+                        if src == self._caller:
+                            if data.startswith(b"INVITE "):
+                                data = self._rewrite_sdp(data)
+                            sock.sendto(data, self.target)
+                        else:
+                            sock.sendto(data, self._caller)
+                    elif src == self._rtp_to:
+                        if self._rtp_far is not None:
+                            sock.sendto(data, self._rtp_far)
+                    elif self._rtp_to is not None:
+                        self._rtp_far = src
+                        count += 1
+                        if self.drop_every and count % self.drop_every == 0:
+                            self.dropped += 1
+                            continue
+                        self.forwarded += 1
+                        sock.sendto(data, self._rtp_to)
+        finally:
+            sel.close()

@@ -23,11 +23,12 @@ from app.profile import RESOURCES
 from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
 from tests import test_call_e2e as openai_e2e
+from tests.conftest import TIME_SCALE
 from tests.test_call_e2e import TOL_MS, first_sound_after, run_cli, truth_by
 
 MODEL = "gemini-live-test"
 #: After the caller starts talking over the agent: local VAD start (30 ms) plus a frame.
-CUT_MS = 120
+CUT_MS = 120 * TIME_SCALE
 
 
 def gemini_profile(folder: Path) -> Path:

@@ -235,11 +235,16 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_no_keyring_backend_env_is_enough(home: Path) -> None:
-    """This machine has no keyring backend; the env var alone configures the key."""
+def test_no_keyring_backend_env_is_enough(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no keyring backend, the env var alone configures the key."""
+    import keyring
+    from keyring.backends import fail
+
+    monkeypatch.setattr(keyring.core, "_keyring_backend", fail.Keyring())
     assert not keyring_available()
     key, marker = _key()
-    proc = cli(_env(home, OPENAI_API_KEY=key), "keys", "status")
+    no_backend = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    proc = cli(_env(home, OPENAI_API_KEY=key, **no_backend), "keys", "status")
     assert proc.returncode == 0, proc.stderr
     assert "openai: configured" in proc.stdout and "gemini: not configured" in proc.stdout
     assert not find_leaks(leak_forms(key, marker), [home], {"out": proc.stdout + proc.stderr})

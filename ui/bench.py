@@ -260,7 +260,11 @@ def _make_probe(window: Any, app: Any) -> Any:
 
         @property
         def pending(self) -> int:
-            return len(self._arrived) + len(self._in_model) + len(self._transcript_in_model)
+            """Events not yet seen on screen (by the views that are shown)."""
+            n = len(self._transcript_in_model) if window.transcript_view.isVisible() else 0
+            if window.inspector.isVisible():
+                n += len(self._arrived) + len(self._in_model)
+            return n
 
         def _beat(self) -> None:
             now = time.perf_counter_ns()
@@ -289,10 +293,10 @@ def _make_probe(window: Any, app: Any) -> Any:
             self._transcript_arrived.clear()
 
         def eventFilter(self, obj: Any, ev: Any) -> bool:  # noqa: N802 - Qt override
-            t = ev.type()
-            if obj is self._heartbeat:
+            if obj is self._heartbeat:  # first: the heartbeat's own events are most of them
                 return False
             self._delivered += 1
+            t = ev.type()
             if t == QEvent.Type.Paint and self._syncing:
                 name = self._watch.get(obj)
                 if name is not None:
@@ -352,9 +356,7 @@ def run_events(rate: float = 200.0, seconds: float = 60.0, tab: str = "events") 
 
     def check() -> None:
         drained = (
-            controller.done.is_set()
-            and probe.arrived >= controller.posted
-            and probe.pending == 0
+            controller.done.is_set() and probe.arrived >= controller.posted and probe.pending == 0
         )
         if drained:
             app.quit()
@@ -483,13 +485,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("--tab", choices=("events", "latency", "tools"), default="events")
     st = sub.add_parser("startup", help="process start to the main window's first paint")
     st.add_argument("--runs", type=int, default=5)
+    st.add_argument(
+        "--command",
+        help="the program to start (default: the venv's voiceprobe), e.g. the "
+        "frozen dist/voiceprobe/voiceprobe",
+    )
     args = parser.parse_args(argv)
     if args.command == "events":
         if args.rate <= 0 or args.seconds <= 0:
             parser.error("--rate and --seconds must be positive")
         report = run_events(args.rate, args.seconds, args.tab)
     else:
-        report = run_startup(max(1, args.runs))
+        report = run_startup(max(1, args.runs), [args.command] if args.command else None)
     print(json.dumps(report))
     return 0 if report["ok"] else 1
 

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from app.audio.pcm import FRAME_MS, SILENCE_DBFS, int16_to_bytes, rms_dbfs
-from app.audio.playout import PlayoutBuffer
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.resample import StreamResampler
 from app.audio.vad import VadTracker
+from app.bridge.playback import Playback
 from app.bridge.recovery import (
     RESEND_PADDING_SAMPLES,
     AudioHistory,
@@ -51,8 +51,6 @@ from app.events import (
     LocalSpeechStarted,
     LocalSpeechStopped,
     Notice,
-    PlaybackStarted,
-    PlaybackStopped,
     ProviderErrorEvent,
     Reconnected,
     ResponseFinished,
@@ -122,19 +120,6 @@ class BridgeOptions:
 
 
 @dataclass(slots=True)
-class _Item:
-    """Agent audio item in playout."""
-
-    item_id: str
-    response_id: str
-    resampler: StreamResampler
-    started: bool = False
-    stopped: bool = False
-    end_play_ns: int = 0
-    response_done: bool = False
-
-
-@dataclass(slots=True)
 class CallResult:
     """What a finished call produced."""
 
@@ -182,7 +167,7 @@ class Bridge:
         self.options = options or BridgeOptions()
         self.timeline = Timeline()
         self.stats = BridgeStats()
-        self.playout = PlayoutBuffer(port.rate)
+        self.playback = Playback(port, self.emit, recorder)
         self.vad = VadTracker(
             rate=VAD_RATE,
             aggressiveness=self.options.vad_aggressiveness,
@@ -190,8 +175,6 @@ class Bridge:
         )
         self._to_vad = StreamResampler(port.rate, VAD_RATE) if port.rate != VAD_RATE else None
         self._to_provider: StreamResampler | None = None
-        self._items: dict[str, _Item] = {}
-        self._discarded: set[str] = set()
         self._open_responses: set[str] = set()
         self._response_done: dict[str, asyncio.Event] = {}
         self._tool_tasks: set[asyncio.Task[None]] = set()
@@ -266,7 +249,7 @@ class Bridge:
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-            self._stop_playout(self.clock.now_ns(), interrupted=False)
+            self.playback.stop_all(self.clock.now_ns(), interrupted=False)
             await self.provider.close()
             if pump is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -498,9 +481,7 @@ class Bridge:
         elif isinstance(ev, ResponseFinished):
             self._open_responses.discard(ev.response_id)
             self._response_done.setdefault(ev.response_id, asyncio.Event()).set()
-            for item in self._items.values():
-                if item.response_id == ev.response_id:
-                    item.response_done = True
+            self.playback.response_finished(ev.response_id)
         elif isinstance(ev, ToolCallRequested):
             task = asyncio.create_task(self._run_tool(ev), name=f"tool-{ev.name}")
             self._tool_tasks.add(task)
@@ -533,25 +514,20 @@ class Bridge:
         task.add_done_callback(self._tool_tasks.discard)
 
     def _on_agent_audio(self, ev: AgentAudio) -> None:
-        if ev.item_id in self._discarded:
-            return
-        item = self._items.get(ev.item_id)
-        if item is None:
-            resampler = StreamResampler(ev.sample_rate, self.port.rate)
-            item = _Item(ev.item_id, ev.response_id, resampler)
-            self._items[ev.item_id] = item
-        x = np.frombuffer(ev.pcm, dtype="<i2").astype(np.int16)
-        if ev.sample_rate != self.port.rate:
-            x = item.resampler.process(x)
-        self.playout.push(ev.item_id, x)
-        self.stats.recv_delay_ns.append(self.clock.now_ns() - ev.t_ns)
+        if self.playback.push(ev):
+            self.stats.recv_delay_ns.append(self.clock.now_ns() - ev.t_ns)
 
     # -- tools ----------------------------------------------------------------------------
 
     async def _run_tool(self, ev: ToolCallRequested) -> None:
         result = await self.tools.run(ev.call_id, ev.name, ev.arguments)
         done = self._response_done.get(ev.response_id) if ev.response_id else None
-        if done is not None and ev.response_id in self._open_responses:
+        if (
+            done is not None
+            and ev.response_id in self._open_responses
+            # Gemini finishes the turn only after it has the result (LiveKit PR #3192).
+            and self.provider.protocol.name != "gemini"
+        ):
             # OpenAI refuses response.create while the asking response is still active.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self.options.tool_wait_s)
@@ -608,15 +584,14 @@ class Bridge:
         return (
             not self._open_responses
             and not self._tool_tasks
-            and self.playout.queued_samples == 0
+            and self.playback.queued_samples == 0
             and not self.vad.speaking
         )
 
     async def _on_caller_frame(self, frame: CallerFrame) -> None:
         pcm = frame.pcm
         self._last_frame_t = frame.t_ns
-        agent_playing = self.playout.current_item is not None
-        if self.muted or (self.half_duplex and agent_playing):
+        if self.muted or (self.half_duplex and self.playback.audible):
             # Muted, push-to-talk released, or half-duplex while the agent speaks: the
             # provider and the local VAD hear silence; the recording keeps the real mic.
             heard = np.zeros_like(pcm)
@@ -657,7 +632,8 @@ class Bridge:
         self.stats.frames += 1
         if self.recorder is not None:
             self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
-        self._play_one_frame()
+        self.playback.play_frame(self.clock.now_ns())
+        self.levels = (self.levels[0], self.playback.level)
 
     async def _send_quietly(self, messages: list[Outgoing]) -> None:
         """Send control messages; a dead socket is reported by the event pump."""
@@ -668,86 +644,18 @@ class Bridge:
         except ProviderError:
             self.stats.unsent_frames += 1
 
-    def _play_one_frame(self) -> None:
-        n = self.port.frame_samples
-        block, segments = self.playout.pull(n)
-        self.levels = (self.levels[0], rms_dbfs(block))
-        play_t = self.port.write(block, self.clock.now_ns())
-        if self.recorder is not None:
-            self.recorder.right(block, play_t)
-        ns_per_sample = 1e9 / self.port.rate
-        for seg in segments:
-            item = self._items.get(seg.item_id)
-            if item is None:
-                continue
-            if seg.first and not item.started:
-                item.started = True
-                self.emit(
-                    PlaybackStarted(
-                        t_ns=play_t + int(seg.offset * ns_per_sample),
-                        item_id=seg.item_id,
-                        response_id=item.response_id,
-                    )
-                )
-            item.end_play_ns = play_t + int((seg.offset + seg.count) * ns_per_sample)
-        for item in self._items.values():
-            if (
-                item.started
-                and not item.stopped
-                and item.response_done
-                and self.playout.played_samples(item.item_id)
-                >= self.playout.received_samples(item.item_id)
-            ):
-                item.stopped = True
-                self.emit(
-                    PlaybackStopped(
-                        t_ns=item.end_play_ns,
-                        item_id=item.item_id,
-                        played_samples=self.playout.played_samples(item.item_id),
-                        sample_rate=self.port.rate,
-                    )
-                )
-
-    def _playing_item(self) -> str | None:
-        """An item that started playing and has not finished (its queue may be empty
-        for a moment while more audio is on the way).
-        """
-        for item in self._items.values():
-            if item.started and not item.stopped:
-                return item.item_id
-        return None
-
-    def _stop_playout(self, t_ns: int, interrupted: bool) -> None:
-        for item in self._items.values():
-            if item.started and not item.stopped:
-                item.stopped = True
-                self.emit(
-                    PlaybackStopped(
-                        t_ns=t_ns if interrupted else max(item.end_play_ns, 0),
-                        item_id=item.item_id,
-                        played_samples=self.playout.played_samples(item.item_id),
-                        sample_rate=self.port.rate,
-                        interrupted=interrupted,
-                    )
-                )
-
     def _barge_in(self, t_ns: int, trigger: str, send_truncate: bool = True) -> None:
         """Cut agent playout at once; tell the server what was heard (OpenAI truncate)."""
-        item_id = self.playout.current_item or self._playing_item()
-        if item_id is None or item_id not in self._items:
+        cut = self.playback.cut(t_ns)
+        if cut is None:
             return
-        item = self._items[item_id]
-        played = self.playout.played_samples(item_id)
-        dropped = self.playout.cut()
-        for dropped_id, _ in dropped:
-            self._discarded.add(dropped_id)
-        self._discarded.add(item_id)
+        item, played = cut
         played_ms = int(played * 1000 / self.port.rate)
-        received_ms = self.provider.protocol.received_audio_ms(item_id)
+        received_ms = self.provider.protocol.received_audio_ms(item.item_id)
         truncate_ms: int | None = None
         if send_truncate and item.started:
             truncate_ms = max(0, min(played_ms, received_ms))
-            messages = self.provider.protocol.truncate(item_id, truncate_ms)
+            messages = self.provider.protocol.truncate(item.item_id, truncate_ms)
             if messages:
                 self._spawn(self._send_quietly(messages), "truncate")
             else:
@@ -755,11 +663,10 @@ class Bridge:
         self.emit(
             BargeIn(
                 t_ns=t_ns,
-                item_id=item_id,
+                item_id=item.item_id,
                 played_ms=played_ms,
                 received_ms=received_ms,
                 truncate_ms=truncate_ms,
             )
         )
-        self._stop_playout(t_ns, interrupted=True)
         self.emit(Notice(t_ns=t_ns, level="info", message=f"barge-in ({trigger})"))

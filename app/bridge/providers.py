@@ -126,7 +126,11 @@ def plan_provider(
 
 
 def make_provider(
-    profile: Profile, plan: ProviderPlan, clock: Clock, resumption_handle: str | None = None
+    profile: Profile,
+    plan: ProviderPlan,
+    clock: Clock,
+    resumption_handle: str | None = None,
+    id_prefix: str = "",
 ) -> Provider:
     """Build the (unconnected) provider session for a started plan; ``resumption_handle``
     resumes a Gemini session."""
@@ -140,6 +144,7 @@ def make_provider(
             url=plan.url,
             ca_file=plan.ca_file,
             resumption_handle=resumption_handle,
+            id_prefix=id_prefix,
         )
     from app.providers.openai.connection import connect_openai
 

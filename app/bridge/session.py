@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -124,6 +125,7 @@ async def run_call(
             setup.profile.tools, setup.profile.tool_call_limit, clock, session_id=session_id
         )
         options = setup.options
+        sessions = itertools.count(2)  # provider-made ids must not repeat across sessions
         if setup.profile.turn_detection.type == "none":
             options = dataclasses.replace(options, manual_turns=True)
         if options.session_max_s is None and plan.kind == "openai":
@@ -136,7 +138,9 @@ async def run_call(
             emit,
             recorder,
             options,
-            reconnect=lambda handle: make_provider(setup.profile, plan, clock, handle),
+            reconnect=lambda handle: make_provider(
+                setup.profile, plan, clock, handle, id_prefix=f"s{next(sessions)}-"
+            ),
         )
         if handle is not None:
             handle.bridge = bridge

@@ -81,6 +81,7 @@ class TranscriptModel(QAbstractListModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._rows: list[Utterance] = []
+        self._versions: list[int] = []
         self._index: dict[tuple[str, str], int] = {}
         self.origin_ns: int | None = None
 
@@ -135,6 +136,12 @@ class TranscriptModel(QAbstractListModel):
         """A snapshot of the rows (copies of the records are not made: do not mutate)."""
         return list(self._rows)
 
+    def row_version(self, row: int) -> int:
+        """A number that changes whenever ``row``'s shown text may have changed (views
+        cache row sizes by it; a change of :attr:`origin_ns` emits ``layoutChanged``).
+        """
+        return self._versions[row]
+
     def display_text(self, row: int) -> str:
         """The plain-text line shown for ``row``."""
         u = self._rows[row]
@@ -163,6 +170,7 @@ class TranscriptModel(QAbstractListModel):
         """Drop every row."""
         self.beginResetModel()
         self._rows.clear()
+        self._versions.clear()
         self._index.clear()
         self.endResetModel()
 
@@ -212,6 +220,7 @@ class TranscriptModel(QAbstractListModel):
         row = len(self._rows)
         self.beginInsertRows(QModelIndex(), row, row)
         self._rows.append(u)
+        self._versions.append(0)
         if u.key:
             self._index[(u.kind, u.key)] = row
         self.endInsertRows()
@@ -257,5 +266,6 @@ class TranscriptModel(QAbstractListModel):
             self._changed(row)
 
     def _changed(self, row: int) -> None:
+        self._versions[row] += 1
         idx = self.index(row, 0)
         self.dataChanged.emit(idx, idx)

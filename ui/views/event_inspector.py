@@ -43,6 +43,8 @@ class EventInspector(QWidget):
         self.count = QLabel(self)
         self.count.setObjectName("hint")
         self.count.setTextFormat(Qt.TextFormat.PlainText)
+        self.count.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.count.setFixedSize(0, 0)  # grown to fit by _update_count
 
         self.table = QTableView(self)
         self.table.setModel(self.proxy)
@@ -98,11 +100,12 @@ class EventInspector(QWidget):
         if shown != total:
             text += f" · {shown:,} of {total:,} rows shown"
         self.count.setText(text)
-        # Only ever grow: a label that shrinks and grows with each count re-lays out the
-        # filter bar (and repaints it) on every update.
-        width = self.count.sizeHint().width()
-        if width > self.count.minimumWidth():
-            self.count.setMinimumWidth(width + 16)
+        # A fixed-size label does not ask its parent to re-lay out when its text changes
+        # (a re-layout costs a second repaint of the whole inspector per update), so it is
+        # fixed, and only ever grows.
+        hint = self.count.sizeHint()
+        if hint.width() > self.count.maximumWidth() or hint.height() > self.count.maximumHeight():
+            self.count.setFixedSize(max(hint.width() + 24, self.count.width()), hint.height())
 
     def _follow(self, _parent: QModelIndex, _first: int, _last: int) -> None:
         bar = self.table.verticalScrollBar()

@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from ui.models.transcript import TranscriptModel
+
+
+class _SizeCachingDelegate(QStyledItemDelegate):
+    """The default delegate, with each row's size remembered until the row changes.
+
+    A list of word-wrapped rows of different heights lays out every row again whenever a
+    row is added; without the cache that asks the model for ~8 roles of every row and
+    measures every text each time, which grows with the call.
+    """
+
+    def __init__(self, model: TranscriptModel, parent: QWidget) -> None:
+        super().__init__(parent)
+        self._model = model
+        # (row, width) → (row version, size); the list asks at a couple of widths (with
+        # and without its scroll bar, laying out and painting).
+        self._sizes: dict[tuple[int, int], tuple[int, QSize]] = {}
+        for sig in (model.modelReset, model.layoutChanged, model.rowsRemoved):
+            sig.connect(self._sizes.clear)
+
+    def sizeHint(  # noqa: N802 - Qt override
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        key = (index.row(), option.rect.width())
+        version = self._model.row_version(key[0])
+        hit = self._sizes.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        size = super().sizeHint(option, index)
+        self._sizes[key] = (version, size)
+        return size
 
 
 class TranscriptView(QListView):
@@ -18,6 +54,7 @@ class TranscriptView(QListView):
     def __init__(self, model: TranscriptModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(model)
+        self.setItemDelegate(_SizeCachingDelegate(model, self))
         self.setWordWrap(True)
         self.setUniformItemSizes(False)
         self.setResizeMode(QListView.ResizeMode.Adjust)

@@ -136,6 +136,7 @@ def connect_gemini(
     url: str | None = None,
     ca_file: str | None = None,
     resumption_handle: str | None = None,
+    id_prefix: str = "",
 ) -> WebSocketProvider:
     """Build (not yet dial) a Gemini Live provider for ``profile``.
 
@@ -154,7 +155,9 @@ def connect_gemini(
         constrained=ephemeral,
     )
     context = gemini_ssl_context(ca_file) if target.startswith("wss://") else None
-    protocol = GeminiProtocol(profile, clock, resumption_handle=resumption_handle)
+    protocol = GeminiProtocol(
+        profile, clock, resumption_handle=resumption_handle, id_prefix=id_prefix
+    )
     return WebSocketProvider(
         protocol,
         target,

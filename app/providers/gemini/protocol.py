@@ -355,8 +355,13 @@ class GeminiProtocol(ProviderProtocol):
     output_rate = OUTPUT_RATE
 
     def __init__(
-        self, profile: Profile, clock: Clock, resumption_handle: str | None = None
+        self,
+        profile: Profile,
+        clock: Clock,
+        resumption_handle: str | None = None,
+        id_prefix: str = "",
     ) -> None:
+        self._id_prefix = id_prefix
         self.profile = profile
         self._clock = clock
         self.latest_handle: str | None = resumption_handle or None
@@ -735,7 +740,7 @@ class GeminiProtocol(ProviderProtocol):
             self._user_final_sent = False
             self._user_answered = False
             self._user_new_next = False
-        return f"guser-{self._user_seq}"
+        return f"guser-{self._id_prefix}{self._user_seq}"
 
     def _close_user(self, t_ns: int, raw: dict[str, Any] | None) -> list[Event]:
         """Close the current user item: emit its final transcript once, if it has one."""
@@ -747,7 +752,7 @@ class GeminiProtocol(ProviderProtocol):
                 UserTranscript(
                     t_ns=t_ns,
                     raw=raw,
-                    item_id=f"guser-{self._user_seq}",
+                    item_id=f"guser-{self._id_prefix}{self._user_seq}",
                     text="".join(self._user_text),
                     final=True,
                 )
@@ -772,7 +777,7 @@ class GeminiProtocol(ProviderProtocol):
 
     def _start_turn(self, t_ns: int, raw: dict[str, Any]) -> list[Event]:
         self._turn_seq += 1
-        self._turn = self._last_turn = f"gturn-{self._turn_seq}"
+        self._turn = self._last_turn = f"gturn-{self._id_prefix}{self._turn_seq}"
         self._turn_interrupted = False
         self._turn_text = []
         self._tool_result_sent = False

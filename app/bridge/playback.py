@@ -1,0 +1,160 @@
+"""Agent audio on its way to the sink: per-item resampling, playout, play-time stamps.
+
+:class:`Playback` owns the :class:`~app.audio.playout.PlayoutBuffer` and knows, for each
+agent item, when its first sample was played and when its last one will have been. It is
+synchronous and runs on the bridge's loop thread; it reports through ``emit``
+(:class:`~app.events.PlaybackStarted` / :class:`~app.events.PlaybackStopped`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.audio.pcm import SILENCE_DBFS, rms_dbfs
+from app.audio.playout import PlayoutBuffer
+from app.audio.port import CallerPort
+from app.audio.resample import StreamResampler
+from app.events import AgentAudio, Event, PlaybackStarted, PlaybackStopped
+
+
+@dataclass(slots=True)
+class _Item:
+    """One agent item in playout."""
+
+    item_id: str
+    response_id: str
+    resampler: StreamResampler
+    started: bool = False
+    stopped: bool = False
+    end_play_ns: int = 0
+    response_done: bool = False
+
+
+class Playback:
+    """Agent items from provider chunks to the port's sink.
+
+    Args:
+        port: the caller-side port whose sink plays the audio (its rate is the output's).
+        emit: receives PlaybackStarted / PlaybackStopped (loop thread).
+        recorder: the stereo recorder (right channel), or ``None``.
+    """
+
+    def __init__(self, port: CallerPort, emit: Callable[[Event], None], recorder: Any = None):
+        self.port = port
+        self.rate = port.rate
+        self.buffer = PlayoutBuffer(port.rate)
+        self._emit = emit
+        self._recorder = recorder
+        self._items: dict[str, _Item] = {}
+        self._discarded: set[str] = set()
+        #: Level (dBFS) of the last frame handed to the sink.
+        self.level = SILENCE_DBFS
+
+    @property
+    def audible(self) -> bool:
+        """True while agent audio is queued for the sink."""
+        return self.buffer.current_item is not None
+
+    @property
+    def queued_samples(self) -> int:
+        """Agent samples waiting for the sink."""
+        return self.buffer.queued_samples
+
+    def push(self, ev: AgentAudio) -> bool:
+        """Queue a chunk (resampled to the sink's rate); False if its item was cut."""
+        if ev.item_id in self._discarded:
+            return False
+        item = self._items.get(ev.item_id)
+        if item is None:
+            item = _Item(ev.item_id, ev.response_id, StreamResampler(ev.sample_rate, self.rate))
+            self._items[ev.item_id] = item
+        x = np.frombuffer(ev.pcm, dtype="<i2").astype(np.int16)
+        if ev.sample_rate != self.rate:
+            x = item.resampler.process(x)
+        self.buffer.push(ev.item_id, x)
+        return True
+
+    def response_finished(self, response_id: str) -> None:
+        """No more audio will come for the items of ``response_id``."""
+        for item in self._items.values():
+            if item.response_id == response_id:
+                item.response_done = True
+
+    def play_frame(self, now_ns: int) -> None:
+        """Hand the next frame to the sink (silence when nothing is queued) and stamp the
+        first and last samples of each item by the sink's play time."""
+        block, segments = self.buffer.pull(self.port.frame_samples)
+        self.level = rms_dbfs(block)
+        play_t = self.port.write(block, now_ns)
+        if self._recorder is not None:
+            self._recorder.right(block, play_t)
+        ns_per_sample = 1e9 / self.rate
+        for seg in segments:
+            item = self._items.get(seg.item_id)
+            if item is None:
+                continue
+            if seg.first and not item.started:
+                item.started = True
+                self._emit(
+                    PlaybackStarted(
+                        t_ns=play_t + int(seg.offset * ns_per_sample),
+                        item_id=seg.item_id,
+                        response_id=item.response_id,
+                    )
+                )
+            item.end_play_ns = play_t + int((seg.offset + seg.count) * ns_per_sample)
+        for item in self._items.values():
+            if (
+                item.started
+                and not item.stopped
+                and item.response_done
+                and self.buffer.played_samples(item.item_id)
+                >= self.buffer.received_samples(item.item_id)
+            ):
+                self._stop(item, item.end_play_ns, interrupted=False)
+
+    def playing_item(self) -> _Item | None:
+        """The item being heard: queued now, or started and not finished (its queue may
+        be empty for a moment while more audio is on the way)."""
+        current = self.buffer.current_item
+        if current is not None and current in self._items:
+            return self._items[current]
+        for item in self._items.values():
+            if item.started and not item.stopped:
+                return item
+        return None
+
+    def cut(self, t_ns: int) -> tuple[_Item, int] | None:
+        """Barge-in: drop all queued audio now; later chunks of the cut items are
+        ignored. Returns the item that was being heard and its played samples."""
+        item = self.playing_item()
+        if item is None:
+            return None
+        played = self.buffer.played_samples(item.item_id)
+        for dropped_id, _ in self.buffer.cut():
+            self._discarded.add(dropped_id)
+        self._discarded.add(item.item_id)
+        self.stop_all(t_ns, interrupted=True)
+        return item, played
+
+    def stop_all(self, t_ns: int, interrupted: bool) -> None:
+        """End every item that started and has not stopped (cut, or end of call)."""
+        for item in self._items.values():
+            if item.started and not item.stopped:
+                self._stop(item, t_ns if interrupted else item.end_play_ns, interrupted)
+
+    def _stop(self, item: _Item, t_ns: int, interrupted: bool) -> None:
+        item.stopped = True
+        self._emit(
+            PlaybackStopped(
+                t_ns=t_ns,
+                item_id=item.item_id,
+                played_samples=self.buffer.played_samples(item.item_id),
+                sample_rate=self.rate,
+                interrupted=interrupted,
+            )
+        )

@@ -42,3 +42,13 @@ def test_sip_resolves_to_this_repository() -> None:
 
     assert sip.__file__ is not None
     assert (REPO / "sip") in __import__("pathlib").Path(sip.__file__).resolve().parents
+
+
+def test_headless_commands_load_no_qt() -> None:
+    code = (
+        "import sys, ui.entry; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -25,6 +25,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.errors import VoiceprobeError
+from ui.bench import EXIT_AFTER_SHOWN_ENV, T0_ENV  # the startup hook's names (stdlib-only import)
 from ui.main_window import MainWindow
 from ui.settings_store import (
     DISCLOSURE_LINE,
@@ -36,11 +37,9 @@ from ui.settings_store import (
 )
 from ui.theme import apply_theme
 
-EXIT_AFTER_SHOWN_ENV = "VOICEPROBE_EXIT_AFTER_SHOWN"
 #: Live events are applied to the window's models in batches at most this far apart (ms):
 #: one repaint per batch, not one per event (``python -m ui.bench events`` measures it).
 LIVE_COALESCE_MS = 16
-T0_ENV = "VOICEPROBE_T0_NS"
 #: Banner colours of the recording notice (the banner's own style is for errors).
 _NOTICE_STYLE = "background: #e8f0fe; color: #174ea6; border: 1px solid #aecbfa;"
 
@@ -256,13 +255,20 @@ def save_screenshot(window: QWidget, path: str | Path) -> Path:
     return out
 
 
-def run_app(controller_factory: Callable[[], Any], argv: list[str] | None = None) -> int:
+def run_app(
+    controller_factory: Callable[[], Any],
+    argv: list[str] | None = None,
+    on_window: Callable[[MainWindow], None] | None = None,
+) -> int:
     """Create the app, build the controller and window, run the event loop; returns the
-    exit code. ``controller_factory`` runs after the QApplication exists.
+    exit code. ``controller_factory`` runs after the QApplication exists; ``on_window``
+    (the composition root's last wiring) gets the window before it is shown.
     """
     app = ensure_app(argv)
     controller = controller_factory()
     window = build_main_window(controller)
+    if on_window is not None:
+        on_window(window)
     if os.environ.get(EXIT_AFTER_SHOWN_ENV, "") not in ("", "0"):
         _exit_after_first_paint(app, window)
     window.show()

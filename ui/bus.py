@@ -12,6 +12,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from ui.qtfix import install as _install_qtfix
+
+_install_qtfix()
 
 class EventBus(QObject):
     """Re-emits events posted from any thread as :attr:`event` on this object's thread.

@@ -36,18 +36,40 @@ def _extend(sub: Any) -> None:
 def cmd_gui(args: argparse.Namespace) -> int:
     """Open the desktop app; with no API key it talks to the built-in simulator."""
     from app.bridge.controller import CallController
-    from ui.app import run_app
+    from ui.app import run_app, settings_data_root
 
     controller: CallController | None = None
+    sip_controller: Any = None
 
     def factory() -> CallController:
         nonlocal controller
-        controller = CallController()
+        controller = CallController(data_root=settings_data_root())
         return controller
 
+    def wire(window: Any) -> None:
+        try:
+            import sip.controller  # noqa: F401  (pjsua2 present?)
+        except ImportError:
+            return
+
+        def open_sip(parent: Any) -> None:
+            # One SIP endpoint per process, made only when the tester opens the phone.
+            nonlocal sip_controller
+            from sip.controller import SipController
+            from ui.sip_window import open_sip_window
+
+            if sip_controller is None:
+                sip_controller = SipController()
+                sip_controller.subscribe(window.bus.post)  # SIP calls feed the same views
+            open_sip_window(parent, sip_controller)
+
+        window.set_sip_opener(open_sip)
+
     try:
-        return run_app(factory)
+        return run_app(factory, on_window=wire)
     finally:
+        if sip_controller is not None:
+            sip_controller.shutdown()
         if controller is not None:
             controller.shutdown()
 

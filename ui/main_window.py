@@ -232,10 +232,12 @@ class MainWindow(QMainWindow):
         self.settings_action.setEnabled(open_settings is not None)
         if open_settings is not None:
             self.settings_action.triggered.connect(lambda: open_settings(self))
+        self.sip_action = QAction("SIP &phone…", self)
+        self.sip_action.setEnabled(False)  # enabled by set_sip_opener (composition root)
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
-        for a in (self.history_action, self.settings_action, quit_action):
+        for a in (self.history_action, self.settings_action, self.sip_action, quit_action):
             menu.addAction(a)
 
         # --- wiring ----------------------------------------------------------------------
@@ -255,6 +257,11 @@ class MainWindow(QMainWindow):
         controller.subscribe(self.bus.post)
 
     # --- call control -------------------------------------------------------------------
+
+    def set_sip_opener(self, open_sip: Callable[[QWidget], None]) -> None:
+        """Enable the "SIP phone…" menu entry (only where pjsua2 is installed)."""
+        self.sip_action.triggered.connect(lambda: open_sip(self))
+        self.sip_action.setEnabled(True)
 
     def call_options(self) -> dict[str, Any]:
         """The options :meth:`toggle_call` passes to ``controller.start_call``."""

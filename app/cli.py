@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -188,7 +189,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_call(args: argparse.Namespace) -> int:
     """``voiceprobe call``: stream a WAV in real time as the caller and record the agent."""
     from app.audio.fileport import WavFilePort
-    from app.bridge.call import BridgeOptions
     from app.bridge.providers import plan_provider
     from app.bridge.session import CallSetup, run_call
     from app.profile import load_profile
@@ -211,12 +211,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         data_root=root,
         tags=list(args.tag),
         record=not args.no_record,
-        options=BridgeOptions(
-            barge_in=args.barge_in,
-            max_seconds=args.max_seconds,
-            session_max_s=args.rollover_s,
-            **({"reconnect_attempts": 0} if args.no_reconnect else {}),
-        ),
+        options=_call_options(args),
         source=f"file:{Path(args.input).name}",
     )
     progress = None if args.json else _progress_printer()
@@ -235,6 +230,18 @@ def cmd_call(args: argparse.Namespace) -> int:
             print(f"error: {err.get('code')}: {err.get('message')}", file=sys.stderr)
         print(f"session {summary['session_id']}: {summary['session_dir']}")
     return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+
+def _call_options(args: argparse.Namespace) -> Any:
+    """Bridge knobs from ``call``'s flags."""
+    from app.bridge.call import BridgeOptions
+
+    options = BridgeOptions(
+        barge_in=args.barge_in, max_seconds=args.max_seconds, session_max_s=args.rollover_s
+    )
+    if args.no_reconnect:
+        options = dataclasses.replace(options, reconnect_attempts=0)
+    return options
 
 
 def _progress_printer() -> Callable[[Any], None]:

@@ -202,7 +202,7 @@ def profile_from_dict(data: Any, path: str = "<profile>") -> Profile:
     Raises:
         ConfigError: naming ``path`` and the bad field.
     """
-    return _build(
+    profile: Profile = _build(
         Profile,
         data,
         path,
@@ -238,6 +238,7 @@ def profile_from_dict(data: Any, path: str = "<profile>") -> Profile:
             "url": str,
         },
     )
+    return profile
 
 
 def parse_structured(text: str, path: str) -> Any:

@@ -10,4 +10,5 @@ export VOICEPROBE_HOME="${VOICEPROBE_HOME:-$(mktemp -d /tmp/voiceprobe-test.XXXX
 export PYTHONDONTWRITEBYTECODE=1
 .venv/bin/ruff check app ui sip tests
 .venv/bin/lint-imports --config pyproject.toml
+.venv/bin/mypy
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -166,7 +166,8 @@ async def run_call(
         )
         for message in store_errors:
             emit(Notice(t_ns=clock.now_ns(), level="error", message=message))
-        summary = {
+        errors = result.errors + [{"code": "store", "message": m} for m in store_errors]
+        summary: dict[str, Any] = {
             "session_id": session_id,
             "session_dir": str(writer.dir),
             "provider": plan.label,
@@ -174,7 +175,7 @@ async def run_call(
             "ok": result.ok,
             "reason": result.reason,
             "turns": result.turns,
-            "errors": result.errors + [{"code": "store", "message": m} for m in store_errors],
+            "errors": errors,
             "voice_to_voice": summarize(result.turns),
             "bridge": result.stats.summary() if result.stats else {},
         }
@@ -185,7 +186,7 @@ async def run_call(
                 "turns": len(result.turns),
                 "voice_to_voice": summary["voice_to_voice"],
                 "reason": result.reason,
-                "errors": len(summary["errors"]),
+                "errors": len(errors),
             },
         )
         return summary

@@ -283,17 +283,17 @@ class Timeline:
             if turn.server_stop is None:
                 turn.local_end = None  # speech resumed before the server ended the turn
         elif isinstance(ev, LocalSpeechStopped):
-            turn = self._latest_with_local_start()
-            if turn is not None and (turn.local_end is None or not turn.agent_phase):
-                turn.local_end = stamp
+            spoke = self._latest_with_local_start()
+            if spoke is not None and (spoke.local_end is None or not spoke.agent_phase):
+                spoke.local_end = stamp
         elif isinstance(ev, ServerSpeechStarted):
             turn = self._user_turn()
             turn.server_start = turn.server_start or stamp
             turn.server_audio_start_ms = ev.audio_start_ms
             self._bind_user_item(turn, ev.item_id)
         elif isinstance(ev, ServerSpeechStopped):
-            turn = self._by_user_item.get(ev.item_id) if ev.item_id else None
-            turn = turn or self._latest_user_phase()
+            known = self._by_user_item.get(ev.item_id) if ev.item_id else None
+            turn = known or self._latest_user_phase()
             if turn.server_stop is None:
                 turn.server_stop = stamp
                 turn.server_audio_end_ms = ev.audio_end_ms

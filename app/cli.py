@@ -57,24 +57,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
 
     p = sub.add_parser("call", help="a headless call: stream a WAV as the caller")
     p.add_argument("--input", required=True, help="caller WAV (any common rate/width/channels)")
-    p.add_argument("--provider", default="sim", help="sim | openai | gemini")
-    p.add_argument("--profile", help="profile name or YAML/JSON file")
-    p.add_argument("--scenario", help="simulator scenario (with --provider sim)")
-    p.add_argument("--url", help="provider endpoint (regional, Azure, Vertex, proxy, simulator)")
-    p.add_argument("--ca-file", help="extra CA bundle for wss:// endpoints")
-    p.add_argument("--out", help="data folder for this call (default: the user data folder)")
-    p.add_argument("--json", action="store_true", help="print the session summary as JSON")
-    p.add_argument("--tag", action="append", default=[], help="tag the session (repeatable)")
-    p.add_argument("--no-record", action="store_true", help="do not write audio.wav")
+    add_agent_options(p)
     p.add_argument("--barge-in", choices=("local", "server"), default="local")
-    p.add_argument("--max-seconds", type=float, default=900.0)
     p.add_argument(
         "--rollover-s",
         type=float,
         help="start a fresh provider session at the first turn boundary after this long",
     )
     p.add_argument("--no-reconnect", action="store_true", help="end the call if the socket drops")
-    p.add_argument("--truth", help="with --provider sim: write the simulator's ground truth here")
     p.set_defaults(handler=cmd_call)
 
     p = sub.add_parser("sessions", help="list, show or export recorded sessions")
@@ -113,6 +103,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     q = ksub.add_parser("status", help="which keys are configured (never prints them)")
     q.set_defaults(handler=cmd_keys_status)
     return parser, sub
+
+
+def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
+    """The options every command that places calls shares (``call``, ``sip answer|dial``):
+    which agent, where it lives, where the session goes."""
+    p.add_argument("--provider", default="sim", help="sim | openai | gemini")
+    p.add_argument("--profile", help="profile name or YAML/JSON file")
+    p.add_argument("--scenario", help="simulator scenario (with --provider sim)")
+    p.add_argument("--url", help="provider endpoint (regional, Azure, Vertex, proxy, simulator)")
+    p.add_argument("--ca-file", help="extra CA bundle for wss:// endpoints")
+    p.add_argument(
+        "--truth", help=truth_help or "with --provider sim: write the simulator's ground truth here"
+    )
+    p.add_argument("--out", help="data folder (default: the user data folder)")
+    p.add_argument("--json", action="store_true", help="print the session summary as JSON")
+    p.add_argument("--tag", action="append", default=[], help="tag the session (repeatable)")
+    p.add_argument("--no-record", action="store_true", help="do not write audio.wav")
+    p.add_argument("--max-seconds", type=float, default=900.0, help="limit on each call")
 
 
 def main(

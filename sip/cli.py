@@ -9,8 +9,14 @@ input (one line, raised as :class:`ConfigError`/:class:`SipError` and printed by
 (``voiceprobe keys set sip``) or ``VOICEPROBE_SIP_PASSWORD``; never from argv, never
 printed.
 
+``sip answer --concurrent K`` bridges up to K calls at the same time (K ≤ 4, the pjsua2
+wheel's cap on calls per process), each to its own fresh agent session: its own session
+folder and, with ``--provider sim``, its own simulator (a simulator keeps one script
+position across all its connections, so calls must not share one). Calls beyond K are
+turned away with 486 Busy Here. Each call's summary is printed as it ends.
+
 Threads: the command's main thread starts the endpoint and waits for registration, then
-runs one asyncio loop for the calls; pjsua2 stays on the endpoint's own thread.
+runs one asyncio loop for every call; pjsua2 stays on the endpoint's own thread.
 """
 
 from __future__ import annotations
@@ -19,16 +25,23 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.errors import ConfigError, SipError
+from app.cli import add_agent_options
+from app.errors import ConfigError, SipError, VoiceprobeError
 from app.events import Event
 
 EXIT_OK, EXIT_FAILED = 0, 1
+
+#: Most calls bridged at once: the pjsua2 wheel's build cap on calls per process
+#: (``sip.endpoint.MAX_CALLS``, not imported here so that the CLI loads without pjsua2).
+MAX_CONCURRENT = 4
 
 #: What a final SIP status means, for the status line of a failed call.
 STATUS_MEANING = {
@@ -59,6 +72,14 @@ def register(subparsers: Any) -> None:
     q = ssub.add_parser("answer", help="register, answer N incoming calls, bridge each")
     _account_options(q)
     q.add_argument("--calls", type=int, default=1, help="answer this many calls, then exit")
+    q.add_argument(
+        "--concurrent",
+        type=int,
+        default=1,
+        metavar="K",
+        help=f"bridge up to K calls at a time (1-{MAX_CONCURRENT}); more are turned away "
+        "with 486",
+    )
     _agent_options(q)
     q.set_defaults(handler=cmd_sip_answer)
 
@@ -81,23 +102,17 @@ def _account_options(p: argparse.ArgumentParser) -> None:
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", default="sim", help="sim | openai | gemini")
-    p.add_argument("--profile", help="profile name or YAML/JSON file")
-    p.add_argument("--scenario", help="simulator scenario (with --provider sim)")
-    p.add_argument("--url", help="provider endpoint")
-    p.add_argument("--ca-file", help="extra CA bundle for wss:// endpoints")
-    p.add_argument("--truth", help="with --provider sim: write the simulator's ground truth here")
-    p.add_argument("--out", help="data folder (default: the user data folder)")
-    p.add_argument("--json", action="store_true", help="print one JSON summary per call")
-    p.add_argument("--tag", action="append", default=[], help="tag the sessions (repeatable)")
-    p.add_argument("--no-record", action="store_true", help="do not write audio.wav")
+    add_agent_options(
+        p,
+        truth_help="with --provider sim: write the simulator's ground truth here (with "
+        "--concurrent above 1, one file per call: NAME-1.jsonl, NAME-2.jsonl, ...)",
+    )
     p.add_argument(
         "--timeout",
         type=float,
         default=60.0,
         help="seconds to wait for each incoming call (answer) or for the answer (dial)",
     )
-    p.add_argument("--max-seconds", type=float, default=900.0, help="limit on each call")
 
 
 # --- input -------------------------------------------------------------------------------
@@ -183,9 +198,18 @@ def _status(line: str) -> None:
 
 
 def _sip_printer() -> Callable[[Event], None]:
+    """Status lines for SIP events (loop thread). One printer may serve every call: an
+    account event that reaches each call's session is printed once."""
+    from collections import deque
+
     from sip.events import CallState, Dtmf, RegistrationState
 
+    shown: deque[Event] = deque(maxlen=16)  # by identity; holding them keeps ids unique
+
     def show(ev: Event) -> None:
+        if any(e is ev for e in shown):
+            return
+        shown.append(ev)
         if isinstance(ev, CallState) and ev.state in ("incoming", "confirmed", "disconnected"):
             _status(f"sip call {ev.state}: {ev.remote_uri} {ev.code} {ev.reason}".rstrip())
         elif isinstance(ev, Dtmf):
@@ -239,26 +263,50 @@ def print_call(summary: dict[str, Any], as_json: bool) -> None:
 
 
 class _Gate:
-    """Which incoming calls to take: at most one at a time, ``limit`` in all.
+    """Which incoming calls to take: at most ``concurrent`` at a time, ``limit`` in all.
 
-    ``decide`` runs on the SIP thread; ``release`` on the loop thread (plain ints under
-    the GIL: one writer each).
+    :meth:`decide` runs on the SIP thread (it must not block); :meth:`next_call`,
+    :meth:`release` and :meth:`forget` on other threads. The counts are guarded by a lock
+    held for a few instructions only (never on the media path).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, concurrent: int = 1) -> None:
         self.limit = limit
+        self.concurrent = concurrent
         self.taken = 0
-        self.busy = False
+        self.active = 0
+        self.turned_away = 0
+        self._lock = threading.Lock()
+        self._accepted: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def decide(self, call: Any) -> int:
-        if self.busy or self.taken >= self.limit:
-            return 486
-        self.busy = True
-        self.taken += 1
+        """SIP thread: ring (180) a call we take, 486 when busy or done."""
+        with self._lock:
+            if self.active >= self.concurrent or self.taken >= self.limit:
+                self.turned_away += 1
+                return 486
+            self.active += 1
+            self.taken += 1
+        self._accepted.put(call)
         return 180  # ring; the bridge answers once the agent is ready
 
+    def next_call(self, timeout: float) -> Any:
+        """The next call taken by :meth:`decide`, or None after ``timeout`` (blocks)."""
+        try:
+            return self._accepted.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
     def release(self) -> None:
-        self.busy = False
+        """A taken call has ended: make room for another."""
+        with self._lock:
+            self.active -= 1
+
+    def forget(self) -> None:
+        """A taken call ended before it was bridged: it does not count."""
+        with self._lock:
+            self.active -= 1
+            self.taken -= 1
 
 
 def _start_endpoint(cfg: Any, on_incoming: Callable[[Any], int] | None) -> tuple[Any, Any]:
@@ -310,19 +358,39 @@ def _run(main: Callable[[], Any]) -> int:
     return asyncio.run(guarded())
 
 
-def _subscribers(args: argparse.Namespace) -> list[Callable[[Event], None]]:
+def _subscribers(
+    args: argparse.Namespace, sip_printer: Callable[[Event], None] | None = None
+) -> list[Callable[[Event], None]]:
     from app.cli import _progress_printer
 
-    subs = [_sip_printer()]
-    if not args.json:
+    subs = [sip_printer or _sip_printer()]
+    # Progress lines name no call: with several calls at once they would be ambiguous.
+    if not args.json and getattr(args, "concurrent", 1) == 1:
         subs.append(_progress_printer())
     return subs
 
 
-def _setup(args: argparse.Namespace, agent: tuple[Any, Any, Path, Any], source: str) -> Any:
+def _call_truth_path(path: str | None, index: int, concurrent: int) -> str | None:
+    """Each concurrent call's simulator writes its own ground truth: NAME-<index>.jsonl."""
+    if path is None or concurrent <= 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{index}{p.suffix}"))
+
+
+def _setup(
+    args: argparse.Namespace, agent: tuple[Any, Any, Path, Any], source: str, index: int = 1
+) -> Any:
+    """The call's agent side. The plan is copied: starting it (the simulator) fills in its
+    URL, which must not be shared by calls running at the same time."""
     from app.bridge.session import CallSetup
 
     profile, plan, root, options = agent
+    plan = dataclasses.replace(
+        plan,
+        truth_path=_call_truth_path(plan.truth_path, index, getattr(args, "concurrent", 1)),
+        sim=None,
+    )
     return CallSetup(
         profile=profile,
         plan=plan,
@@ -335,53 +403,91 @@ def _setup(args: argparse.Namespace, agent: tuple[Any, Any, Path, Any], source: 
 
 
 def cmd_sip_answer(args: argparse.Namespace) -> int:
-    """``voiceprobe sip answer``: register, bridge ``--calls`` incoming calls, exit."""
+    """``voiceprobe sip answer``: bridge ``--calls`` incoming calls, up to ``--concurrent``
+    at a time, then exit (0 when every call was bridged and ended well)."""
     from app.cli import _recover
 
     if args.calls < 1:
         raise ConfigError("--calls must be at least 1")
+    if not 1 <= args.concurrent <= MAX_CONCURRENT:
+        raise ConfigError(
+            f"--concurrent must be 1-{MAX_CONCURRENT}: the pjsua2 wheel handles at most "
+            f"{MAX_CONCURRENT} calls per process (run more processes for more calls)"
+        )
     cfg = account_from_args(args)
     agent = _agent_setup(args)
     _recover(agent[2])
-    gate = _Gate(args.calls)
+    gate = _Gate(args.calls, args.concurrent)
     ep, acc = _start_endpoint(cfg, gate.decide)
     try:
         if not _registered(cfg, acc):
             return EXIT_FAILED
-
-        async def serve() -> int:
-            from sip.bridge import bridge_sip_call
-
-            loop = asyncio.get_running_loop()
-            rc = EXIT_OK
-            for index in range(args.calls):
-                _status(f"waiting for call {index + 1} of {args.calls} at {cfg.uri}")
-                call = None
-                deadline = loop.time() + args.timeout
-                while call is None and loop.time() < deadline:
-                    # Short waits so that Ctrl-C is not held up by a blocked thread.
-                    got = await loop.run_in_executor(None, ep.wait_incoming, 0.25)
-                    if got is not None and not got.ended.is_set():
-                        call = got
-                if call is None:
-                    _status(f"no incoming call within {args.timeout:g} s")
-                    return EXIT_FAILED
-                _status(f"call from {call.remote_uri}")
-                try:
-                    summary = await bridge_sip_call(
-                        call, _setup(args, agent, f"sip:{call.remote_uri}"),
-                        _subscribers(args),
-                    )
-                finally:
-                    gate.release()
-                print_call(summary, args.json)
-                if not summary["ok"]:
-                    rc = EXIT_FAILED
-            return rc
-
-        return _run(serve)
+        return _run(lambda: _serve(args, cfg, agent, gate))
     finally:
         ep.shutdown()
+
+
+async def _serve(args: argparse.Namespace, cfg: Any, agent: tuple[Any, Any, Path, Any],
+                 gate: _Gate) -> int:
+    """Bridge the calls the gate takes, each in its own task; return the exit code.
+
+    Gives up (exit 1) when no call is in progress and none has arrived for ``--timeout``
+    seconds. Cancelling this (SIGINT) cancels every call's task, which hangs the call up.
+    """
+    from sip.bridge import bridge_sip_call
+
+    loop = asyncio.get_running_loop()
+    printer = _sip_printer()
+    outcomes: list[bool] = []
+    running: set[asyncio.Task[None]] = set()
+    last_activity = loop.time()
+
+    async def bridge_one(call: Any, index: int) -> None:
+        nonlocal last_activity
+        try:
+            summary = await bridge_sip_call(
+                call, _setup(args, agent, f"sip:{call.remote_uri}", index),
+                _subscribers(args, printer),
+            )
+        except VoiceprobeError as exc:  # this call's session could not be set up
+            _status(f"call {index} from {call.remote_uri} failed: {exc}")
+            outcomes.append(False)
+            return
+        finally:
+            gate.release()
+            last_activity = loop.time()
+        print_call(summary, args.json)
+        outcomes.append(bool(summary["ok"]))
+
+    timed_out = False
+    async with asyncio.TaskGroup() as tg:
+        started = 0
+        announced = -1
+        while started < args.calls:
+            if announced != started:
+                announced = started
+                _status(f"waiting for call {started + 1} of {args.calls} at {cfg.uri}")
+            # Short waits so that Ctrl-C is not held up by a blocked thread.
+            call = await loop.run_in_executor(None, gate.next_call, 0.25)
+            if call is None:
+                if not running and loop.time() - last_activity > args.timeout:
+                    _status(f"no incoming call within {args.timeout:g} s")
+                    timed_out = True
+                    break
+                continue
+            if call.ended.is_set():  # the caller gave up while it rang
+                gate.forget()
+                continue
+            started += 1
+            last_activity = loop.time()
+            _status(f"call {started} from {call.remote_uri}")
+            task = tg.create_task(bridge_one(call, started), name=f"sip-call-{started}")
+            running.add(task)
+            task.add_done_callback(running.discard)
+    if gate.turned_away:
+        _status(f"turned away {gate.turned_away} call(s) with 486 (busy)")
+    ok = not timed_out and len(outcomes) == args.calls and all(outcomes)
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def cmd_sip_dial(args: argparse.Namespace) -> int:

@@ -463,6 +463,8 @@ class SippResult:
     returncode: int
     stdout: str
     stderr: str
+    #: sipp's ``-trace_err`` log (unexpected messages, e.g. a 486 where 200 was expected).
+    errors: str = ""
 
 
 def run_sipp_uac(
@@ -489,8 +491,11 @@ def run_sipp_uac(
         "-m", str(calls), "-l", str(concurrent), "-r", str(concurrent), "-rp", "1000",
         "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
     ]
+    for old in workdir.glob("uac_pcap_*_errors.log"):
+        old.unlink()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout + 15)
-    return SippResult(proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:])
+    errors = "".join(f.read_text(errors="replace") for f in workdir.glob("uac_pcap_*_errors.log"))
+    return SippResult(proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:], errors[-6000:])
 
 
 # --- a lossy relay on the RTP path ----------------------------------------------------------

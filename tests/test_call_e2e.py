@@ -165,12 +165,16 @@ def test_recording_is_aligned_and_voice_to_voice_matches_the_silence(
         for line in (demo_call["session_dir"] / "events.jsonl").read_text().splitlines()
     ]
     plays = [e for e in events if e["kind"] == "PlaybackStarted"]
-    assert plays
+    frame = rate // 50
+    after_silence = 0
     for ev in plays:
         pos = round((ev["t_ns"] - t0) * rate / 1e9)
-        assert right[pos - 1] == 0 or pos == 0
-        first = first_sound_after(right, max(0, pos - rate // 50))
-        assert abs(first - pos) <= rate // 50  # within one 20 ms frame
+        if right[max(0, pos - frame) : pos].any():
+            continue  # queued right behind the previous item: no edge to see
+        after_silence += 1
+        first = first_sound_after(right, max(0, pos - frame))
+        assert abs(first - pos) <= frame  # the agent is where its stamp says, within a frame
+    assert after_silence >= 4
     turns = demo_call["summary"]["turns"]
     for i, utt in enumerate(demo_call["utterances"]):
         if i == 3:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -31,6 +31,7 @@ from app.errors import AudioDeviceError, VoiceprobeError
 from ui.models.call_view import CallViewModel
 from ui.models.common import ms_text
 from ui.models.replay import replay_into
+from ui.models.table import FixedColumnsModel
 from ui.views.event_inspector import EventInspector
 from ui.views.tool_calls_view import ToolCallsView
 from ui.views.transcript_view import TranscriptView
@@ -51,7 +52,7 @@ COLUMNS = (
 )
 
 
-class SessionsModel(QAbstractTableModel):
+class SessionsModel(FixedColumnsModel):
     """Rows from ``SessionIndex.list`` (dicts with ``id``, ``started_at``, ``provider``,
     ``model``, ``profile``, ``turns``, ``p50_v2v_ms``, ``p95_v2v_ms``, ``errors``,
     ``status``). Main thread only; every cell is a plain ``str``.
@@ -69,18 +70,10 @@ class SessionsModel(QAbstractTableModel):
     def row(self, i: int) -> dict[str, Any]:
         return self._rows[i]
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+    columns = COLUMNS
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self._rows)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

@@ -60,7 +60,9 @@ class ProviderPlan:
 
     @contextlib.contextmanager
     def started(self) -> Iterator[ProviderPlan]:
-        """Start the built-in simulator for the call's lifetime when the plan needs it."""
+        """The plan for one call: with the built-in simulator started for the call's
+        lifetime when the plan needs one. Yields a copy, so one plan can serve calls that
+        run at the same time (each gets its own simulator)."""
         if self.label != "sim":
             yield self
             return
@@ -69,11 +71,10 @@ class ProviderPlan:
         sim = SimThread(self.scenario, dialect=self.kind, truth_path=self.truth_path)
         url = sim.start()
         try:
-            self.sim = sim
-            self.url = url
-            if getattr(sim, "cert_path", None):
-                self.ca_file = str(sim.cert_path)
-            yield self
+            cert = getattr(sim, "cert_path", None)
+            yield dataclasses.replace(
+                self, sim=sim, url=url, ca_file=str(cert) if cert else self.ca_file
+            )
         finally:
             sim.stop()
 

@@ -7,6 +7,7 @@ and produces the same summary.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -155,6 +156,12 @@ async def run_call(
         )
         try:
             result = await bridge.run()
+        except asyncio.CancelledError:
+            # Interrupted (Ctrl-C, the app closing): the folder is still closed out now,
+            # not left "running" for the next start's recovery.
+            writer.write_turns(bridge.timeline.to_list())
+            writer.finish("interrupted", {"turns": len(bridge.timeline.turns)})
+            raise
         finally:
             await tools.aclose()
             if recorder is not None:

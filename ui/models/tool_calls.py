@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
 from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
+from ui.models.table import FixedColumnsModel
 
 SLOW_ROLE = USER_ROLE + 10
 COLUMNS = ("Time", "Tool", "Status", "Duration", "Arguments", "Result")
@@ -29,7 +30,7 @@ class ToolRow:
     ms: float | None = None
 
 
-class ToolCallsModel(QAbstractTableModel):
+class ToolCallsModel(FixedColumnsModel):
     """One row per tool call. Main thread only.
 
     A finished call whose duration exceeds :attr:`slow_ms` is *slow*: its Duration cell
@@ -66,18 +67,10 @@ class ToolCallsModel(QAbstractTableModel):
         ms = self._rows[row].ms
         return ms is not None and ms > self._slow_ms
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+    columns = COLUMNS
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self._rows)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

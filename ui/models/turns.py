@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
 from ui.models.common import USER_ROLE, ms_text, one_line, percentile
+from ui.models.table import FixedColumnsModel
 
 TURN_ROLE = USER_ROLE + 20
 SLOW_ROLE = USER_ROLE + 21
@@ -42,7 +43,7 @@ def turn_number(turn: dict[str, Any], row: int) -> int:
     return idx + 1 if isinstance(idx, int) else row + 1
 
 
-class TurnsModel(QAbstractTableModel):
+class TurnsModel(FixedColumnsModel):
     """One row per completed turn. Main thread only.
 
     A turn is *slow* when its voice-to-voice exceeds :attr:`slow_ms` (changeable live).
@@ -106,18 +107,10 @@ class TurnsModel(QAbstractTableModel):
 
     # --- Qt model API -------------------------------------------------------------------
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._turns)
+    columns = COLUMNS
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self._turns)
 
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole

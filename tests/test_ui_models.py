@@ -187,3 +187,25 @@ def test_models_pass_qt_model_tester(qtmodeltester):
     _KEEP.append(vm)  # the tester disconnects from the last model at teardown
     for model in (vm.transcript, vm.tools, vm.turns, vm.events):
         qtmodeltester.check(model, force_py=True)
+
+
+def test_reconnection_shows_in_the_transcript(qtbot):
+    from app.events import Reconnected
+    from ui.models.transcript import TranscriptModel
+
+    model = TranscriptModel()
+    model.apply(
+        Reconnected(
+            t_ns=2_000_000_000,
+            provider="openai",
+            reason="failed: server closed (1011)",
+            dropped_ns=1_993_000_000,
+            attempts=1,
+            session_index=2,
+            replayed_items=4,
+            replayed_turn=True,
+        )
+    )
+    text = model.index(0).data(Qt.ItemDataRole.DisplayRole)
+    assert "connection lost (failed: server closed (1011)); session 2 after 7 ms" in text
+    assert "4 items replayed" in text

@@ -211,6 +211,16 @@ class TranscriptModel(QAbstractListModel):
         elif isinstance(ev, E.Notice) and ev.level in ("warning", "error"):
             kind = "error" if ev.level == "error" else "notice"
             self._append(Utterance(kind, "", ev.t_ns, one_line(ev.message, 300), final=True))
+        elif isinstance(ev, E.Reconnected):
+            gap_ms = (ev.t_ns - ev.dropped_ns) / 1e6
+            how = "resumed" if ev.resumed else f"{ev.replayed_items} items replayed"
+            if ev.replayed_turn:
+                how += ", the unanswered words sent again"
+            text = (
+                f"connection lost ({one_line(ev.reason, 120)}); session {ev.session_index} "
+                f"after {gap_ms:.0f} ms, {how}"
+            )
+            self._append(Utterance("notice", "", ev.t_ns, text, final=True))
         elif isinstance(ev, E.CallEnded) and not ev.ok:
             self._append(
                 Utterance("error", "", ev.t_ns, f"call ended: {one_line(ev.reason)}", final=True)

@@ -140,6 +140,10 @@ class SipCallPort(CallerPort):
         """Drop queued agent audio (barge-in); takes effect at the next frame."""
         self.link.flush_requested = True
 
+    def flush_output(self) -> None:
+        """The bridge's barge-in hook (:meth:`CallerPort.flush_output`)."""
+        self.flush()
+
     @property
     def queued_samples(self) -> int:
         """Agent samples waiting to be sent."""

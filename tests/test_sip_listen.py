@@ -115,7 +115,7 @@ def test_listen_in_plays_the_tap_and_mute_silences_it(
     from sip.port import SipCallPort
 
     port = SipCallPort(16000)
-    listen = ListenIn(16000)
+    listen = ListenIn(16000, device="pulse")
     listen.start()
     listen.attach(port)
     tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(320) / 16000)).astype(np.int16)
@@ -183,7 +183,7 @@ def test_listen_in_hears_caller_and_agent_of_a_bridged_call(
     plan, profile = plan_provider("sim", load_profile(None), scenario=str(sc))
     setup = CallSetup(profile=profile, plan=plan, data_root=tmp_path / "data")
     events: list[Event] = []
-    listen = ListenIn(16000)
+    listen = ListenIn(16000, device="pulse")
     listen.start()
     rec = Recorder(pulse_server)
     rec.wait_started()

@@ -341,13 +341,21 @@ class DevicePort(CallerPort):
             return now_ns
         y = rs.process(np.asarray(pcm, dtype=np.int16))
         queued = ring.available
-        ring.write(y)
+        # The bridge hands over one frame per caller frame; the two device clocks differ
+        # a little, so silence is skipped once two frames wait, which keeps the output's
+        # latency bounded (agent audio is never skipped).
+        if y.any() or queued < 2 * len(y):
+            ring.write(y)
         latency_s = float(self._out_stream.latency) if self._out_stream is not None else 0.0
         delay_s = rs.delay_ms / 1000
         start_ns = now_ns + int((queued / self.out_rate + latency_s + delay_s) * 1e9)
         end_ns = start_ns + int(len(y) * 1e9 / self.out_rate)
         self._play_until_ns = max(self._play_until_ns, end_ns + HALF_DUPLEX_TAIL_MS * 1_000_000)
         return start_ns
+
+    def flush_output(self) -> None:
+        """Barge-in: drop queued agent audio (see :meth:`clear_output`)."""
+        self.clear_output()
 
     def clear_output(self) -> int:
         """Drop queued agent audio at once (barge-in); returns the samples dropped (at the

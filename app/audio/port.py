@@ -56,6 +56,13 @@ class CallerPort(abc.ABC):
         sample will be played.
         """
 
+    def flush_output(self) -> None:
+        """Drop agent audio the sink has queued but not played yet (barge-in).
+
+        A port whose sink queues nothing (a paced file) has nothing to drop.
+        """
+        return None
+
     def next_due_ns(self) -> int | None:
         """When the next frame will be available (paced ports), or ``None`` to poll."""
         return None

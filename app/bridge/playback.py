@@ -135,6 +135,7 @@ class Playback:
         if item is None:
             return None
         played = self.buffer.played_samples(item.item_id)
+        self.port.flush_output()
         for dropped_id, _ in self.buffer.cut():
             self._discarded.add(dropped_id)
         self._discarded.add(item.item_id)

@@ -816,7 +816,8 @@ def test_dial_over_loopback_wss(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) 
             return events
 
     events = asyncio.run(asyncio.wait_for(main(), 4 * WAIT))
-    assert seen["path"] == PATH_V1BETA
+    # The documented ``?key=`` (ai.google.dev get-started-websocket) and the SDK's header.
+    assert seen["path"] == PATH_V1BETA + "?key=AIza-secret"
     assert seen["key"] == "AIza-secret"
     validate_gemini_client(seen["setup"])
     validate_gemini_client(seen["audio"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from app.clock import Clock
 from app.errors import ConfigError
@@ -116,6 +116,15 @@ def gemini_ssl_context(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
+def _with_query(url: str, name: str, value: str) -> str:
+    """``url`` with query parameter ``name`` set to ``value`` (unless already present)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k == name for k, _ in query):
+        return url
+    return urlunsplit(parts._replace(query=urlencode([*query, (name, value)])))
+
+
 def auth_headers(url: str, key: str) -> dict[str, str]:
     """The credential header for ``url``: Bearer for Vertex, ``Token`` for an ephemeral
     ``auth_tokens/…`` token, else ``x-goog-api-key``; none for an empty key.
@@ -154,6 +163,11 @@ def connect_gemini(
         api_version="v1alpha" if ephemeral else DEFAULT_API_VERSION,
         constrained=ephemeral,
     )
+    if key and not ephemeral and not is_vertex_host(target):
+        # The published WebSocket guide authenticates with ``?key=``; the SDK sends the
+        # ``x-goog-api-key`` header. Both are sent, so either kind of endpoint accepts the
+        # call. The query is scrubbed from everything voiceprobe prints or writes.
+        target = _with_query(target, "key", key)
     context = gemini_ssl_context(ca_file) if target.startswith("wss://") else None
     protocol = GeminiProtocol(
         profile, clock, resumption_handle=resumption_handle, id_prefix=id_prefix

@@ -185,7 +185,6 @@ class Bridge:
         self._ok = True
         self._errors: list[dict[str, Any]] = []
         self._idle_since: int | None = None
-        self._last_frame_t: int = 0
         # Session continuity (see app/bridge/recovery.py).
         self._online = asyncio.Event()
         self._session_index = 1
@@ -590,7 +589,6 @@ class Bridge:
 
     async def _on_caller_frame(self, frame: CallerFrame) -> None:
         pcm = frame.pcm
-        self._last_frame_t = frame.t_ns
         if self.muted or (self.half_duplex and self.playback.audible):
             # Muted, push-to-talk released, or half-duplex while the agent speaks: the
             # provider and the local VAD hear silence; the recording keeps the real mic.

@@ -307,7 +307,7 @@ def print_turn_table(turns: list[dict[str, Any]], out: Any) -> None:
                 cells.append(f"{turn['spans'][span]['ms']:7.0f}")
             else:
                 cells.append(f"{'-':>7}")
-        agent = turn["agent_transcript"] + (" [barge-in]" if turn["interrupted"] else "")
+        agent = ("[cut] " if turn["interrupted"] else "") + turn["agent_transcript"]
         print(
             f"{turn['index']:>2}  {_clip(turn['user_transcript'], 28):<28} "
             f"{_clip(agent, 28):<28} " + " ".join(cells),

@@ -70,7 +70,7 @@ def _wait_ready(env: dict[str, str], deadline_s: float) -> None:
 def pulse_server() -> Iterator[PulseServer]:
     """Start a private PulseAudio daemon with ``vsink`` and ``vmic`` null sinks."""
     if shutil.which("pulseaudio") is None or shutil.which("pacat") is None:
-        pytest.skip("pulseaudio / pacat not installed")
+        pytest.fail("pulseaudio / pacat not installed: ./scripts/setup.sh installs it")
     tmp = Path(tempfile.mkdtemp(prefix="vp-pulse-"))
     sock = tmp / "native"
     script = tmp / "ci.pa"

@@ -219,7 +219,7 @@ def _options_ok(port: int, transport: str = "udp") -> bool:
 def run_kamailio(workdir: Path, password: str) -> Iterator[Kamailio]:
     """Start kamailio as an in-memory registrar; yields once it answers OPTIONS."""
     if not have("kamailio"):
-        pytest.skip("kamailio not installed")
+        pytest.fail("kamailio not installed: ./scripts/setup.sh installs it")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     cfg = workdir / "kamailio.cfg"
@@ -384,7 +384,7 @@ def run_baresip(
 ) -> Iterator[Baresip]:
     """Start baresip; with ``registrar`` it registers ``user`` there (password from it)."""
     if not have("baresip"):
-        pytest.skip("baresip not installed")
+        pytest.fail("baresip not installed: ./scripts/setup.sh installs it")
     cfgdir = workdir / "baresip"
     rec_dir = workdir / "rec"
     cfgdir.mkdir(parents=True, exist_ok=True)
@@ -480,7 +480,7 @@ def run_sipp_uac(
     Exit code 0 means every call succeeded.
     """
     if not have("sipp"):
-        pytest.skip("sipp not installed")
+        pytest.fail("sipp not installed: ./scripts/setup.sh installs it")
     workdir.mkdir(parents=True, exist_ok=True)
     pcap = workdir / "pcap"
     if not pcap.exists():

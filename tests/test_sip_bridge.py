@@ -42,7 +42,6 @@ turns:
 
 @pytest.fixture(scope="module")
 def sip() -> Iterator[tuple[Any, Any, Any]]:
-    pytest.importorskip("pjsua2")
     from sip.endpoint import SipEndpoint
 
     ep = SipEndpoint(on_incoming=lambda call: 180, media_rate=16000)

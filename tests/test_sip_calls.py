@@ -86,7 +86,6 @@ def registrar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
 
 @pytest.fixture(scope="module")
 def sip(registrar: Kamailio) -> Iterator[tuple[Any, Any, Recorder]]:
-    pytest.importorskip("pjsua2")
     from sip.endpoint import SipEndpoint
 
     rec = Recorder()

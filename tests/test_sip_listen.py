@@ -150,7 +150,6 @@ def test_listen_in_plays_the_tap_and_mute_silences_it(
 
 @pytest.fixture(scope="module")
 def sip() -> Iterator[tuple[Any, Any]]:
-    pytest.importorskip("pjsua2")
     from sip.endpoint import SipEndpoint
 
     ep = SipEndpoint(on_incoming=lambda call: 180, media_rate=16000)

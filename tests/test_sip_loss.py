@@ -48,7 +48,6 @@ class Qualities:
 
 @pytest.fixture(scope="module")
 def sip() -> Iterator[tuple[Any, Any, Qualities]]:
-    pytest.importorskip("pjsua2")
     from sip.endpoint import SipEndpoint
 
     q = Qualities()

@@ -82,7 +82,6 @@ def registrar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[tuple[object, list[object]]]:
-    pytest.importorskip("pjsua2")
     from sip.endpoint import SipEndpoint
 
     events: list[object] = []

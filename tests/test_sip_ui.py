@@ -17,8 +17,6 @@ from sip.config import SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
 from tests.sip_peers import Kamailio, have, run_kamailio
 
-pytest.importorskip("pytestqt")
-
 T = 1_000_000_000
 
 
@@ -242,7 +240,7 @@ PASSWORD = "ui-pw-2718"
 @pytest.fixture(scope="module")
 def registrar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kamailio]:
     if not have("kamailio"):
-        pytest.skip("kamailio not installed")
+        pytest.fail("kamailio not installed: ./scripts/setup.sh installs it")
     with run_kamailio(tmp_path_factory.mktemp("kamailio"), PASSWORD) as k:
         yield k
 
@@ -258,7 +256,6 @@ turns:
 @pytest.fixture(scope="module")
 def real(registrar: Kamailio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """One real SipController for the module (one pjsua2 endpoint per process)."""
-    pytest.importorskip("pjsua2")
     from app.bridge.providers import plan_provider
     from app.bridge.session import CallSetup
     from app.profile import load_profile

@@ -161,7 +161,6 @@ def test_recovery_reindexes_unknown_folders_and_skips_broken_ones(tmp_path: Path
 
 
 def test_recovery_repairs_the_wav_header(tmp_path: Path) -> None:
-    pytest.importorskip("app.audio.wavio")
     w = SessionWriter(tmp_path, "wav", {})
     frames = b"\x01\x00\x02\x00" * 8000  # 8000 stereo frames
     with wave.open(str(w.audio_path), "wb") as wf:

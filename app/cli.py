@@ -123,6 +123,17 @@ def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
     p.add_argument("--max-seconds", type=float, default=900.0, help="limit on each call")
 
 
+def cancel_on_signals() -> None:
+    """SIGINT/SIGTERM cancel the running task (call from inside it), so a command's
+    ``finally`` blocks hang up calls and close sessions."""
+    task = asyncio.current_task()
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+
+
 def main(
     argv: Sequence[str] | None = None,
     extend: Callable[[Any], None] | None = None,
@@ -167,11 +178,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         raise UsageError(f"--port must be 0-65535, got {args.port}")
 
     async def serve() -> None:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if task is not None:
-                loop.add_signal_handler(sig, task.cancel)
+        cancel_on_signals()
         try:
             await run_sim(
                 args.scenario,

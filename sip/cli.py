@@ -26,14 +26,13 @@ import asyncio
 import dataclasses
 import json
 import queue
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.cli import add_agent_options
+from app.cli import add_agent_options, cancel_on_signals
 from app.errors import ConfigError, SipError, VoiceprobeError
 from app.events import Event
 
@@ -344,11 +343,7 @@ def _run(main: Callable[[], Any]) -> int:
     """Run the command's coroutine; SIGINT/SIGTERM cancel it (calls are hung up)."""
 
     async def guarded() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if task is not None:
-                loop.add_signal_handler(sig, task.cancel)
+        cancel_on_signals()
         try:
             return int(await main())
         except asyncio.CancelledError:

@@ -248,40 +248,19 @@ class DevicePort(CallerPort):
         self._out_ring = RingBuffer(self.out_rate * OUTPUT_BUFFER_MS // 1000)
         self._rs_in = StreamResampler(self.in_rate, self.rate)
         self._rs_out = StreamResampler(self.rate, self.out_rate)
-        try:
-            self._in_stream = sd.InputStream(
-                device=in_idx,
-                samplerate=self.in_rate,
-                channels=1,
-                dtype="int16",
-                blocksize=self.in_rate * BLOCK_MS // 1000,
-                latency="low",
-                callback=self._in_callback,
-            )
-        except sd.PortAudioError as exc:
-            self.stop()
-            raise AudioDeviceError(
-                f"cannot open input device {in_info['name']!r} at {self.in_rate} Hz ({exc})",
-                in_info["name"],
-                in_api,
-            ) from None
-        try:
-            self._out_stream = sd.OutputStream(
-                device=out_idx,
-                samplerate=self.out_rate,
-                channels=1,
-                dtype="int16",
-                blocksize=self.out_rate * BLOCK_MS // 1000,
-                latency="low",
-                callback=self._out_callback,
-            )
-        except sd.PortAudioError as exc:
-            self.stop()
-            raise AudioDeviceError(
-                f"cannot open output device {out_info['name']!r} at {self.out_rate} Hz ({exc})",
-                out_info["name"],
-                out_api,
-            ) from None
+        self._in_stream = self._open(
+            sd, sd.InputStream, "input", in_idx, in_info, in_api, self.in_rate, self._in_callback
+        )
+        self._out_stream = self._open(
+            sd,
+            sd.OutputStream,
+            "output",
+            out_idx,
+            out_info,
+            out_api,
+            self.out_rate,
+            self._out_callback,
+        )
         try:
             self._out_stream.start()
             self._in_stream.start()
@@ -289,6 +268,36 @@ class DevicePort(CallerPort):
             self.stop()
             raise AudioDeviceError(
                 f"cannot start audio streams ({exc})", in_info["name"], in_api
+            ) from None
+
+    def _open(
+        self,
+        sd: Any,
+        stream_type: Any,
+        kind: str,
+        index: int,
+        info: dict[str, Any],
+        api: str,
+        rate: int,
+        callback: Any,
+    ) -> Any:
+        """Open one mono int16 PortAudio stream; a refusal closes the port and raises."""
+        try:
+            return stream_type(
+                device=index,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=rate * BLOCK_MS // 1000,
+                latency="low",
+                callback=callback,
+            )
+        except sd.PortAudioError as exc:
+            self.stop()
+            raise AudioDeviceError(
+                f"cannot open {kind} device {info['name']!r} at {rate} Hz ({exc})",
+                info["name"],
+                api,
             ) from None
 
     def read(self, now_ns: int) -> list[CallerFrame]:

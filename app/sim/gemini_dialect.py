@@ -64,6 +64,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.audio.pcm import int16_to_bytes
+from app.providers.gemini.casing import camel as _camel
+from app.providers.gemini.casing import get_field as _get
+from app.providers.gemini.casing import snake as _snake
 from app.sim.engine import OUT_RATE, Conversation, InputConfig, ResponseRun, SpeechEdge
 
 #: Output audio MIME type (the service's only output format).
@@ -86,28 +89,11 @@ _SETUP_KEYS = frozenset({
 })
 _REALTIME_KEYS = ("audio", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd",
                   "text", "video")
-_CAMEL_HUMP = re.compile(r"(?<!^)([A-Z])")
 _RATE = re.compile(r"rate=(\d+)")
 
 
 class _Invalid(Exception):
     """A client message the service would refuse (the socket is closed with 1007)."""
-
-
-def _snake(name: str) -> str:
-    return _CAMEL_HUMP.sub(r"_\1", name).lower()
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w[:1].upper() + w[1:] for w in rest)
-
-
-def _get(obj: dict[str, Any], name: str) -> Any:
-    """``obj[name]`` under its camelCase or snake_case spelling (None if absent)."""
-    if name in obj:
-        return obj[name]
-    return obj.get(_snake(name))
 
 
 def _has(obj: dict[str, Any], name: str) -> bool:

@@ -55,6 +55,9 @@ from app.events import (
 )
 from app.profile import Profile, ToolSpec, TurnDetection
 from app.providers.base import HistoryItem, Outgoing, ProviderProtocol
+from app.providers.gemini.casing import camel as _camel
+from app.providers.gemini.casing import get_field as _get
+from app.providers.gemini.casing import snake as _snake
 
 #: Largest server message accepted (characters of text, or bytes), as the socket's max_size.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
@@ -105,22 +108,10 @@ _MAX_GO_AWAY_MS = 86_400_000
 
 _DURATION = re.compile(r"^\s*(-?\d+(?:\.\d{0,9})?)s\s*$")
 _RATE = re.compile(r"rate=(\d+)")
-_CAMEL_HUMP = re.compile(r"(?<!^)([A-Z])")
 
 
 class _Malformed(Exception):
     """A known message with a field of the wrong shape (caught inside :meth:`receive`)."""
-
-
-def _snake(name: str) -> str:
-    return _CAMEL_HUMP.sub(r"_\1", name).lower()
-
-
-def _get(obj: dict[str, Any], name: str) -> Any:
-    """``obj[name]`` under its camelCase or snake_case spelling (``None`` if absent)."""
-    if name in obj:
-        return obj[name]
-    return obj.get(_snake(name))
 
 
 def _obj(obj: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -272,11 +263,6 @@ def to_gemini_schema(schema: Any) -> Any:
         else:
             out[key] = value
     return out
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(w[:1].upper() + w[1:] for w in rest)
 
 
 def _realtime_input_config(td: TurnDetection) -> dict[str, Any]:

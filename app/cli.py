@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
+import io
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from app.errors import ConfigError, VoiceprobeError
+from app.textsafe import json_text, printable, safe_text
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -65,6 +67,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
         help="start a fresh provider session at the first turn boundary after this long",
     )
     p.add_argument("--no-reconnect", action="store_true", help="end the call if the socket drops")
+    p.add_argument(
+        "--prices",
+        help="price table (YAML) that overrides the shipped one and the config folder's "
+        "prices.yaml, model by model",
+    )
     p.set_defaults(handler=cmd_call)
 
     p = sub.add_parser("sessions", help="list, show or export recorded sessions")
@@ -102,13 +109,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     q.set_defaults(handler=cmd_keys_set)
     q = ksub.add_parser("status", help="which keys are configured (never prints them)")
     q.set_defaults(handler=cmd_keys_status)
+    from app.suite.cli import add_suite_commands  # suites: app/suite/, docs/suites.md
+
+    add_suite_commands(sub)
+    from app.serve.cli import add_serve_command
+
+    add_serve_command(sub, add_agent_options)
     return parser, sub
 
 
 def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
     """The options every command that places calls shares (``call``, ``sip answer|dial``):
     which agent, where it lives, where the session goes."""
-    p.add_argument("--provider", default="sim", help="sim | openai | gemini")
+    p.add_argument("--provider", default="sim", help="sim | openai | gemini | twilio-ws")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="with --provider twilio-ws: a start.customParameters entry (repeatable)",
+    )
     p.add_argument("--profile", help="profile name or YAML/JSON file")
     p.add_argument("--scenario", help="simulator scenario (with --provider sim)")
     p.add_argument("--url", help="provider endpoint (regional, Azure, Vertex, proxy, simulator)")
@@ -123,15 +143,68 @@ def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
     p.add_argument("--max-seconds", type=float, default=900.0, help="limit on each call")
 
 
-def cancel_on_signals() -> None:
+def plan_agent(args: argparse.Namespace, profile: Any) -> tuple[Any, Any]:
+    """The provider plan for the agent options of ``args`` (see :func:`add_agent_options`);
+    tells the user on stderr which host receives the API key before any call starts.
+
+    ``--url`` is named on the command line, so its host may receive the key; a profile's
+    URL may not send it off the vendor's hosts (``app.providers.keyhost``).
+
+    Raises:
+        VoiceprobeError: bad input (see :func:`app.bridge.providers.plan_provider`).
+    """
+    from app.bridge.providers import plan_provider
+
+    plan, profile = plan_provider(
+        args.provider,
+        profile,
+        args.url,
+        args.ca_file,
+        args.scenario,
+        args.truth,
+        params=parse_params(getattr(args, "param", [])),
+    )
+    if plan.key_destination is not None:
+        print(f"voiceprobe: {plan.key_destination.describe()}", file=sys.stderr)
+    return plan, profile
+
+
+def parse_params(items: Sequence[str]) -> dict[str, str]:
+    """``--param K=V`` options as a dict.
+
+    Raises:
+        UsageError: an item without ``=`` or with an empty name.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param must be K=V, got {printable(item[:60])!r}")
+        out[name.strip()] = value
+    return out
+
+
+def cancel_on_signals() -> list[signal.Signals]:
     """SIGINT/SIGTERM cancel the running task (call from inside it), so a command's
-    ``finally`` blocks hang up calls and close sessions."""
+    ``finally`` blocks hang up calls and close sessions.
+
+    Returns:
+        The list each signal received is appended to, so the command can exit with
+        ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
+    """
+    received: list[signal.Signals] = []
     task = asyncio.current_task()
     if task is None:
-        return
+        return received
     loop = asyncio.get_running_loop()
+
+    def cancel(sig: signal.Signals) -> None:
+        received.append(sig)
+        task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, cancel, sig)
+    return received
 
 
 def main(
@@ -151,17 +224,37 @@ def main(
         if handler is None:
             if default is None:
                 parser.print_help()
-                return EXIT_OK
-            return default(args)
-        return handler(args)
+                code = EXIT_OK
+            else:
+                code = default(args)
+        else:
+            code = handler(args)
+        sys.stdout.flush()  # a reader that went away (``| head``) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
     except VoiceprobeError as exc:
-        message = str(exc)  # argparse's own lines already name the command
+        # One line, inert on a terminal: messages may quote file names and server text.
+        message = printable(str(exc))  # argparse's own lines already name the command
         if not message.startswith("voiceprobe"):
             message = f"voiceprobe: error: {message}"
         print(message, file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device after its reader went away, so the interpreter's
+    final flush of what is still buffered does not fail again (as the Python docs on
+    SIGPIPE recommend)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # stdout is not a file (tests calling main() directly)
 
 
 # --- sim ---------------------------------------------------------------------------------
@@ -204,7 +297,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
 def cmd_call(args: argparse.Namespace) -> int:
     """``voiceprobe call``: stream a WAV in real time as the caller and record the agent."""
     from app.audio.fileport import WavFilePort
-    from app.bridge.providers import plan_provider
     from app.bridge.session import CallSetup, run_call
     from app.profile import load_profile
     from app.store.paths import data_dir
@@ -215,9 +307,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         raise UsageError("--rollover-s must be positive")
     port = WavFilePort.from_wav(args.input, rate=16000)
     profile = load_profile(args.profile)
-    plan, profile = plan_provider(
-        args.provider, profile, args.url, args.ca_file, args.scenario, args.truth
-    )
+    plan, profile = plan_agent(args, profile)
     root = Path(args.out) if args.out else data_dir()
     _recover(root)
     setup = CallSetup(
@@ -228,23 +318,71 @@ def cmd_call(args: argparse.Namespace) -> int:
         record=not args.no_record,
         options=_call_options(args),
         source=f"file:{Path(args.input).name}",
+        prices=Path(args.prices) if args.prices else None,
     )
     progress = None if args.json else _progress_printer()
-    summary = asyncio.run(run_call(setup, port, [progress] if progress else []))
+    folders: list[Path] = []
+    caught: list[signal.Signals] = []
+
+    async def call() -> dict[str, Any] | None:
+        received = cancel_on_signals()
+        try:
+            return await run_call(
+                setup,
+                port,
+                [progress] if progress else [],
+                on_session=lambda _id, folder: folders.append(folder),
+            )
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            caught.extend(received)  # run_call closed the session out as "interrupted"
+            return None
+
+    summary = asyncio.run(call())
+    if summary is None:
+        where = ""
+        if folders:
+            where = f": session {printable(folders[0].name)} in {printable(folders[0])}"
+        print(f"interrupted by {caught[0].name}{where}", file=sys.stderr)
+        return 128 + int(caught[0])
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False))
+        print(json_text(summary))
     else:
-        print_turn_table(summary["turns"], sys.stdout)
+        from app.metrics.presentation import transcripts_scripted
+
+        scripted = transcripts_scripted(summary["provider"])
+        print_turn_table(summary["turns"], sys.stdout, scripted=scripted)
         v2v = summary["voice_to_voice"]
         if v2v["count"]:
             print(
                 f"voice_to_voice (LocalSpeechStopped → PlaybackStarted): "
                 f"p50 {v2v['p50_ms']:.0f} ms, p95 {v2v['p95_ms']:.0f} ms over {v2v['count']} turns"
             )
-        for err in summary["errors"]:
-            print(f"error: {err.get('code')}: {err.get('message')}", file=sys.stderr)
+        print(cost_line(summary))
         print(f"session {summary['session_id']}: {summary['session_dir']}")
+    for err in summary["errors"]:  # on stderr with --json too: stdout holds only the JSON
+        code, message = printable(err.get("code")), printable(err.get("message"))
+        print(f"error: {code}: {message}", file=sys.stderr)
     return EXIT_OK if summary["ok"] else EXIT_FAILED
+
+
+def cost_line(summary: dict[str, Any]) -> str:
+    """The call's cost as one inert line: the figure and the price it used, or why it
+    is unknown."""
+    usage = summary.get("usage")
+    if not usage:
+        return "cost: unknown (the provider reported no token usage)"
+    tokens = f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens"
+    cost, price = summary.get("cost_usd"), usage.get("price")
+    if isinstance(cost, int | float) and price:
+        where = printable(price.get("source") or price.get("table"))
+        return (
+            f"cost: ${cost:.4f} ({tokens}; {printable(price.get('model'))} at "
+            f"{where}, {printable(price.get('retrieved') or 'undated')})"
+        )
+    why = str(usage.get("notice") or "no price").removeprefix("cost unknown: ")
+    return f"cost: unknown ({tokens}; {printable(why)})"
 
 
 def _call_options(args: argparse.Namespace) -> Any:
@@ -263,18 +401,19 @@ def _progress_printer() -> Callable[[Any], None]:
     from app.events import CallStarted, ConnectionState, Notice, ProviderErrorEvent, TurnCompleted
 
     def show(ev: Any) -> None:
+        p = printable  # everything here may hold server text (details, messages)
         if isinstance(ev, CallStarted):
-            print(f"call {ev.session_id} → {ev.provider} ({ev.model})", file=sys.stderr)
+            print(f"call {ev.session_id} → {p(ev.provider)} ({p(ev.model)})", file=sys.stderr)
         elif isinstance(ev, ConnectionState):
-            print(f"  connection: {ev.state} {ev.detail}".rstrip(), file=sys.stderr)
+            print(f"  connection: {p(ev.state)} {p(ev.detail)}".rstrip(), file=sys.stderr)
         elif isinstance(ev, TurnCompleted):
             v2v = ev.turn["spans"].get("voice_to_voice")
             fig = f"{v2v['ms']:.0f} ms" if v2v else "-"
-            print(f"  turn {ev.turn['index']} done, voice_to_voice {fig}", file=sys.stderr)
+            print(f"  turn {ev.turn['index'] + 1} done, voice_to_voice {fig}", file=sys.stderr)
         elif isinstance(ev, ProviderErrorEvent):
-            print(f"  provider error {ev.code}: {ev.message}", file=sys.stderr)
+            print(f"  provider error {p(ev.code)}: {p(ev.message)}", file=sys.stderr)
         elif isinstance(ev, Notice) and ev.level != "info":
-            print(f"  {ev.level}: {ev.message}", file=sys.stderr)
+            print(f"  {p(ev.level)}: {p(ev.message)}", file=sys.stderr)
 
     return show
 
@@ -290,33 +429,55 @@ TABLE_SPANS = (
 )
 
 
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+def _clip(text: object, width: int) -> str:
+    """Untrusted ``text`` as one inert line of at most ``width`` characters."""
+    text = printable(" ".join(safe_text(text).split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_turn_table(turns: list[dict[str, Any]], out: Any) -> None:
-    """One row per turn with the span figures in ms (``-`` where a span does not apply)."""
+def print_turn_table(turns: list[dict[str, Any]], out: Any, scripted: bool = False) -> None:
+    """One row per turn with the span figures in ms (``-`` where a span does not apply).
+
+    ``turns`` are turn records (``index`` required; the other keys may be missing, as in
+    a checked ``turns.json``); transcripts are printed as inert text. Turns are numbered
+    from 1 (``index`` + 1), as everywhere a person reads them. ``scripted`` marks the
+    caller's words as the simulator's script (``[scripted]``).
+    """
+    from app.metrics.presentation import caller_text, turn_number
+
+    # The cost column appears once turns are priced (sessions recorded before have none).
+    priced = any("cost_usd" in t for t in turns)
     head = f"{'#':>2}  {'caller':<28} {'agent':<28} " + " ".join(f"{h:>7}" for h, _ in TABLE_SPANS)
-    print(head, file=out)
-    print(f"{'':>2}  {'':<28} {'':<28} " + " ".join(f"{'ms':>7}" for _ in TABLE_SPANS), file=out)
+    print(head + (f" {'cost':>8}" if priced else ""), file=out)
+    print(
+        f"{'':>2}  {'':<28} {'':<28} "
+        + " ".join(f"{'ms':>7}" for _ in TABLE_SPANS)
+        + (f" {'$':>8}" if priced else ""),
+        file=out,
+    )
     for turn in turns:
+        spans = turn.get("spans", {})
         cells = []
         for _, span in TABLE_SPANS:
             if span is None:
                 ms = sum(
                     v["ms"]
-                    for k, v in turn["spans"].items()
+                    for k, v in spans.items()
                     if k.startswith("tool:") and v.get("ms") is not None
                 )
-                cells.append(f"{ms:7.0f}" if turn["tool_calls"] else f"{'-':>7}")
-            elif span in turn["spans"]:
-                cells.append(f"{turn['spans'][span]['ms']:7.0f}")
+                cells.append(f"{ms:7.0f}" if turn.get("tool_calls") else f"{'-':>7}")
+            elif span in spans:
+                cells.append(f"{spans[span]['ms']:7.0f}")
             else:
                 cells.append(f"{'-':>7}")
-        agent = ("[cut] " if turn["interrupted"] else "") + turn["agent_transcript"]
+        if priced:
+            cost = turn.get("cost_usd")
+            known = isinstance(cost, int | float) and not isinstance(cost, bool)
+            cells.append(f"{cost:8.4f}" if known else f"{'-':>8}")
+        agent = ("[cut] " if turn.get("interrupted") else "") + turn.get("agent_transcript", "")
+        user = caller_text(str(turn.get("user_transcript", "")), scripted)
         print(
-            f"{turn['index']:>2}  {_clip(turn['user_transcript'], 28):<28} "
+            f"{turn_number(turn)!s:>2}  {_clip(user, 28):<28} "
             f"{_clip(agent, 28):<28} " + " ".join(cells),
             file=out,
         )
@@ -352,7 +513,7 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
     _recover(root)
     rows = SessionIndex(root / "sessions.db").list(limit=args.limit, query=args.search)
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False))
+        print(json_text(rows))
         return EXIT_OK
     if not rows:
         print(f"no sessions in {root}")
@@ -361,29 +522,40 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
     print(f"{head[0]:<22} {head[1]:<20} {head[2]:<11} {head[3]:<8} {head[4]:>5} {head[5]:>8}")
     for r in rows:
         p50 = r.get("p50_v2v_ms")
+        p = printable  # rows come from session files: text from outside
         print(
-            f"{r['id']:<22} {str(r.get('started_at') or '')[:19]:<20} {r.get('status') or '':<11} "
-            f"{r.get('provider') or '':<8} {r.get('turns') or 0:>5} "
-            f"{(f'{p50:.0f} ms' if p50 is not None else '-'):>8}"
+            f"{p(r['id']):<22} {p(str(r.get('started_at') or '')[:19]):<20} "
+            f"{p(r.get('status')):<11} {p(r.get('provider')):<8} {r.get('turns') or 0:>5} "
+            f"{(f'{p50:.0f} ms' if isinstance(p50, int | float) else '-'):>8}"
         )
     return EXIT_OK
 
 
 def cmd_sessions_show(args: argparse.Namespace) -> int:
-    """``voiceprobe sessions show ID``."""
-    from app.store.reader import load_session
+    """``voiceprobe sessions show ID``: the session, why it failed (and what to do), and
+    one row per turn numbered from 1."""
+    from app.metrics.presentation import SCRIPTED_MARK, SCRIPTED_NOTE, transcripts_scripted
+    from app.store.reader import load_session, session_failures
 
     record = load_session(_find_session(args.session_id))
     if args.json:
-        print(json.dumps({"meta": record.meta, "turns": record.turns}, ensure_ascii=False))
+        print(json_text({"meta": record.meta, "turns": record.turns}))
         return EXIT_OK
-    meta = record.meta
+    meta, p = record.meta, printable  # session files hold text from outside
     print(
-        f"session {record.session_id}  status {meta.get('status')}  provider {meta.get('provider')}"
+        f"session {p(record.session_id)}  status {p(meta.get('status'))}  "
+        f"provider {p(meta.get('provider'))}"
     )
-    print(f"started {meta.get('started_at')}  ended {meta.get('ended_at')}")
-    print(f"events {len(record.events)}  folder {record.path}")
-    print_turn_table(record.turns, sys.stdout)
+    print(f"started {p(meta.get('started_at'))}  ended {p(meta.get('ended_at'))}")
+    print(f"events {len(record.events)}  folder {p(record.path)}")
+    for fail in session_failures(record):
+        print(f"failed: {p(fail['code'])}: {p(fail['message'])}")
+        if fail["fix"]:
+            print(f"  what to do: {p(fail['fix'])}")
+    scripted = transcripts_scripted(meta.get("provider"))
+    if scripted:
+        print(f"{SCRIPTED_MARK} {SCRIPTED_NOTE}")
+    print_turn_table(record.turns, sys.stdout, scripted=scripted)
     return EXIT_OK
 
 
@@ -391,15 +563,33 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
     """``voiceprobe sessions export ID --html FILE``."""
     from app.store.reader import load_session
     from app.store.report import html_report
+    from app.store.writer import atomic_write_text
 
-    record = load_session(_find_session(args.session_id))
-    out = Path(args.html)
-    try:
-        out.write_text(html_report(record), encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write ({exc.strerror})", str(out)) from None
-    print(out)
+    folder = _find_session(args.session_id)
+    record = load_session(folder)
+    out = _report_target(Path(args.html), folder.parent)
+    # A new file renamed over the target: never half a report. The user's umask applies.
+    atomic_write_text(out, html_report(record), private=False)
+    print(printable(out))
     return EXIT_OK
+
+
+def _report_target(path: Path, sessions: Path) -> Path:
+    """Where an export may go: not into voiceprobe's session folders (symlinks resolved),
+    not a folder, and into a folder that exists. Returns the resolved path.
+
+    Raises:
+        ConfigError: one line naming ``path``.
+    """
+    target = path.resolve()
+    store = sessions.resolve()
+    if target == store or store in target.parents:
+        raise ConfigError(f"is inside voiceprobe's session folder {store}", str(path))
+    if target.is_dir():
+        raise ConfigError("is a folder, not a file", str(path))
+    if not target.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} does not exist", str(path))
+    return target
 
 
 # --- sample, keys --------------------------------------------------------------------------
@@ -408,9 +598,10 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     """``voiceprobe sample``: write the caller WAV for a scenario and print its path."""
     from app.bridge.providers import DEFAULT_SCENARIO
+    from app.private_files import PRIVATE_FILE_MODE
     from app.sim.caller import write_caller_wav
     from app.sim.scenario import load_scenario
-    from app.store.paths import data_dir
+    from app.store.paths import data_dir, samples_dir
 
     scenario = load_scenario(args.scenario or str(DEFAULT_SCENARIO))
     barge: dict[int, int] = {}
@@ -419,12 +610,40 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if not (turn.isdigit() and ms.isdigit()):
             raise UsageError(f"--barge-in takes TURN:MS, got {spec!r}")
         barge[int(turn)] = int(ms)
-    out = Path(args.out) if args.out else data_dir() / "samples" / f"{scenario.name}.wav"
-    utterances = write_caller_wav(scenario, out, barge_in=barge)
-    print(out)
+    if args.out:
+        out = Path(args.out)
+        _check_output_file(out)
+    else:  # our own folder: private, and a file name the scenario cannot steer elsewhere
+        safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in scenario.name)
+        out = samples_dir(data_dir()) / f"{safe_name.lstrip('.') or 'sample'}.wav"
+    try:
+        utterances = write_caller_wav(scenario, out, barge_in=barge)
+        if not args.out:
+            os.chmod(out, PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise ConfigError(f"cannot write ({exc.strerror or exc})", str(out)) from None
+    print(printable(out))
     for u in utterances:
-        print(f"  {u.start / 16000:7.3f}–{u.end / 16000:7.3f} s  {u.text}", file=sys.stderr)
+        print(
+            f"  {u.start / 16000:7.3f}–{u.end / 16000:7.3f} s  {printable(u.text)}",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _check_output_file(path: Path) -> None:
+    """Refuse an output path that is a folder or lies under something that is not one.
+
+    Raises:
+        ConfigError: one line naming ``path``.
+    """
+    if path.is_dir():
+        raise ConfigError("is a folder, not a file", str(path))
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{parent} is not a folder", str(path))
+            break
 
 
 def cmd_keys_set(args: argparse.Namespace) -> int:

@@ -51,6 +51,21 @@ class ConnectionState(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkSample(Event):
+    """One measurement of the network path to the provider (``docs/timing.md``).
+
+    ``source``: ``connect`` (TCP + TLS + WebSocket upgrade, the whole dial, once per
+    connection), ``tcp`` (the kernel's smoothed round-trip time of the socket, sampled
+    during the call where the platform reports it) or ``ping`` (a WebSocket ping → pong
+    round trip, for providers that answer pings promptly). ``ms`` is the figure.
+    """
+
+    provider: str
+    source: Literal["connect", "tcp", "ping"]
+    ms: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SessionConfigured(Event):
     """The provider acknowledged the session configuration (``session.updated`` /
     ``setupComplete``).
@@ -239,6 +254,39 @@ class ResponseFinished(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Usage(Event):
+    """Tokens the provider billed for one response, in vendor-neutral terms (``docs/cost.md``).
+
+    Emitted just before the :class:`ResponseFinished` of its response (OpenAI
+    ``response.done`` ``usage``; Gemini ``usageMetadata`` of the model turn). A later
+    ``Usage`` with the same ``response_id`` is a newer snapshot of the same figures and
+    replaces the earlier one; it is never added to it.
+
+    ``*_input`` counts include the cached part (``cached_*`` is a subset of them, as both
+    vendors report it); ``other`` is every modality that is neither text nor audio
+    (image, video, document, or a count the provider did not break down).
+
+    Attributes:
+        provider: ``openai`` / ``gemini``.
+        response_id: the response (Gemini: the made-up model-turn id) it belongs to.
+        model: the model the session asked for (the price-table key).
+    """
+
+    provider: str
+    response_id: str
+    model: str
+    text_input: int = 0
+    audio_input: int = 0
+    other_input: int = 0
+    cached_text_input: int = 0
+    cached_audio_input: int = 0
+    cached_other_input: int = 0
+    text_output: int = 0
+    audio_output: int = 0
+    other_output: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgentInterrupted(Event):
     """The server says the agent's output was interrupted (Gemini ``interrupted``)."""
 
@@ -273,6 +321,26 @@ class CallEnded(Event):
     session_id: str
     reason: str
     ok: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFailed(Event):
+    """Why a call failed or could not start, and what the user can do about it.
+
+    Emitted once per call, for the first failure (later errors are its consequences), by
+    the bridge (``app/bridge/call.py``) or, when no session could be made (a missing key, a
+    bad profile, no audio device), by the desktop controller. Stored in ``events.jsonl``.
+
+    Attributes:
+        code: the error code (``auth_failed``, ``connect_failed``, ``missing_key``,
+            ``audio_device``…; see :data:`app.failures.FIXES`).
+        message: the one-line reason (server text included, scrubbed of secrets).
+        fix: the step a user can take (:func:`app.failures.fix_for`).
+    """
+
+    code: str
+    message: str
+    fix: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,11 @@
 A profile is a YAML or JSON file, or a built-in name (``resources/profiles/<name>.yaml``).
 Loading validates every field and raises :class:`~app.errors.ConfigError` naming the file
 and the field; no secret is ever stored in a profile (keys live in the keyring).
+
+Sizes are bounded: the file is parsed within the budget of :mod:`app.bounded_yaml` (at
+most 100,000 values and 2,000,000 characters with YAML aliases expanded), ``instructions``,
+``transcription.prompt`` and tool descriptions hold at most :data:`MAX_LONG_TEXT_CHARS`
+characters, and every other text field at most :data:`MAX_TEXT_CHARS`.
 """
 
 from __future__ import annotations
@@ -12,8 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from app.bounded_yaml import load_yaml
 from app.errors import ConfigError
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
@@ -22,6 +26,11 @@ AUDIO_FORMATS = ("pcm16", "pcmu", "pcma")
 VAD_TYPES = ("server_vad", "semantic_vad", "none")
 EAGERNESS = ("low", "medium", "high", "auto")
 TOOL_IMPLS = ("mock", "http")
+#: Longest ``instructions``, ``transcription.prompt`` or tool ``description``.
+MAX_LONG_TEXT_CHARS = 100_000
+#: Longest value of every other text field (name, model, voice, url...).
+MAX_TEXT_CHARS = 4_096
+LONG_TEXT_FIELDS = frozenset({"instructions", "prompt", "description"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +140,16 @@ def _build(cls: type, data: Any, path: str, prefix: str, specs: dict[str, Any]) 
             kwargs[key] = spec(value, path, fld)
         else:
             _check_type(value, spec, path, fld)
+            if spec is str:
+                _check_length(value, key, path, fld)
             kwargs[key] = float(value) if spec == (int, float) else value
     return cls(**kwargs)
+
+
+def _check_length(value: str, key: str, path: str, fld: str) -> None:
+    limit = MAX_LONG_TEXT_CHARS if key in LONG_TEXT_FIELDS else MAX_TEXT_CHARS
+    if len(value) > limit:
+        raise ConfigError(f"too long ({len(value)} characters; at most {limit})", path, fld)
 
 
 def _non_negative(kind: type) -> Any:
@@ -242,15 +259,10 @@ def profile_from_dict(data: Any, path: str = "<profile>") -> Profile:
 
 
 def parse_structured(text: str, path: str) -> Any:
-    """Parse YAML (a superset of JSON) text, raising ConfigError with the location."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML/JSON{where}", path) from None
-    except (ValueError, RecursionError) as exc:  # e.g. an impossible date, absurd nesting
-        raise ConfigError(f"not valid YAML/JSON ({type(exc).__name__})", path) from None
+    """Parse YAML (a superset of JSON) text within the size budget of
+    :mod:`app.bounded_yaml`, raising ConfigError with the location.
+    """
+    return load_yaml(text, path, "YAML/JSON")
 
 
 def read_text_file(path: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import keyring
 import keyring.errors
@@ -27,6 +28,40 @@ ENV_VARS: dict[str, tuple[str, ...]] = {
 }
 
 _MIN_SECRET = 4
+
+#: A field or query parameter holds a credential when its name contains one of these (any
+#: case, anywhere: ``key``, ``x-api-secret``, ``access_token``, ``X-Goog-Signature``,
+#: ``Authorization``…), or is exactly ``sig`` (an Azure SAS). A rule, not a list of names.
+_SECRET_NAME_PARTS = (
+    "key", "secret", "token", "signature", "password", "passwd", "auth", "credential"
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field, header or query parameter called ``name`` holds a credential."""
+    low = name.lower()
+    return low == "sig" or any(part in low for part in _SECRET_NAME_PARTS)
+
+
+def scrub_url(url: str, replacement: str | None = "***") -> str:
+    """``url`` without credentials: user info dropped, and the value of every
+    secret-named query parameter (:func:`is_secret_name`) replaced by ``replacement``
+    (``None`` drops the parameter). An unparsable URL gives ``"<invalid URL>"``.
+    """
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    kept = [
+        (k, v if not is_secret_name(k) else replacement)
+        for k, v in query
+        if replacement is not None or not is_secret_name(k)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept, safe="*"), ""))
 
 
 def keyring_available() -> bool:

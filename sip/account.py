@@ -1,7 +1,8 @@
 """SIP accounts: the pjsua2 ``Account`` subclass (SIP thread) and a thread-safe handle.
 
 Registration outcomes become :class:`sip.events.RegistrationState` events; a wrong
-password is a failed status (401/403), an unreachable registrar a 408/503 status.
+password is a failed status (401/403), an unreachable registrar a 408/503 status, a TLS
+server whose certificate could not be verified a 503 whose reason says so.
 """
 
 from __future__ import annotations
@@ -24,8 +25,18 @@ _SRTP = {
 }
 
 
+#: ``srtpSecureSignaling`` levels: 0 none, 1 TLS on the first hop, 2 ``sips:`` end to end.
+SECURE_SIGNALING_NONE, SECURE_SIGNALING_TLS = 0, 1
+
+
 def build_account_config(cfg: SipAccountConfig, transport_id: int) -> pj.AccountConfig:
-    """Map :class:`SipAccountConfig` to a pjsua2 ``AccountConfig`` (SIP thread)."""
+    """Map :class:`SipAccountConfig` to a pjsua2 ``AccountConfig`` (SIP thread).
+
+    SRTP keys travel in the SDP, so pjsua must refuse SRTP unless the signalling is
+    secure: ``srtpSecureSignaling`` is 1 (TLS to the next hop) unless the account opted out
+    with ``srtp_insecure_signaling`` (then 0). :class:`SipAccountConfig` already refuses
+    SRTP over udp/tcp without that opt-out; this is the stack's own second check.
+    """
     ac = pj.AccountConfig()
     ac.idUri = cfg.uri
     if cfg.registrar:
@@ -47,7 +58,8 @@ def build_account_config(cfg: SipAccountConfig, transport_id: int) -> pj.Account
         ac.mediaConfig.transportConfig.boundAddress = cfg.bind_host
         ac.mediaConfig.transportConfig.publicAddress = cfg.bind_host
     ac.mediaConfig.srtpUse = _SRTP[cfg.srtp]
-    ac.mediaConfig.srtpSecureSignaling = 0
+    ac.mediaConfig.srtpSecureSignaling = (
+        SECURE_SIGNALING_NONE if cfg.srtp_insecure_signaling else SECURE_SIGNALING_TLS)
     if not cfg.stun:
         ac.natConfig.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
         ac.natConfig.mediaStunUse = pj.PJSUA_STUN_USE_DISABLED
@@ -107,7 +119,10 @@ class PjAccount(pj.Account):  # type: ignore[misc]
             info = self.getInfo()
             code = int(prm.code)
             reason = str(prm.reason)
-            if code // 100 != 2 and code in (401, 403, 407):
+            tls = self.endpoint.tls_failure(reason)
+            if tls:
+                reason = f"registration failed: {code} {tls}"
+            elif code // 100 != 2 and code in (401, 403, 407):
                 reason = f"registration failed: {code} {reason} (check user name and password)"
             elif code // 100 != 2:
                 reason = f"registration failed: {code} {reason}"

@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import json
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -98,6 +99,21 @@ def _account_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bind", metavar="HOST:PORT", help="local SIP/RTP address (default 127.0.0.1:0)"
     )
+    p.add_argument(
+        "--tls-ca-file",
+        metavar="FILE",
+        help="PEM file of the CAs that sign the SIP server's TLS certificate (default: the "
+        "system's CAs); with --transport tls the server is always verified",
+    )
+    p.add_argument(
+        "--srtp", choices=("off", "optional", "mandatory"), help="SRTP for the call's media"
+    )
+    p.add_argument(
+        "--srtp-insecure-signaling",
+        action="store_true",
+        help="allow SRTP over udp/tcp signalling (INSECURE: the SRTP keys travel in "
+        "plaintext SDP)",
+    )
 
 
 def _agent_options(p: argparse.ArgumentParser) -> None:
@@ -122,7 +138,8 @@ def account_from_args(args: argparse.Namespace) -> Any:
 
     Raises:
         ConfigError: a missing or bad field, a malformed ``--bind``, no password for a
-            registrar.
+            registrar, an unreadable ``--tls-ca-file``, SRTP over udp/tcp without
+            ``--srtp-insecure-signaling``.
     """
     from sip.config import SipAccountConfig, load_account_config
 
@@ -132,10 +149,12 @@ def account_from_args(args: argparse.Namespace) -> Any:
         fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
         if args.uri or args.username:
             fields["username"] = args.username or ""
-    for name in ("uri", "registrar", "username", "transport"):
+    for name in ("uri", "registrar", "username", "transport", "tls_ca_file", "srtp"):
         value = getattr(args, name)
         if value:
             fields[name] = value
+    if args.srtp_insecure_signaling:
+        fields["srtp_insecure_signaling"] = True
     if args.bind:
         host, sep, port = args.bind.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
@@ -155,7 +174,7 @@ def account_from_args(args: argparse.Namespace) -> Any:
 def _agent_setup(args: argparse.Namespace) -> tuple[Any, Any, Path, Any]:
     """Resolve everything about the agent side that can fail on bad input."""
     from app.bridge.call import BridgeOptions
-    from app.bridge.providers import plan_provider
+    from app.cli import plan_agent
     from app.profile import load_profile
     from app.store.paths import data_dir
 
@@ -164,9 +183,7 @@ def _agent_setup(args: argparse.Namespace) -> tuple[Any, Any, Path, Any]:
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")
     profile = load_profile(args.profile)
-    plan, profile = plan_provider(
-        args.provider, profile, args.url, args.ca_file, args.scenario, args.truth
-    )
+    plan, profile = plan_agent(args, profile)
     root = Path(args.out) if args.out else data_dir()
     options = BridgeOptions(max_seconds=args.max_seconds)
     return profile, plan, root, options
@@ -343,12 +360,13 @@ def _run(main: Callable[[], Any]) -> int:
     """Run the command's coroutine; SIGINT/SIGTERM cancel it (calls are hung up)."""
 
     async def guarded() -> int:
-        cancel_on_signals()
+        received = cancel_on_signals()
         try:
             return int(await main())
         except asyncio.CancelledError:
-            _status("interrupted")
-            return 130
+            sig = received[0] if received else signal.SIGINT
+            _status(f"interrupted by {sig.name}")
+            return 128 + int(sig)  # as `call`: 130 for SIGINT, 143 for SIGTERM
 
     return asyncio.run(guarded())
 

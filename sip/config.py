@@ -3,15 +3,28 @@
 The password never lives in the file: when it is not given it comes from
 :func:`app.secrets.get_secret` (``sip_password`` in the keyring, else the environment
 variable ``VOICEPROBE_SIP_PASSWORD``). ``repr`` never shows it.
+
+Security rules enforced here (at construction, so a bad file, flag or form is one
+:class:`ConfigError` before any SIP message is sent):
+
+* over ``tls`` the server's certificate is verified against ``tls_ca_file``, else the
+  system's CA bundle (:func:`system_ca_file`); ``tls_verify: false`` turns that off and is
+  insecure (anyone on the path can pose as the server);
+* SRTP (``optional`` or ``mandatory``) needs TLS signalling, because the SRTP keys travel
+  in the SDP (SDES): over ``udp``/``tcp`` they would be readable by anyone on the path.
+  Such a configuration is refused unless ``srtp_insecure_signaling: true`` says otherwise.
+  Refusing (rather than warning and sending the keys anyway) is the safe choice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -19,6 +32,61 @@ from app.errors import ConfigError
 
 TRANSPORTS = ("udp", "tcp", "tls")
 SRTP_MODES = ("off", "optional", "mandatory")
+
+#: Where platforms keep their CA bundle as one PEM file (pjsua2 takes one file, no folder).
+_CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
+    "/etc/ssl/cert.pem",  # macOS, BSDs
+)
+
+
+class TlsPolicy(NamedTuple):
+    """How a SIP TLS transport checks the server.
+
+    Attributes:
+        ca_file: PEM file of the trusted CAs ("" when none was found: with ``verify``,
+            every server is then refused).
+        verify: whether the server's certificate and name are checked.
+    """
+
+    ca_file: str
+    verify: bool
+
+
+def system_ca_file() -> str:
+    """The platform's CA bundle as one PEM file, or "" when none is found.
+
+    Order: ``SSL_CERT_FILE``; OpenSSL's default file; the usual distribution paths;
+    ``certifi``'s bundle (as in a frozen app).
+    """
+    openssl_default = ssl.get_default_verify_paths().cafile or ""
+    for path in (os.environ.get("SSL_CERT_FILE", ""), openssl_default, *_CA_BUNDLES):
+        if path and os.path.isfile(path) and os.access(path, os.R_OK):
+            return path
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - certifi is a dependency of the providers
+        return ""
+    return str(certifi.where())
+
+
+def _check_ca_file(value: str, path: str | None) -> None:
+    """Raise :class:`ConfigError` (field ``tls_ca_file``) unless ``value`` is a readable
+    file holding at least one PEM certificate."""
+    f = Path(value)
+    try:
+        with f.open("rb") as fh:
+            head = fh.read(1 << 20)
+    except FileNotFoundError:
+        raise ConfigError(f"file not found: {value}", path, "tls_ca_file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"not a file: {value}", path, "tls_ca_file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {value} ({exc.strerror})", path,
+                          "tls_ca_file") from None
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise ConfigError(f"not a PEM certificate file: {value}", path, "tls_ca_file")
 
 
 def _default_password() -> str:
@@ -40,7 +108,14 @@ class SipAccountConfig:
         realm: digest realm, ``*`` for any.
         transport: ``udp``, ``tcp`` or ``tls``.
         outbound_proxy: a proxy URI every request goes through (``sip:proxy;lr``), if any.
-        srtp: ``off``, ``optional`` or ``mandatory``.
+        srtp: ``off``, ``optional`` or ``mandatory``. Anything but ``off`` needs
+            ``transport: tls`` unless ``srtp_insecure_signaling`` is set.
+        srtp_insecure_signaling: allow SRTP over ``udp``/``tcp`` signalling. INSECURE: the
+            SRTP keys then travel in plaintext SDP, readable by anyone on the path.
+        tls_ca_file: PEM file of the CAs that may sign the SIP server's TLS certificate
+            (a private PBX CA); empty: the system's CA bundle. Must be a readable file.
+        tls_verify: check the server's TLS certificate and name (``transport: tls``).
+            ``false`` is INSECURE: any server, or anyone on the path, is accepted.
         stun: a STUN server ``host[:port]``, if any (used by the endpoint).
         reg_interval: registration expiry in seconds.
         reg_timeout: seconds after which a registration without an answer is reported
@@ -64,6 +139,9 @@ class SipAccountConfig:
     bind_host: str = "127.0.0.1"
     bind_port: int = 0
     auto_answer: bool = True
+    tls_ca_file: str = ""
+    tls_verify: bool = True
+    srtp_insecure_signaling: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -88,11 +166,23 @@ class SipAccountConfig:
             raise ConfigError("must be a number from 0.5 to 120", path, "reg_timeout")
         if not isinstance(self.bind_port, int) or not 0 <= self.bind_port <= 65535:
             raise ConfigError("must be a port number (0 for any)", path, "bind_port")
-        if not isinstance(self.auto_answer, bool):
-            raise ConfigError("must be true or false", path, "auto_answer")
-        for name in ("username", "password", "realm", "stun", "bind_host"):
+        for name in ("auto_answer", "tls_verify", "srtp_insecure_signaling"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError("must be true or false", path, name)
+        for name in ("username", "password", "realm", "stun", "bind_host", "tls_ca_file"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError("must be a string", path, name)
+        if self.tls_ca_file:
+            _check_ca_file(self.tls_ca_file, path)
+        if self.srtp != "off" and self.transport != "tls" and not self.srtp_insecure_signaling:
+            raise ConfigError(
+                f"SRTP over {self.transport} signalling would send the SRTP keys in plaintext "
+                "SDP: use transport tls, or set srtp_insecure_signaling: true "
+                "(--srtp-insecure-signaling; insecure)", path, "srtp")
+
+    def tls_policy(self) -> TlsPolicy:
+        """How a TLS transport for this account checks the server (see :class:`TlsPolicy`)."""
+        return TlsPolicy(self.tls_ca_file or system_ca_file(), self.tls_verify)
 
     def resolved_password(self) -> str:
         """The password to use: the configured one, else the keyring/env secret ("" if none)."""

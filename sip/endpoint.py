@@ -17,7 +17,13 @@ Traps handled here (pjsua2-python 2.15.1):
   live only in this module's tables and are dropped, then ``gc.collect()``, first;
 * busy Python threads starve pjmedia's clock thread of the GIL (frames then arrive at a
   mean 157 ms instead of 20 ms): :meth:`SipEndpoint.start` sets
-  ``sys.setswitchinterval(0.0002)`` (process-wide; p99 ≈ 26 ms) unless told not to.
+  ``sys.setswitchinterval(0.0002)`` (process-wide; p99 ≈ 26 ms) unless told not to;
+* ``TlsConfig.verifyServer`` defaults to false (any certificate accepted): every TLS
+  transport is created with the account's :class:`sip.config.TlsPolicy` (CA file, verify
+  on, TLS 1.2+; the wheel's OpenSSL is 1.0.2k, so 1.3 is never negotiated). A refused
+  certificate surfaces only as a 503 "PJSIP_TLS_ECERTVERIF" on the request; the why
+  (untrusted, name mismatch) and the server's address come from ``onTransportState``,
+  which :meth:`SipEndpoint.tls_failure` joins into one clear reason.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from app.errors import SipError
 from app.events import Event, Notice
 from sip.account import PjAccount, SipAccount, build_account_config
 from sip.call import STATE_NAMES, PjCall, SipCall
-from sip.config import SipAccountConfig
+from sip.config import SipAccountConfig, TlsPolicy, system_ca_file
 from sip.events import CallQuality, CallState, Dtmf, RegistrationState
 from sip.quality import sample_quality
 
@@ -59,6 +65,12 @@ _TRANSPORT_TYPES = {
     "tcp": pj.PJSIP_TRANSPORT_TCP,
     "tls": pj.PJSIP_TRANSPORT_TLS,
 }
+
+#: TLS 1.2 and later (1.3 is ignored by the wheel's OpenSSL 1.0.2k).
+_TLS_PROTOCOLS = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+
+#: pj_strerror's name for a TLS certificate that failed verification (in reasons).
+_TLS_VERIFY_ERROR = "PJSIP_TLS_ECERTVERIF"
 
 _digests_loaded = False
 
@@ -99,6 +111,24 @@ class _LogWriter(pj.LogWriter):  # type: ignore[misc]
             lvl = logging.ERROR if entry.level <= 1 else (
                 logging.WARNING if entry.level == 2 else logging.DEBUG)
             log.log(lvl, "pjsua2: %s", str(entry.msg).rstrip())
+
+
+class _PjEndpoint(pj.Endpoint):  # type: ignore[misc]
+    """pjsua2's endpoint; ``onTransportState`` runs on the SIP thread and never raises."""
+
+    def __init__(self, owner: SipEndpoint) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def onTransportState(self, prm: pj.OnTransportStateParam) -> None:  # noqa: N802
+        try:
+            ti = prm.tlsInfo
+            if (prm.state == pj.PJSIP_TP_STATE_DISCONNECTED and not ti.isEmpty()
+                    and int(ti.verifyStatus) != 0):
+                self.owner.tls_verify_failed(str(ti.remoteAddr), int(ti.verifyStatus),
+                                             [str(m) for m in ti.verifyMsgs])
+        except Exception as exc:
+            self.owner.callback_failed("onTransportState", exc)
 
 
 class SipEndpoint:
@@ -153,7 +183,8 @@ class SipEndpoint:
         # SIP-thread state: the only references to pjsua2 objects.
         self._ep: Any = None
         self._logw: _LogWriter | None = None
-        self._transports: dict[tuple[str, str, int], int] = {}
+        self._transports: dict[tuple[str, str, int, TlsPolicy | None], int] = {}
+        self._tls_refusal = ""
         self._accounts: dict[int, PjAccount] = {}
         self._calls: dict[int, PjCall] = {}
         self._graveyard: list[tuple[float, object]] = []
@@ -284,7 +315,7 @@ class SipEndpoint:
     def _init_lib(self) -> None:
         _enable_openssl_digests()
         _quiet_pjlib(self._log_level)
-        ep = pj.Endpoint()
+        ep = _PjEndpoint(self)
         self._ep = ep
         ep.libCreate()
         cfg = pj.EpConfig()
@@ -431,18 +462,25 @@ class SipEndpoint:
     # --- transports and accounts ---------------------------------------------------------
 
     def add_transport(self, kind: str = "udp", host: str = "127.0.0.1", port: int = 0,
-                      timeout: float = 10.0) -> tuple[str, int]:
-        """Create (or reuse) a SIP transport bound to ``host:port``; returns its address."""
-        tid = self.run(lambda: self._ensure_transport(kind, host, port), timeout)
+                      timeout: float = 10.0, tls: TlsPolicy | None = None) -> tuple[str, int]:
+        """Create (or reuse) a SIP transport bound to ``host:port``; returns its address.
+
+        A ``tls`` transport checks servers by ``tls`` (default: verify against the system's
+        CA bundle).
+        """
+        tid = self.run(lambda: self._ensure_transport(kind, host, port, tls), timeout)
         return self.run(lambda: self._transport_address(tid), timeout)
 
-    def _ensure_transport(self, kind: str, host: str, port: int) -> int:
+    def _ensure_transport(self, kind: str, host: str, port: int,
+                          tls: TlsPolicy | None = None) -> int:
         if kind not in _TRANSPORT_TYPES:
             raise SipError(f"unknown SIP transport {kind!r}")
-        key = (kind, host, port)
+        # Each TLS policy needs its own transport: pjsip verifies per transport.
+        policy = (tls or TlsPolicy(system_ca_file(), True)) if kind == "tls" else None
+        key = (kind, host, port, policy)
         if port == 0:
-            for (k, h, _p), tid in self._transports.items():
-                if k == kind and h == host:
+            for (k, h, _p, pol), tid in self._transports.items():
+                if k == kind and h == host and pol == policy:
                     return tid
         if key in self._transports:
             return self._transports[key]
@@ -451,6 +489,11 @@ class SipEndpoint:
         if host not in ("", "0.0.0.0"):
             tc.boundAddress = host
             tc.publicAddress = host
+        if policy is not None:
+            tc.tlsConfig.CaListFile = policy.ca_file
+            tc.tlsConfig.verifyServer = policy.verify
+            tc.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            tc.tlsConfig.proto = _TLS_PROTOCOLS
         try:
             tid = int(self._ep.transportCreate(_TRANSPORT_TYPES[kind], tc))
         except pj.Error as err:
@@ -475,7 +518,8 @@ class SipEndpoint:
         return self.run(lambda: self._add_account(cfg), timeout)
 
     def _add_account(self, cfg: SipAccountConfig) -> SipAccount:
-        tid = self._ensure_transport(cfg.transport, cfg.bind_host, cfg.bind_port)
+        tid = self._ensure_transport(cfg.transport, cfg.bind_host, cfg.bind_port,
+                                     cfg.tls_policy() if cfg.transport == "tls" else None)
         key = self._new_key()
         handle = SipAccount(self, cfg, key)
         host, port = self._transport_address(tid)
@@ -516,6 +560,25 @@ class SipEndpoint:
                                reason=reason, active=active)
         handle._on_state(ev)
         self._emit(ev)
+
+    def tls_verify_failed(self, remote: str, status: int, messages: list[str]) -> None:
+        """SIP thread: a TLS server's certificate was refused; remember why for
+        :meth:`tls_failure` (the request that needed the connection fails next)."""
+        why = "; ".join(m[:1].lower() + m[1:] for m in messages if m) or f"status {status}"
+        if status & pj.PJ_SSL_CERT_EIDENTITY_NOT_MATCH:
+            hint = "use the host name the certificate was issued for"
+        else:
+            hint = "give the server's CA with tls_ca_file (--tls-ca-file)"
+        self._tls_refusal = f"TLS certificate of {remote} could not be verified ({why}); {hint}"
+        log.info("%s", self._tls_refusal)
+
+    def tls_failure(self, reason: str) -> str:
+        """SIP thread: the clear explanation for a pjsua2 ``reason`` that is a refused TLS
+        certificate, or "" when it is not one."""
+        if _TLS_VERIFY_ERROR not in reason:
+            return ""
+        return self._tls_refusal or ("TLS certificate of the server could not be verified; "
+                                     "give the server's CA with tls_ca_file (--tls-ca-file)")
 
     def _new_key(self) -> int:
         key = self._next_key
@@ -615,8 +678,9 @@ class SipEndpoint:
         ci = call.getInfo()
         state = STATE_NAMES.get(ci.state, str(ci.stateText).lower())
         h = call.handle
+        reason = str(ci.lastReason)
         ev = CallState(t_ns=self._clock.now_ns(), call_id=str(ci.callIdString), state=state,
-                       code=int(ci.lastStatusCode), reason=str(ci.lastReason),
+                       code=int(ci.lastStatusCode), reason=self.tls_failure(reason) or reason,
                        remote_uri=str(ci.remoteUri))
         if state == "disconnected":
             # Delete the pjsua2 objects after this callback returns, not inside it.

@@ -1,4 +1,5 @@
-"""Real SIP peers for tests: kamailio (registrar), baresip (headless UA) and sipp.
+"""Real SIP peers for tests: kamailio (registrar, optionally over TLS), baresip (headless
+UA) and sipp.
 
 Every peer runs on 127.0.0.1 with free ports and a temporary folder, is waited for by
 polling a socket (never a fixed sleep) and is killed at teardown. Nothing here imports
@@ -13,6 +14,7 @@ import os
 import queue
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -138,8 +140,8 @@ auto_aliases=no
 listen=udp:127.0.0.1:{port}
 listen=tcp:127.0.0.1:{port}
 alias="127.0.0.1:{port}"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
+{tls_listen}mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+{tls_module}loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
@@ -177,18 +179,49 @@ request_route {{
 """
 
 
+# The TLS variant: kamailio's tls module (Debian package kamailio-tls-modules) serving a
+# certificate issued by a test CA; clients are not asked for certificates.
+_KAMAILIO_TLS_LISTEN = """enable_tls=yes
+listen=tls:127.0.0.1:{tls_port}
+alias="127.0.0.1:{tls_port}"
+"""
+_KAMAILIO_TLS_MODULE = """loadmodule "tls.so"
+modparam("tls", "config", "{tls_cfg}")
+"""
+_KAMAILIO_TLS_CFG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+certificate = {cert}
+private_key = {key}
+
+[client:default]
+verify_certificate = no
+require_certificate = no
+"""
+
+
 @dataclass
 class Kamailio:
-    """A running kamailio registrar (digest auth with one password for every user)."""
+    """A running kamailio registrar (digest auth with one password for every user).
+
+    ``tls_port`` is its TLS listener (0 when started without TLS); UDP and TCP listen on
+    ``port`` either way.
+    """
 
     port: int
     password: str
     proc: subprocess.Popen[bytes]
     workdir: Path
+    tls_port: int = 0
 
     @property
     def domain(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def tls_domain(self) -> str:
+        return f"{HOST}:{self.tls_port}"
 
     def aor(self, user: str) -> str:
         return f"sip:{user}@{self.domain}"
@@ -215,15 +248,57 @@ def _options_ok(port: int, transport: str = "udp") -> bool:
         return data.startswith(b"SIP/2.0 200")
 
 
+def _options_ok_tls(port: int) -> bool:
+    """Whether an OPTIONS over TLS gets 200. Readiness only: the certificate is not checked
+    here (the tests check it through the SIP stack under test)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    call_id = uuid.uuid4().hex
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5) as raw, \
+                ctx.wrap_socket(raw) as s:
+            me = s.getsockname()[1]
+            msg = (
+                f"OPTIONS sip:{HOST}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/TLS {HOST}:{me};branch=z9hG4bK{call_id[:10]}\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:probe@{HOST}>;tag=1\r\nTo: <sip:{HOST}:{port}>\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+            s.sendall(msg.encode())
+            return s.recv(4096).startswith(b"SIP/2.0 200")
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def run_kamailio(workdir: Path, password: str) -> Iterator[Kamailio]:
-    """Start kamailio as an in-memory registrar; yields once it answers OPTIONS."""
+def run_kamailio(
+    workdir: Path, password: str, tls: tuple[Path, Path] | None = None
+) -> Iterator[Kamailio]:
+    """Start kamailio as an in-memory registrar; yields once it answers OPTIONS.
+
+    Args:
+        workdir: folder for its configuration, pid and log.
+        password: the digest password of every user.
+        tls: ``(certificate, private key)`` PEM files: also listen for SIP over TLS on
+            :attr:`Kamailio.tls_port` with that certificate (needs kamailio's tls module).
+    """
     if not have("kamailio"):
         pytest.fail("kamailio not installed: ./scripts/setup.sh installs it")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    tls_port = 0
+    tls_listen = tls_module = ""
+    if tls is not None:
+        tls_port = free_port()
+        tls_cfg = workdir / "tls.cfg"
+        tls_cfg.write_text(_KAMAILIO_TLS_CFG.format(cert=tls[0], key=tls[1]))
+        tls_listen = _KAMAILIO_TLS_LISTEN.format(tls_port=tls_port)
+        tls_module = _KAMAILIO_TLS_MODULE.format(tls_cfg=tls_cfg)
     cfg = workdir / "kamailio.cfg"
-    cfg.write_text(_KAMAILIO_CFG.format(port=port, password=password))
+    cfg.write_text(_KAMAILIO_CFG.format(port=port, password=password, tls_listen=tls_listen,
+                                        tls_module=tls_module))
     log = open(workdir / "kamailio.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         ["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(workdir), "-w", str(workdir)],
@@ -235,9 +310,13 @@ def run_kamailio(workdir: Path, password: str) -> Iterator[Kamailio]:
         wait_until(
             lambda: proc.poll() is not None or _options_ok(port), 10.0, "kamailio OPTIONS"
         )
+        if tls_port:
+            wait_until(lambda: proc.poll() is not None or _options_ok_tls(tls_port), 10.0,
+                       "kamailio OPTIONS over TLS")
         if proc.poll() is not None:
             raise RuntimeError(f"kamailio exited: {(workdir / 'kamailio.log').read_text()[-2000:]}")
-        yield Kamailio(port=port, password=password, proc=proc, workdir=workdir)
+        yield Kamailio(port=port, password=password, proc=proc, workdir=workdir,
+                       tls_port=tls_port)
     finally:
         _stop(proc)
         log.close()

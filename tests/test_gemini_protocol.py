@@ -36,10 +36,11 @@ from app.events import (
     ToolCallCancelled,
     ToolCallRequested,
     UnknownMessage,
+    Usage,
     UserTranscript,
 )
 from app.profile import Profile, ToolSpec, Transcription, TurnDetection
-from app.providers.gemini import GeminiProtocol, connect_gemini, gemini_ssl_context, gemini_url
+from app.providers.gemini import GeminiProtocol, connect_gemini, gemini_url
 from app.providers.gemini.connection import auth_headers
 from app.providers.gemini.protocol import (
     DEFAULT_MODEL,
@@ -368,8 +369,9 @@ def test_model_turn_audio_transcript_and_usage() -> None:
         server_content=types.LiveServerContent(turn_complete=True), usage_metadata=usage
     )
     evs = feed(proto, done, t=20)
-    assert kinds(evs) == ["AgentTranscript", "ResponseFinished"]
-    final, finished = evs
+    assert kinds(evs) == ["AgentTranscript", "Usage", "ResponseFinished"]
+    final, billed, finished = evs
+    assert isinstance(billed, Usage) and billed.response_id == "gturn-1"
     assert isinstance(final, AgentTranscript) and final.final and final.text == "Hi there."
     assert isinstance(finished, ResponseFinished)
     assert (finished.response_id, finished.status, finished.t_ns) == ("gturn-1", "completed", 20)
@@ -587,12 +589,13 @@ def test_snake_case_and_binary_frames_are_accepted() -> None:
         "usage_metadata": {"total_token_count": 5},
     }
     evs = proto.receive(json.dumps(msg).encode(), 3)
-    assert kinds(evs) == ["ResponseStarted", "AgentAudio", "ResponseFinished"]
+    assert kinds(evs) == ["ResponseStarted", "AgentAudio", "Usage", "ResponseFinished"]
     assert evs[1].pcm == pcm and evs[1].sample_rate == 16000
     assert evs[1].raw["server_content"]["model_turn"]["parts"][0]["inline_data"]["data"] == (
         "<320 bytes>"
     )
-    assert evs[2].usage == {"total_token_count": 5}
+    assert evs[3].usage == {"total_token_count": 5}
+    assert evs[2].other_input == 5  # a bare total: unattributed, never guessed
     assert msg["server_content"]["model_turn"]["parts"][0]["inline_data"]["data"] != "<320 bytes>"
 
 
@@ -753,25 +756,6 @@ def test_ephemeral_token_uses_the_constrained_v1alpha_method() -> None:
         "/ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContentConstrained"
     )
     assert "auth_tokens" not in provider.url
-
-
-def test_ssl_context(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    ca = trustme.CA()
-    pem = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(pem))
-    ctx = gemini_ssl_context(str(pem))
-    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
-    assert any(c.get("subject") for c in ctx.get_ca_certs())
-    with pytest.raises(ConfigError, match="file not found"):
-        gemini_ssl_context(str(tmp_path / "missing.pem"))
-    junk = tmp_path / "junk.pem"
-    junk.write_text("not a cert")
-    with pytest.raises(ConfigError, match="not a PEM"):
-        gemini_ssl_context(str(junk))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
-    with pytest.raises(ConfigError, match="SSL_CERT_FILE"):
-        gemini_ssl_context(None)
 
 
 def test_dial_over_loopback_wss(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,6 +50,7 @@ from app.events import (
     SessionConfigured,
     ToolCallRequested,
     UnknownMessage,
+    Usage,
     UserTranscript,
 )
 from app.profile import Profile, ToolSpec, Transcription, TurnDetection
@@ -433,7 +434,7 @@ def test_response_lifecycle() -> None:
     assert isinstance(tf, AgentTranscript) and tf.final and tf.text == "It is sunny."
 
     usage = RealtimeResponseUsage(total_tokens=30, input_tokens=10, output_tokens=20)
-    (done,) = feed(
+    (billed, done) = feed(
         p,
         ResponseDoneEvent(
             type="response.done",
@@ -449,6 +450,9 @@ def test_response_lifecycle() -> None:
     assert isinstance(done, ResponseFinished)
     assert (done.response_id, done.status, done.reason) == ("resp_1", "cancelled", "turn_detected")
     assert done.usage == {"total_tokens": 30, "input_tokens": 10, "output_tokens": 20}
+    # the usage as a typed event first (no breakdown given: "other", never guessed)
+    assert isinstance(billed, Usage) and billed.response_id == "resp_1"
+    assert (billed.other_input, billed.other_output) == (10, 20)
 
 
 def test_tool_call_requested() -> None:

@@ -28,7 +28,8 @@ def test_account_file_yaml_and_json(tmp_path: Path) -> None:
     cfg = load_account_config(y)
     assert cfg.username == "alice" and cfg.transport == "tcp" and cfg.realm == "*"
     j = tmp_path / "acc.json"
-    j.write_text(json.dumps({"uri": "sip:bob@h", "password": "pw1234", "srtp": "optional"}))
+    j.write_text(json.dumps({"uri": "sip:bob@h", "password": "pw1234", "srtp": "optional",
+                             "transport": "tls"}))
     cfg = load_account_config(j)
     assert cfg.srtp == "optional" and "pw1234" not in repr(cfg)
 

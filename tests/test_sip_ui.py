@@ -107,14 +107,14 @@ def _fill(panel: Any, uri: str, registrar: str, password: str) -> None:
 def test_register_stores_password_in_keyring_and_shows_status(qtbot: Any, fake: tuple) -> None:
     panel, ctl, secrets = fake
     _fill(panel, "sip:alice@example.com", "sip:example.com", "hunter22")
-    panel.transport.setCurrentText("tcp")
+    panel.transport.setCurrentText("tls")
     panel.srtp.setCurrentText("optional")
     panel.register_button.click()
     assert secrets.stored == {"sip_password": "hunter22"}
     assert panel.password.text() == ""  # never shown back
     (name, cfg), = ctl.calls
     assert name == "apply_account" and cfg.uri == "sip:alice@example.com"
-    assert (cfg.transport, cfg.srtp, cfg.password) == ("tcp", "optional", "")
+    assert (cfg.transport, cfg.srtp, cfg.password) == ("tls", "optional", "")
     assert panel.registration.text() == "registering…"
     with qtbot.waitSignal(panel.updated, timeout=2000):
         ctl.emit(RegistrationState(t_ns=T, account=cfg.uri, code=200, reason="OK", active=True))

@@ -115,3 +115,36 @@ def test_profile_editor_round_trip(qtbot):
     assert p.transcription.language == "fr" and p.tools[0].name == "get_weather"
     assert not ed.load("/no/such/profile.yaml")
     assert ed.error.isVisibleTo(ed) and "file not found" in ed.error.text()
+
+
+class KeyHostController(FakeController):
+    """Asks for a confirmation of ``host`` until it is in ``confirmed_hosts``."""
+
+    host = "proxy.corp"
+
+    def key_host_to_confirm(self, options):
+        return None if self.host in options.get("confirmed_hosts", ()) else self.host
+
+
+def test_key_host_is_confirmed_before_the_call(qtbot, no_leaked_threads):  # noqa: F811
+    ctl = KeyHostController(demo_events())
+    win = build_main_window(ctl, devices=lambda: [])
+    qtbot.addWidget(win)
+    asked: list[str] = []
+    win.confirm_key_host = lambda host: asked.append(host) or False
+    qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
+    assert asked == ["proxy.corp"] and ctl.calls == []
+    assert win.banner.isVisibleTo(win)
+    assert "not sent to proxy.corp" in win.banner.text()
+    win.confirm_key_host = lambda host: asked.append(host) or True
+    qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
+    name, options = ctl.calls[0]
+    assert name == "start_call" and options["confirmed_hosts"] == ["proxy.corp"]
+    ctl.thread.join(timeout=5)
+    qtbot.waitUntil(lambda: not win.in_call, timeout=5000)
+    # Asked once per run of the app: the next call goes straight through.
+    qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
+    assert asked == ["proxy.corp", "proxy.corp"] and len(ctl.calls) == 2
+    ctl.thread.join(timeout=5)
+    qtbot.waitUntil(lambda: not win.in_call, timeout=5000)
+    win.close()

@@ -35,10 +35,10 @@ def test_transcript_partials_become_final_and_times_are_relative(qapp):
     m = vm.transcript
     assert m.rowCount() == 1
     assert m.index(0).data(TEXT_ROLE) == "hello"
-    assert m.index(0).data(DISPLAY) == "0:02.5  Caller: hello …"
+    assert m.index(0).data(DISPLAY) == "0:02.5  Caller: [scripted] hello …"
     vm.apply(E.UserTranscript(t_ns=3700 * MS, item_id="u1", text="Hello.", final=True))
     assert m.rowCount() == 1
-    assert m.index(0).data(DISPLAY) == "0:02.5  Caller: Hello."
+    assert m.index(0).data(DISPLAY) == "0:02.5  Caller: [scripted] Hello."
 
 
 def test_demo_call_fills_every_model(qapp):

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.errors import VoiceprobeError
@@ -89,6 +89,7 @@ class SettingsBinding(QObject):
         window.vm.callStarted.connect(self._call_started)
         window.vm.callEnded.connect(self._clear_notice)
         window.vm.notice.connect(self._clear_notice)
+        window.vm.failed.connect(self._clear_notice)
         window.installEventFilter(self)
         self.apply(settings, restore=True)
 
@@ -111,6 +112,8 @@ class SettingsBinding(QObject):
             w.vm.turns.set_slow_ms(float(settings.slow_turn_ms))
         w.extra_options["record"] = settings.recording
         self._provider_changed(w.profile_editor.provider.currentText())
+        if restore:
+            w.choose_default_provider()  # a URL set in Settings picks the real provider
         root = data_root(settings)
         if root is not None and hasattr(w.controller, "data_root"):
             w.controller.data_root = root
@@ -160,6 +163,7 @@ class SettingsBinding(QObject):
             self.window.extra_options["url"] = url
         else:
             self.window.extra_options.pop("url", None)
+        self.window.refresh_provider_hint()
 
     def _call_started(self, *_args: object) -> None:
         s = self.settings
@@ -205,7 +209,9 @@ def open_history(parent: QWidget) -> None:
 
     root = settings_data_root() or data_dir()
     window = HistoryWindow(SessionIndex(root / "sessions.db"), sessions_dir(root), parent=None)
-    parent.setProperty("_history", window)  # keep a reference while it is open
+    window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    if isinstance(parent, MainWindow):
+        parent.adopt_window(window)  # kept while open; closed (viewers too) with the app
     window.show()
 
 

@@ -16,13 +16,26 @@ from typing import Any
 
 from app.cli import EXIT_FAILED, EXIT_OK, UsageError
 from app.cli import main as cli_main
+from app.textsafe import printable
 
 
 def _extend(sub: Any) -> None:
     p = sub.add_parser("gui", help="the desktop app (the default with no command)")
     p.set_defaults(handler=cmd_gui)
-    p = sub.add_parser("demo", help="a scripted call against the simulator in the desktop window")
+    p = sub.add_parser(
+        "demo",
+        help="a call from a caller WAV to the simulator in the desktop window, both sides "
+        "heard on the speaker",
+    )
     p.add_argument("--screenshot", metavar="FILE.png", help="save the window when done, exit")
+    p.add_argument("--size", metavar="WxH", help="window size, e.g. 1024x768")
+    p.add_argument("--presentation", action="store_true", help="presentation mode (large figures)")
+    p.add_argument(
+        "--speaker",
+        metavar="DEVICE",
+        help="play the call on this output device (default: the app's speaker; with "
+        "--screenshot the call is silent unless a speaker is named)",
+    )
     p.add_argument("--scenario", help="simulator scenario (default: the bundled demo)")
     p.add_argument("--timeout", type=float, default=120.0, help="give up after this long")
     p.set_defaults(handler=cmd_demo)
@@ -65,8 +78,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
         window.set_sip_opener(open_sip)
 
+    def wire_all(window: Any) -> None:
+        window.set_demo_starter(lambda: demo_options(window, None, speaker=True))
+        wire(window)
+
     try:
-        return run_app(factory, on_window=wire)
+        return run_app(factory, on_window=wire_all)
     finally:
         if sip_controller is not None:
             sip_controller.shutdown()
@@ -79,42 +96,111 @@ def demo_wav(scenario_path: str | None) -> Path:
     from app.bridge.providers import DEFAULT_SCENARIO
     from app.sim.caller import write_caller_wav
     from app.sim.scenario import load_scenario
-    from app.store.paths import data_dir
+    from app.store.paths import samples_dir
 
     scenario = load_scenario(scenario_path or str(DEFAULT_SCENARIO))
-    out = data_dir() / "samples" / f"{scenario.name}-demo.wav"
+    out = samples_dir() / f"{scenario.name}-demo.wav"
     if not out.exists():
         write_caller_wav(scenario, out, barge_in={2: 1500})
     return out
 
 
+def demo_options(window: Any, scenario: str | None, speaker: bool) -> dict[str, Any]:
+    """The call options of a demo: the scenario's caller WAV as the caller (a
+    :class:`~app.audio.demoport.SpeakerDemoPort` playing both sides on the window's
+    speaker when ``speaker``, else a silent file port), the simulator as the agent.
+
+    Raises:
+        VoiceprobeError: the scenario or its WAV cannot be read.
+    """
+    from app.audio.demoport import SpeakerDemoPort
+    from app.audio.fileport import WavFilePort
+    from app.bridge.providers import DEFAULT_SCENARIO
+
+    wav = demo_wav(scenario)
+    port = (
+        SpeakerDemoPort.from_wav(wav, output_device=window.output_device.currentData())
+        if speaker
+        else WavFilePort.from_wav(wav)
+    )
+    return {
+        "provider": "sim",
+        "scenario": scenario or str(DEFAULT_SCENARIO),
+        "port": port,
+        "source": wav.name,
+    }
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    w, sep, h = text.lower().partition("x")
+    if not (
+        sep and w.isdigit() and h.isdigit() and 320 <= int(w) <= 7680 and 240 <= int(h) <= 4320
+    ):
+        raise UsageError(f"--size takes WxH, e.g. 1024x768 (got {text!r})")
+    return int(w), int(h)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """A real call (core + simulator) with a WAV as the microphone, shown in the window."""
+    """A real call (core + simulator) with a WAV as the caller, shown in the window; the
+    caller and the agent are both heard on the speaker."""
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         if not args.screenshot.lower().endswith(".png"):
             raise UsageError("--screenshot takes a .png path")
-    wav = demo_wav(args.scenario)
-    from app.audio.fileport import WavFilePort
+    size = _size(args.size)
+    demo_wav(args.scenario)  # a bad scenario is bad input: one line, exit 2
     from app.bridge.controller import CallController
     from ui.app import build_main_window, ensure_app, save_screenshot
 
     app = ensure_app()
-    controller = CallController(port_factory=lambda _opts: WavFilePort.from_wav(wav))
-    window = build_main_window(controller, devices=lambda: [])
-    window.extra_options = {"provider": "sim", "scenario": args.scenario, "source": "demo"}
+    controller = CallController()
+    window = build_main_window(controller, devices=None if args.speaker else lambda: [])
+    if args.speaker:
+        index = window.output_device.findData(args.speaker)
+        if index < 0:
+            index = next(
+                (
+                    i
+                    for i in range(window.output_device.count())
+                    if args.speaker.lower() in window.output_device.itemText(i).lower()
+                ),
+                -1,
+            )
+        if index < 0:
+            raise UsageError(f"no speaker {args.speaker!r} (see the app's Speaker list)")
+        window.output_device.setCurrentIndex(index)
+    if size is not None:
+        window.resize(*size)
+    window.set_demo_starter(
+        lambda: demo_options(
+            window, args.scenario, speaker=bool(args.speaker or not args.screenshot)
+        )
+    )
     window.show()
-    window.toggle_call()
+    if args.presentation:
+        window.set_presentation(True)
+    window.start_demo()
     deadline = time.monotonic() + args.timeout
     try:
         while time.monotonic() < deadline:
             app.processEvents()
             if controller.last_summary is not None and not controller.in_call:
                 break
+            if window.vm.failure is not None and not window.in_call:
+                break  # it could not start: the window and stderr say why
             time.sleep(0.02)
         else:
             print("voiceprobe: error: the demo call did not finish in time", file=sys.stderr)
             return EXIT_FAILED
+        if window.vm.failure is not None:
+            code, message, fix = window.vm.failure
+            print(
+                f"voiceprobe: error: {printable(message)} ({printable(code)}); what to do: "
+                f"{printable(fix)}",
+                file=sys.stderr,
+            )
         for _ in range(30):  # let the queued events render
             app.processEvents()
             time.sleep(0.01)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import AudioDeviceError, VoiceprobeError
+from app.metrics.presentation import SCRIPTED_NOTE, transcripts_scripted
 from ui.models.call_view import CallViewModel
 from ui.models.common import ms_text
 from ui.models.replay import replay_into
@@ -78,9 +79,15 @@ class SessionsModel(FixedColumnsModel):
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
-        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+        if not index.isValid():
             return None
         r = self._rows[index.row()]
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 2:
+            if transcripts_scripted(r.get("provider")):
+                return SCRIPTED_NOTE
+            return None
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
         key = (
             "started_at",
             "id",
@@ -98,17 +105,24 @@ class SessionsModel(FixedColumnsModel):
             return ms_text(value) if isinstance(value, int | float) else "—"
         if key == "started_at" and isinstance(value, str):
             return value.replace("T", " ")[:19]
+        if key == "provider" and transcripts_scripted(value):
+            return "Simulator (scripted)"
         return "" if value is None else str(value)
 
 
 class WavPlayer:
-    """Plays a WAV file through the default output device with sounddevice.
+    """Plays a WAV file through the default output device (sounddevice) and knows where it
+    is.
 
-    Main thread; playback itself runs on PortAudio's thread (``sounddevice.play``).
+    Main thread, except :meth:`_fill`, which runs on PortAudio's callback thread and only
+    copies samples and advances one counter (no allocation, no lock, no Qt).
     """
 
     def __init__(self) -> None:
-        self.playing = False
+        self._data: np.ndarray | None = None
+        self._rate = 0
+        self._pos = 0  # frames handed to the device (written by the callback only)
+        self._stream: Any = None
 
     @staticmethod
     def load(path: Path) -> tuple[np.ndarray, int]:
@@ -127,29 +141,60 @@ class WavPlayer:
             raise AudioDeviceError(f"cannot read {path.name} ({exc})") from None
 
     def play(self, path: Path) -> float:
-        """Start playing ``path``; returns its duration in seconds.
+        """Start playing ``path`` from its start; returns its duration in seconds.
 
         Raises:
             AudioDeviceError: unreadable file, or no usable output device.
         """
+        self.stop()
         data, rate = self.load(path)
+        self._data, self._rate, self._pos = data, rate, 0
         try:
             import sounddevice as sd
 
-            sd.play(data, rate)
-        except (OSError, ValueError) as exc:  # PortAudioError derives from Exception
+            self._stream = sd.OutputStream(
+                samplerate=rate, channels=data.shape[1], dtype="int16", callback=self._fill
+            )
+            self._stream.start()
+        except Exception as exc:  # PortAudioError, or OSError without PortAudio
+            self._stream = None
             raise AudioDeviceError(f"cannot play audio ({exc})") from None
-        except Exception as exc:
-            raise AudioDeviceError(f"cannot play audio ({exc})") from None
-        self.playing = True
         return len(data) / rate
 
-    def stop(self) -> None:
-        if self.playing:
-            import sounddevice as sd
+    def _fill(self, outdata: Any, frames: int, _time: Any, _status: Any) -> None:
+        """PortAudio callback: copy the next frames, silence after the end."""
+        data = self._data
+        pos = self._pos
+        n = 0 if data is None else max(0, min(frames, len(data) - pos))
+        if n:
+            outdata[:n] = data[pos : pos + n]  # type: ignore[index]
+        outdata[n:] = 0
+        self._pos = pos + n
 
-            sd.stop()
-            self.playing = False
+    @property
+    def playing(self) -> bool:
+        """True while the recording is playing (not stopped, not played to its end)."""
+        return self._stream is not None and self._data is not None and not self.finished
+
+    @property
+    def finished(self) -> bool:
+        """True once every frame has been handed to the device."""
+        return self._data is not None and self._pos >= len(self._data)
+
+    @property
+    def position_s(self) -> float:
+        """Where playback is, in seconds from the recording's start."""
+        return self._pos / self._rate if self._rate else 0.0
+
+    def stop(self) -> None:
+        """Stop and close the stream (idempotent); the position is kept."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except Exception:  # the device vanished while playing: nothing to recover
+                pass
 
 
 class SessionViewer(QWidget):
@@ -183,8 +228,21 @@ class SessionViewer(QWidget):
         self.audio_note.setText(
             "left: caller · right: agent" if audio else "no recording in this session"
         )
+        self.play_button.setToolTip(
+            "Play audio.wav (left: caller, right: agent); a playhead follows it on the speech lanes"
+        )
+        self.stop_button.setToolTip("Stop playing")
         self.play_button.clicked.connect(self._play)
         self.stop_button.clicked.connect(self._stop)
+        # Where audio.wav starts on the call's clock (normally the call start itself).
+        t0 = meta.get("audio_t0_ns")
+        origin = self.vm.vad.start_ns()
+        self._audio_offset_s = (
+            (t0 - origin) / 1e9 if isinstance(t0, int) and origin is not None else 0.0
+        )
+        self._tick = QTimer(self)
+        self._tick.setInterval(33)
+        self._tick.timeout.connect(self._follow_player)
 
         self.transcript_view = TranscriptView(self.vm.transcript, self)
         self.waterfall = WaterfallView(self.vm.turns, self)
@@ -203,6 +261,7 @@ class SessionViewer(QWidget):
         split.addWidget(upper)
         split.addWidget(self.vad_view)
         split.setSizes([600, 150])
+        self.vad_view.set_live(False)  # the whole stored call, in call time
 
         bar = QHBoxLayout()
         bar.addWidget(header, 1)
@@ -222,14 +281,38 @@ class SessionViewer(QWidget):
         except AudioDeviceError as exc:
             self.audio_note.setText(str(exc))
             return
+        self._seconds = seconds
         self.audio_note.setText(f"playing {seconds:.1f} s (left: caller · right: agent)")
         self.stop_button.setEnabled(True)
+        self.play_button.setEnabled(False)
+        self._tick.start()
 
     def _stop(self) -> None:
+        at = self.player.position_s
         self.player.stop()
+        self._tick.stop()
+        self.audio_note.setText(f"stopped at {at:.1f} s")
+        self._reset_controls()
+
+    def _follow_player(self) -> None:
+        """The display tick while playing: move the playhead; when the recording has
+        played to its end, say so and give the buttons back."""
+        if self.player.playing:
+            self.vad_view.set_playhead(self._audio_offset_s + self.player.position_s)
+            return
+        self._tick.stop()
+        if self.player.finished:
+            self.player.stop()
+            self.audio_note.setText(f"played to the end ({self._seconds:.1f} s)")
+        self._reset_controls()
+
+    def _reset_controls(self) -> None:
+        self.vad_view.set_playhead(None)
         self.stop_button.setEnabled(False)
+        self.play_button.setEnabled(self.record.audio_path is not None)
 
     def closeEvent(self, event: Any) -> None:
+        self._tick.stop()
         self.player.stop()
         super().closeEvent(event)
 
@@ -322,3 +405,9 @@ class HistoryWindow(QWidget):
     def _show_error(self, message: str) -> None:
         self.error.setText(message)
         self.error.show()
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """Close the session viewers opened from here (their players stop) too."""
+        for viewer in list(self.viewers):
+            viewer.close()
+        super().closeEvent(event)

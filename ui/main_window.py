@@ -18,32 +18,42 @@ a :class:`~app.errors.VoiceprobeError` raised by ``start_call`` is shown in the 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QFontInfo, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from app.bridge.providers import DEFAULT_SCENARIO, KEY_NAMES
 from app.errors import VoiceprobeError
+from app.metrics.presentation import SCRIPTED_MARK
+from app.secrets import get_secret
 from ui.bus import EventBus
 from ui.levels import LevelPump
 from ui.models.call_view import CallViewModel
+from ui.views.elided_label import ElidedLabel
 from ui.views.event_inspector import EventInspector
 from ui.views.level_meters import LevelMeters
+from ui.views.presentation import PresentationPanel
 from ui.views.profile_editor import ProfileEditor
 from ui.views.tool_calls_view import ToolCallsView
 from ui.views.transcript_view import TranscriptView
@@ -58,18 +68,49 @@ STATE_COLORS = {
     "closed": ("#e8eaed", "#3c4043"),
     "failed": ("#fce8e6", "#c5221f"),
 }
-
-
-def _fit(label: QLabel, text: str) -> None:
-    """Set a status-bar label's text and keep it wide enough to show all of it."""
-    label.setText(text)
-    label.setMinimumWidth(label.sizeHint().width())
+#: The agent side a call can go to, as the Provider picker names them.
+PROVIDER_NAMES = {"sim": "Simulator", "openai": "OpenAI Realtime", "gemini": "Gemini Live"}
+#: Shortcuts (shown in the Call menu and in the buttons' tooltips).
+CALL_KEY = "Ctrl+Return"
+HANGUP_KEY = "Ctrl+Shift+Return"
+MUTE_KEY = "Ctrl+M"
+PTT_MODE_KEY = "Ctrl+T"
+#: Held down to talk in push-to-talk mode (a key held, so not a menu shortcut).
+TALK_KEY = Qt.Key.Key_F9
+TALK_KEY_NAME = "F9"
+PRESENTATION_KEY = "F11"
+DEMO_KEY = "Ctrl+D"
+#: The side panel's width range (px).
+SIDE_MIN_WIDTH, SIDE_MAX_WIDTH = 290, 420
+#: How much larger the type is in presentation mode.
+PRESENTATION_SCALE = 1.45
 
 
 def _default_devices() -> list[Any]:
     from app.audio.deviceport import list_devices
 
     return list_devices()
+
+
+def key_configured(provider: str) -> bool:
+    """Whether an API key for ``provider`` is set (keyring or environment)."""
+    names = KEY_NAMES.get(provider)
+    return bool(names and get_secret(*names))
+
+
+def bundled_scenarios() -> list[Path]:
+    """The simulator scenarios shipped in ``resources/scenarios`` (the demo first)."""
+    found = sorted(DEFAULT_SCENARIO.parent.glob("*.yaml"))
+    return sorted(found, key=lambda p: (p != DEFAULT_SCENARIO, p.name))
+
+
+def _scroll(widget: QWidget, parent: QWidget) -> QScrollArea:
+    area = QScrollArea(parent)
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 class MainWindow(QMainWindow):
@@ -82,6 +123,12 @@ class MainWindow(QMainWindow):
             ``max_output_channels``). Errors leave the pickers at "System default".
         open_settings / open_history: optional callbacks for the menu entries (the
             composition root wires them).
+
+    The Provider picker names where the call goes: the Simulator (a scripted agent, with a
+    scenario picker; its caller transcripts are the script's lines, marked
+    ``[scripted]``), OpenAI Realtime or Gemini Live. It starts on a real provider when its
+    key or an endpoint URL is configured, else on the Simulator, and says so under it.
+    File → Quit closes every window opened from this one and ends the event loop.
     """
 
     def __init__(
@@ -95,6 +142,14 @@ class MainWindow(QMainWindow):
         self.controller = controller
         #: Merged into every call's options (the composition root's demo sets a provider).
         self.extra_options: dict[str, Any] = {}
+        self.confirmed_key_hosts: set[str] = set()
+        #: Other top-level windows opened from this one (history, viewers): closed with it.
+        self.windows: list[QWidget] = []
+        self._demo: Callable[[], dict[str, Any]] | None = None
+        self._demo_running = False
+        self._talk_held = False
+        self.presenting = False
+        self._base_font = self.font()
         self.setWindowTitle("voiceprobe")
         self.resize(1360, 860)
         self.in_call = False
@@ -103,75 +158,116 @@ class MainWindow(QMainWindow):
         self.bus.event.connect(self.vm.apply)
         self.pump = LevelPump(controller.levels, self)
 
-        # --- sidebar ---------------------------------------------------------------------
-        self.profile_editor = ProfileEditor(self)
-        profile_box = QGroupBox("Agent profile", self)
-        QVBoxLayout(profile_box).addWidget(self.profile_editor)
+        # --- call box: button, state, provider, scenario ---------------------------------
+        call_box = QGroupBox("Call", self)
+        call_form = QFormLayout(call_box)
+        call_form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.call_button = QPushButton("Call", call_box)
+        self.call_button.setObjectName("callButton")
+        self.call_button.clicked.connect(self.toggle_call)
+        self.state_label = ElidedLabel("", call_box)
+        self.state_label.setObjectName("stateLabel")
+        top = QHBoxLayout()
+        top.addWidget(self.call_button)
+        top.addWidget(self.state_label, 1)
+        call_form.addRow(top)
+        self.provider = QComboBox(call_box)
+        for key, name in PROVIDER_NAMES.items():
+            self.provider.addItem(name, key)
+        self.provider.setToolTip(
+            "Where the call goes: the built-in Simulator (a scripted agent, no key needed), "
+            "or a real provider with the profile below"
+        )
+        call_form.addRow("Provider", self.provider)
+        self.scenario = QComboBox(call_box)
+        for path in bundled_scenarios():
+            self.scenario.addItem(path.stem, str(path))
+        self.scenario.setToolTip("The simulator's script: what it hears and how it answers")
+        self.scenario_open = QPushButton("Open…", call_box)
+        self.scenario_open.setToolTip("Load a scenario file (YAML) for the simulator")
+        self.scenario_open.clicked.connect(self._open_scenario)
+        scen = QHBoxLayout()
+        scen.addWidget(self.scenario, 1)
+        scen.addWidget(self.scenario_open)
+        call_form.addRow("Scenario", scen)
+        self.provider_hint = QLabel(call_box)
+        self.provider_hint.setObjectName("hint")
+        self.provider_hint.setTextFormat(Qt.TextFormat.PlainText)
+        self.provider_hint.setWordWrap(True)
+        self.provider_hint.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        call_form.addRow(self.provider_hint)
 
-        audio_box = QGroupBox("Audio", self)
-        audio_form = QFormLayout(audio_box)
-        self.input_device = QComboBox(audio_box)
-        self.output_device = QComboBox(audio_box)
+        # --- audio page -----------------------------------------------------------------
+        audio_page = QWidget(self)
+        audio_form = QFormLayout(audio_page)
+        self.input_device = QComboBox(audio_page)
+        self.output_device = QComboBox(audio_page)
         for combo in (self.input_device, self.output_device):
             combo.setMinimumContentsLength(14)
             combo.setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
             )
+        self.input_device.setToolTip("The caller's microphone (or the WAV file of a demo)")
+        self.output_device.setToolTip("Where the agent's voice plays (a demo plays both sides)")
         audio_form.addRow("Microphone", self.input_device)
         audio_form.addRow("Speaker", self.output_device)
-        self.mute = QCheckBox("Mute mic", audio_box)
+        self.mute = QCheckBox("Mute mic", audio_page)
+        self.mute.setToolTip(f"The agent hears silence; the recording keeps the mic ({MUTE_KEY})")
         self.mute.toggled.connect(self._mute_toggled)
-        self.push_to_talk = QCheckBox("Push to talk", audio_box)
+        self.push_to_talk = QCheckBox("Push to talk", audio_page)
+        self.push_to_talk.setToolTip(
+            f"The agent hears you only while you hold {TALK_KEY_NAME} or the button "
+            f"({PTT_MODE_KEY} turns it on or off)"
+        )
         self.push_to_talk.toggled.connect(self._ptt_toggled)
-        self.half_duplex = QCheckBox("Half duplex", audio_box)
+        self.half_duplex = QCheckBox("Half duplex", audio_page)
         self.half_duplex.setToolTip("Mute the mic while agent audio plays (no echo canceller)")
         checks = QHBoxLayout()
         for w in (self.mute, self.push_to_talk, self.half_duplex):
             checks.addWidget(w)
+        checks.addStretch(1)
         audio_form.addRow(checks)
-        self.talk_button = QPushButton("Hold to talk", audio_box)
+        self.talk_button = QPushButton(f"Hold to talk ({TALK_KEY_NAME})", audio_page)
+        self.talk_button.setToolTip(f"Hold (or hold {TALK_KEY_NAME}) to be heard by the agent")
         self.talk_button.setEnabled(False)
         self.talk_button.pressed.connect(lambda: self.controller.set_push_to_talk_pressed(True))
         self.talk_button.released.connect(lambda: self.controller.set_push_to_talk_pressed(False))
         audio_form.addRow(self.talk_button)
-        self.meters = LevelMeters(audio_box)
+        self.meters = LevelMeters(audio_page)
         audio_form.addRow(self.meters)
 
-        call_box = QGroupBox("Call", self)
-        call_layout = QHBoxLayout(call_box)
-        self.call_button = QPushButton("Call", call_box)
-        self.call_button.setObjectName("callButton")
-        self.call_button.setShortcut(QKeySequence("Ctrl+Return"))
-        self.call_button.clicked.connect(self.toggle_call)
-        self.state_label = QLabel(call_box)
-        self.state_label.setObjectName("stateLabel")
-        self.state_label.setTextFormat(Qt.TextFormat.PlainText)
-        call_layout.addWidget(self.call_button)
-        call_layout.addStretch(1)
-        call_layout.addWidget(self.state_label)
+        # --- profile page ---------------------------------------------------------------
+        self.profile_editor = ProfileEditor(self)
 
+        self.side_tabs = QTabWidget(self)
+        self.side_tabs.addTab(_scroll(audio_page, self), "Audio")
+        self.side_tabs.addTab(_scroll(self.profile_editor, self), "Agent profile")
+        self.side_tabs.setTabToolTip(0, "Microphone, speaker, mute, push to talk, levels")
+        self.side_tabs.setTabToolTip(1, "Protocol, model, voice, instructions, turn detection")
         side = QWidget(self)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(8, 8, 8, 8)
         side_layout.addWidget(call_box)
-        side_layout.addWidget(audio_box)
-        side_layout.addWidget(profile_box)
-        side_layout.addStretch(1)
-        scroll = QScrollArea(self)
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(380)
-        scroll.setMaximumWidth(460)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        side_layout.addWidget(self.side_tabs, 1)
+        side.setMinimumWidth(SIDE_MIN_WIDTH)
+        side.setMaximumWidth(SIDE_MAX_WIDTH)
+        side.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self.side = side
 
         # --- views -----------------------------------------------------------------------
         self.banner = QLabel(self)
         self.banner.setObjectName("banner")
         self.banner.setTextFormat(Qt.TextFormat.PlainText)
         self.banner.setWordWrap(True)
+        self.banner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.banner.hide()
+        self.presentation = PresentationPanel(self.vm.turns, self)
+        self.presentation.hide()
         self.transcript_view = TranscriptView(self.vm.transcript, self)
+        self.transcript_view.setToolTip(
+            "Both sides of the conversation; caller lines marked "
+            f"{SCRIPTED_MARK} are the simulator's script, not a transcription"
+        )
         self.waterfall = WaterfallView(self.vm.turns, self)
         self.tools_view = ToolCallsView(self.vm.tools, self)
         self.inspector = EventInspector(self.vm.events, self)
@@ -180,6 +276,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.waterfall, "Latency")
         self.tabs.addTab(self.tools_view, "Tool calls")
         self.tabs.addTab(self.inspector, "Events")
+        self.tabs.setTabToolTip(0, "Where the time went, turn by turn (hover a bar)")
+        self.tabs.setTabToolTip(1, "Every tool call: arguments, result, duration")
+        self.tabs.setTabToolTip(2, "Every event of the call, with the raw provider message")
 
         transcript_box = QGroupBox("Transcript", self)
         tb = QVBoxLayout(transcript_box)
@@ -191,8 +290,11 @@ class MainWindow(QMainWindow):
         upper.setStretchFactor(0, 2)
         upper.setStretchFactor(1, 3)
         upper.setSizes([420, 620])
-        transcript_box.setMinimumWidth(300)
-        vad_box = QGroupBox("Speech activity (last 30 s)", self)
+        upper.setChildrenCollapsible(False)
+        transcript_box.setMinimumWidth(200)
+        self.tabs.setMinimumWidth(340)
+        vad_box = QGroupBox("Speech activity", self)
+        vad_box.setToolTip("Live: the last 30 s; after the call: the whole call. Hover a lane.")
         vb = QVBoxLayout(vad_box)
         vb.setContentsMargins(4, 4, 4, 4)
         vb.addWidget(self.vad_view)
@@ -202,43 +304,40 @@ class MainWindow(QMainWindow):
         center.setStretchFactor(0, 4)
         center.setStretchFactor(1, 1)
         center.setSizes([600, 170])
+        center.setChildrenCollapsible(False)
 
         right = QWidget(self)
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 8, 8, 0)
         rl.addWidget(self.banner)
+        rl.addWidget(self.presentation)
         rl.addWidget(center, 1)
         root = QWidget(self)
         hl = QHBoxLayout(root)
         hl.setContentsMargins(0, 0, 0, 0)
-        hl.addWidget(scroll)
+        hl.addWidget(side)
         hl.addWidget(right, 1)
         self.setCentralWidget(root)
 
-        # --- status bar and menu -----------------------------------------------------------
-        self.session_label = QLabel(self)
+        # --- status bar and menus ----------------------------------------------------------
+        self.session_label = ElidedLabel("", self)
         self.events_label = QLabel("0 events", self)
-        self.latency_label = QLabel(self)
+        self.latency_label = ElidedLabel("", self)
+        self.session_label.setToolTip("provider · model · session id")
         for w in (self.session_label, self.events_label, self.latency_label):
             w.setTextFormat(Qt.TextFormat.PlainText)
             w.setContentsMargins(8, 0, 8, 0)
-            self.statusBar().addPermanentWidget(w)
-        menu = self.menuBar().addMenu("&File")
-        self.history_action = QAction("Session &history…", self)
-        self.history_action.setEnabled(open_history is not None)
-        if open_history is not None:
-            self.history_action.triggered.connect(lambda: open_history(self))
-        self.settings_action = QAction("&Settings…", self)
-        self.settings_action.setEnabled(open_settings is not None)
-        if open_settings is not None:
-            self.settings_action.triggered.connect(lambda: open_settings(self))
-        self.sip_action = QAction("SIP &phone…", self)
-        self.sip_action.setEnabled(False)  # enabled by set_sip_opener (composition root)
-        quit_action = QAction("&Quit", self)
-        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
-        quit_action.triggered.connect(self.close)
-        for a in (self.history_action, self.settings_action, self.sip_action, quit_action):
-            menu.addAction(a)
+        self.notice_label = ElidedLabel("", self)
+        self.notice_label.setObjectName("hint")
+        self.notice_label.setContentsMargins(8, 0, 8, 0)
+        for w, stretch in (
+            (self.notice_label, 2),
+            (self.latency_label, 4),
+            (self.session_label, 2),
+            (self.events_label, 0),
+        ):
+            self.statusBar().addPermanentWidget(w, stretch)
+        self._build_menus(open_settings, open_history)
 
         # --- wiring ----------------------------------------------------------------------
         self.pump.sampled.connect(self.meters.set_levels)
@@ -247,14 +346,99 @@ class MainWindow(QMainWindow):
         self.vm.callStarted.connect(self._call_started)
         self.vm.callEnded.connect(self._call_ended)
         self.vm.notice.connect(self._notice)
+        self.vm.failed.connect(self._failed)
         self.vm.events.countChanged.connect(self._count_changed)
         self.vm.turns.summaryChanged.connect(self._summary_changed)
+        self.provider.currentIndexChanged.connect(self._provider_picked)
+        self.scenario.currentIndexChanged.connect(lambda _i: self.refresh_provider_hint())
+        self.profile_editor.provider.currentTextChanged.connect(self._protocol_changed)
         self._fill_devices(devices or _default_devices)
         if self.profile_editor.picker.findData("default") >= 0:
             self.profile_editor.load("default")
+        self.choose_default_provider()
         self._set_state("idle", "")
         self._summary_changed()
+        QApplication.instance().installEventFilter(self)  # the hold-to-talk key
         controller.subscribe(self.bus.post)
+
+    def _build_menus(
+        self,
+        open_settings: Callable[[QWidget], None] | None,
+        open_history: Callable[[QWidget], None] | None,
+    ) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self.history_action = QAction("Session &history…", self)
+        self.history_action.setShortcut(QKeySequence("Ctrl+H"))
+        self.history_action.setEnabled(open_history is not None)
+        if open_history is not None:
+            self.history_action.triggered.connect(lambda: open_history(self))
+        self.settings_action = QAction("&Settings…", self)
+        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.settings_action.setEnabled(open_settings is not None)
+        if open_settings is not None:
+            self.settings_action.triggered.connect(lambda: open_settings(self))
+        self.sip_action = QAction("SIP &phone…", self)
+        self.sip_action.setEnabled(False)  # enabled by set_sip_opener (composition root)
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.quit_app)
+        for a in (self.history_action, self.settings_action, self.sip_action):
+            menu.addAction(a)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+
+        call = self.menuBar().addMenu("&Call")
+        self.call_action = QAction("&Call", self)
+        self.call_action.setShortcut(QKeySequence(CALL_KEY))
+        self.call_action.triggered.connect(lambda: None if self.in_call else self.toggle_call())
+        self.hangup_action = QAction("&Hang up", self)
+        self.hangup_action.setShortcut(QKeySequence(HANGUP_KEY))
+        self.hangup_action.triggered.connect(lambda: self.toggle_call() if self.in_call else None)
+        self.mute_action = QAction("&Mute mic", self)
+        self.mute_action.setCheckable(True)
+        self.mute_action.setShortcut(QKeySequence(MUTE_KEY))
+        self.mute_action.toggled.connect(self.mute.setChecked)
+        self.mute.toggled.connect(self.mute_action.setChecked)
+        self.ptt_action = QAction("&Push to talk", self)
+        self.ptt_action.setCheckable(True)
+        self.ptt_action.setShortcut(QKeySequence(PTT_MODE_KEY))
+        self.ptt_action.toggled.connect(self.push_to_talk.setChecked)
+        self.push_to_talk.toggled.connect(self.ptt_action.setChecked)
+        # A held key cannot be a menu shortcut: shown after a tab, handled by eventFilter.
+        self.talk_action = QAction(f"Hold to &talk\t{TALK_KEY_NAME} (hold)", self)
+        self.talk_action.setEnabled(False)
+        self.demo_action = QAction("&Demo call (caller WAV + simulator)", self)
+        self.demo_action.setShortcut(QKeySequence(DEMO_KEY))
+        self.demo_action.setEnabled(False)  # enabled by set_demo_starter
+        self.demo_action.triggered.connect(self.start_demo)
+        for a in (self.call_action, self.hangup_action):
+            call.addAction(a)
+        call.addSeparator()
+        for a in (self.mute_action, self.ptt_action, self.talk_action):
+            call.addAction(a)
+        call.addSeparator()
+        call.addAction(self.demo_action)
+        self.hangup_action.setEnabled(False)
+        self.call_button.setToolTip(f"Call ({CALL_KEY}); hang up ({HANGUP_KEY})")
+
+        view = self.menuBar().addMenu("&View")
+        self.presentation_action = QAction("&Presentation mode", self)
+        self.presentation_action.setCheckable(True)
+        self.presentation_action.setShortcut(QKeySequence(PRESENTATION_KEY))
+        self.presentation_action.toggled.connect(self.set_presentation)
+        view.addAction(self.presentation_action)
+        for a in (
+            self.quit_action,
+            self.call_action,
+            self.hangup_action,
+            self.mute_action,
+            self.ptt_action,
+            self.demo_action,
+            self.presentation_action,
+            self.history_action,
+            self.settings_action,
+        ):
+            self.addAction(a)  # shortcuts work with the menu closed, in full screen too
 
     # --- call control -------------------------------------------------------------------
 
@@ -264,16 +448,189 @@ class MainWindow(QMainWindow):
         self.sip_action.setEnabled(True)
 
     def call_options(self) -> dict[str, Any]:
-        """The options :meth:`toggle_call` passes to ``controller.start_call``."""
-        return {
+        """The options :meth:`toggle_call` passes to ``controller.start_call``: the
+        Provider picker's choice (and, for the Simulator, the scenario), then
+        :attr:`extra_options` on top."""
+        provider = str(self.provider.currentData())
+        options: dict[str, Any] = {
             "profile": self.profile_editor.profile(),
+            "provider": provider,
             "input_device": self.input_device.currentData(),
             "output_device": self.output_device.currentData(),
             "mute": self.mute.isChecked(),
             "push_to_talk": self.push_to_talk.isChecked(),
             "half_duplex": self.half_duplex.isChecked(),
-            **self.extra_options,
         }
+        if provider == "sim":
+            options["scenario"] = self.scenario.currentData()
+        options.update(self.extra_options)
+        return options
+
+    # --- provider picker ----------------------------------------------------------------
+
+    def set_provider(self, provider: str) -> None:
+        """Select ``sim``, ``openai`` or ``gemini`` in the Provider picker."""
+        index = self.provider.findData(provider)
+        if index >= 0:
+            self.provider.setCurrentIndex(index)
+        self.refresh_provider_hint()
+
+    def choose_default_provider(self) -> None:
+        """Pick the profile's provider when its key or an endpoint URL is set (a URL is
+        never ignored: without a key the call asks for one), else the Simulator."""
+        protocol = self.profile_editor.provider.currentText()
+        real = key_configured(protocol) or bool(self.extra_options.get("url"))
+        self.set_provider(protocol if real else "sim")
+
+    def refresh_provider_hint(self) -> None:
+        """Say, under the picker, what the chosen provider will do (plain text)."""
+        provider = str(self.provider.currentData())
+        protocol = self.profile_editor.provider.currentText()
+        url = str(self.extra_options.get("url") or "")
+        self.scenario.setEnabled(provider == "sim" and not self.in_call)
+        self.scenario_open.setEnabled(provider == "sim" and not self.in_call)
+        if provider == "sim":
+            script = self.scenario.currentText() or "demo"
+            if not (key_configured("openai") or key_configured("gemini")):
+                text = (
+                    f"No API key is set, so the simulator answers from a script ({script}). "
+                    "Set a key in File → Settings to call a real provider."
+                )
+            else:
+                text = f"The simulator answers from a script ({script}); no API key is used."
+            text += f" Caller lines are the script's, marked {SCRIPTED_MARK}."
+            if url:
+                text += (
+                    f" The {PROVIDER_NAMES.get(protocol, protocol)} URL set in Settings is "
+                    "not used by the simulator: choose that provider to call it."
+                )
+        elif not key_configured(provider):
+            text = (
+                f"No {PROVIDER_NAMES[provider]} key is set: set it in File → Settings "
+                "(the call will ask for it)."
+            )
+            if url:
+                text += f" Endpoint from Settings: {url}"
+        else:
+            text = f"Endpoint from Settings: {url}" if url else ""
+        self.provider_hint.setText(text)
+        self.provider_hint.setVisible(bool(text))
+
+    def _provider_picked(self, _index: int) -> None:
+        provider = str(self.provider.currentData())
+        if provider != "sim" and self.profile_editor.provider.currentText() != provider:
+            self.profile_editor.provider.setCurrentText(provider)  # the profile's protocol
+        self.refresh_provider_hint()
+
+    def _protocol_changed(self, protocol: str) -> None:
+        if str(self.provider.currentData()) not in ("sim", protocol):
+            self.set_provider(protocol)
+        self.refresh_provider_hint()
+
+    def _open_scenario(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open scenario", "", "Scenarios (*.yaml *.yml);;All files (*)"
+        )
+        if path:
+            if self.scenario.findData(path) < 0:
+                self.scenario.addItem(Path(path).stem, path)
+            self.scenario.setCurrentIndex(self.scenario.findData(path))
+
+    # --- demo, presentation, windows ----------------------------------------------------
+
+    def set_demo_starter(self, make_options: Callable[[], dict[str, Any]]) -> None:
+        """Enable Call → Demo call: ``make_options()`` returns the demo's call options
+        (its caller port, ``source``); the call goes to the Simulator."""
+        self._demo = make_options
+        self.demo_action.setEnabled(True)
+
+    def start_demo(self) -> None:
+        """Start the demo call: the caller's WAV and the simulator, both heard on the
+        speaker; the window shows the real source and provider."""
+        if self._demo is None or self.in_call:
+            return
+        try:
+            options = self._demo()
+        except VoiceprobeError as exc:
+            self.show_error(f"Demo not started: {exc}")
+            return
+        self.set_provider("sim")
+        self.set_source(str(options.get("source") or "demo"))
+        self._demo_running = True
+        saved = dict(self.extra_options)
+        self.extra_options.update(options, provider="sim")
+        try:
+            self.toggle_call()
+        finally:
+            self.extra_options = saved
+
+    def set_source(self, label: str | None) -> None:
+        """Show the call's real caller source (a WAV file) in the Microphone picker, or
+        (``None``) give the picker back to the microphones."""
+        index = self.input_device.findData("__source__")
+        if label is None:
+            if index >= 0:
+                self.input_device.removeItem(index)
+            return
+        if index < 0:
+            self.input_device.insertItem(0, "", "__source__")
+            index = 0
+        self.input_device.setItemText(index, f"Caller WAV: {label}")
+        self.input_device.setCurrentIndex(index)
+
+    def set_presentation(self, on: bool) -> None:
+        """Presentation mode: the last turn's voice→voice and the call's p50/p95 in large
+        type, larger type everywhere, full screen (F11)."""
+        if on == self.presenting:
+            return
+        self.presenting = on
+        if self.presentation_action.isChecked() != on:
+            self.presentation_action.setChecked(on)
+        if on:
+            base = QFontInfo(self._base_font).pointSizeF()
+            self.setStyleSheet(f"QWidget {{ font-size: {base * PRESENTATION_SCALE:.1f}pt; }}")
+        else:
+            self.setStyleSheet("")
+        # The room needs the figures, not the settings: the side panel steps aside (the
+        # Call menu and its shortcuts still work).
+        self.side.setVisible(not on)
+        self.presentation.setVisible(on)
+        if on and not QApplication.platformName() == "offscreen":
+            self.showFullScreen()
+        elif not on and self.isFullScreen():
+            self.showNormal()
+
+    def adopt_window(self, window: QWidget) -> None:
+        """Close ``window`` (a history or session window) when this window closes."""
+        self.windows.append(window)
+        window.destroyed.connect(
+            lambda _o=None, w=window: self.windows.remove(w) if w in self.windows else None
+        )
+
+    def quit_app(self) -> None:
+        """File → Quit: close this window and every window opened from it, and end the
+        event loop (the composition root then shuts the core down)."""
+        self.close()
+        QApplication.quit()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """Push to talk: the agent hears the caller while the talk key is held."""
+        kind = event.type()
+        if (
+            kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+            and isinstance(event, QKeyEvent)
+            and event.key() == TALK_KEY
+            and not event.isAutoRepeat()
+            and self.push_to_talk.isChecked()
+            and self.isActiveWindow()
+        ):
+            held = kind == QEvent.Type.KeyPress
+            if held != self._talk_held:
+                self._talk_held = held
+                self.talk_button.setDown(held)
+                self.controller.set_push_to_talk_pressed(held)
+            return True
+        return False
 
     def toggle_call(self) -> None:
         """Start a call, or hang up the current one."""
@@ -282,14 +639,48 @@ class MainWindow(QMainWindow):
             self.call_button.setEnabled(False)  # until CallEnded arrives
             return
         self.banner.hide()
+        if not self._demo_running:
+            self.set_source(None)  # give the Microphone picker back after a demo
+        options = self.call_options()
+        if not self._key_host_confirmed(options):
+            return
         self.vm.reset()
         try:
-            self.controller.start_call(self.call_options())
+            self.controller.start_call(options)
         except VoiceprobeError as exc:
             self.show_error(str(exc))
             return
         self._set_in_call(True)
         self._set_state("connecting", "")
+
+    def _key_host_confirmed(self, options: dict[str, Any]) -> bool:
+        """Ask before the API key goes to a host that is not the vendor's own (a URL
+        from a profile or the settings); remember a yes for this run of the app."""
+        check = getattr(self.controller, "key_host_to_confirm", None)
+        options["confirmed_hosts"] = sorted(self.confirmed_key_hosts)
+        host = check(options) if check is not None else None
+        if host is None:
+            return True
+        if not self.confirm_key_host(host):
+            self.show_error(f"call not started: the API key was not sent to {host}")
+            return False
+        self.confirmed_key_hosts.add(host)
+        options["confirmed_hosts"] = sorted(self.confirmed_key_hosts)
+        return True
+
+    def confirm_key_host(self, host: str) -> bool:
+        """Ask the user whether ``host`` may receive the API key (a modal question)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Send the API key to another host?")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setText(
+            f"This call would send your API key to {host}, which is not the provider's "
+            "own host.\n\nSend the key there only if you run or trust that server."
+        )
+        box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def show_error(self, message: str) -> None:
         """Show a plain-text error above the views."""
@@ -304,14 +695,21 @@ class MainWindow(QMainWindow):
         self.call_button.style().unpolish(self.call_button)
         self.call_button.style().polish(self.call_button)
         self.profile_editor.setEnabled(not on)
+        self.provider.setEnabled(not on)
         self.input_device.setEnabled(not on)
         self.output_device.setEnabled(not on)
         self.half_duplex.setEnabled(not on)
+        self.call_action.setEnabled(not on)
+        self.hangup_action.setEnabled(on)
+        self.demo_action.setEnabled(not on and self._demo is not None)
+        self.talk_action.setEnabled(on and self.push_to_talk.isChecked())
+        self.refresh_provider_hint()
         self.vad_view.set_live(on)
         if on:
             self.pump.start()
         else:
             self.pump.stop()
+            self._demo_running = False  # the picker keeps showing what was played
 
     def _mute_toggled(self, on: bool) -> None:
         if self.in_call:
@@ -319,6 +717,7 @@ class MainWindow(QMainWindow):
 
     def _ptt_toggled(self, on: bool) -> None:
         self.talk_button.setEnabled(on)
+        self.talk_action.setEnabled(on and self.in_call)
 
     # --- event-driven updates -----------------------------------------------------------
 
@@ -327,8 +726,7 @@ class MainWindow(QMainWindow):
         self.state_label.setStyleSheet(f"background: {bg}; color: {fg};")
         self.state_label.setText(
             state.capitalize() if not detail else f"{state.capitalize()} — {detail}"
-        )
-        self.state_label.setToolTip(detail)
+        )  # elided to the panel's width; the whole text is its tooltip
 
     def _connection_changed(self, state: str, detail: str) -> None:
         self._set_state(state, detail)
@@ -336,24 +734,31 @@ class MainWindow(QMainWindow):
     def _call_started(self, session_id: str, provider: str, model: str) -> None:
         if not self.in_call:
             self._set_in_call(True)
-        _fit(self.session_label, f"{provider} · {model} · {session_id}")
+        name = PROVIDER_NAMES.get(provider, provider)
+        self.session_label.setText(f"{name} · {model} · {session_id}")
 
     def _call_ended(self, reason: str, ok: bool) -> None:
         self._set_in_call(False)
-        self._set_state("closed" if ok else "failed", reason)
-        if not ok:
+        failure = self.vm.failure
+        self._set_state("closed" if ok else "failed", failure[0] if failure else reason)
+        if not ok and failure is None:
             self.show_error(f"Call ended: {reason}")
+
+    def _failed(self, code: str, message: str, fix: str) -> None:
+        """Say why the call failed and what to do, in the banner (plain text)."""
+        self.show_error(f"Call failed: {message}" + (f"\nWhat to do: {fix}" if fix else ""))
+        self.banner.setToolTip(f"error code: {code}")
 
     def _notice(self, level: str, message: str) -> None:
         if level == "error":
             self.show_error(message)
-        self.statusBar().showMessage(message, 8000)
+        self.notice_label.setText(message)
 
     def _count_changed(self, n: int) -> None:
-        _fit(self.events_label, f"{n:,} events")
+        self.events_label.setText(f"{n:,} events")
 
     def _summary_changed(self) -> None:
-        _fit(self.latency_label, self.vm.turns.summary_text())
+        self.latency_label.setText(self.vm.turns.summary_text())
 
     def _fill_devices(self, devices: Callable[[], list[Any]]) -> None:
         for combo in (self.input_device, self.output_device):
@@ -362,7 +767,7 @@ class MainWindow(QMainWindow):
         try:
             found = devices()
         except VoiceprobeError as exc:
-            self.statusBar().showMessage(f"Audio devices: {exc}", 8000)
+            self.notice_label.setText(f"Audio devices: {exc}")
             return
         for d in found:
             label = f"{d.name} ({d.host_api})" if getattr(d, "host_api", "") else d.name
@@ -372,9 +777,18 @@ class MainWindow(QMainWindow):
                 self.output_device.addItem(label, d.name)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Hang up, stop timers and stop listening to the core."""
+        """Hang up, close the windows opened from this one, stop timers and stop
+        listening to the core."""
         if self.in_call:
             self.controller.hangup()
+        for window in list(self.windows):
+            window.close()
+        sip_window = getattr(self, "_sip_window", None)
+        if sip_window is not None:
+            sip_window.close()
+        instance = QApplication.instance()
+        if instance is not None:
+            instance.removeEventFilter(self)
         self.pump.stop()
         self.vad_view.set_live(False)
         self.bus.close()

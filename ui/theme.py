@@ -5,46 +5,24 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QFont, QFontDatabase
 from PySide6.QtWidgets import QApplication
 
-#: Span colours of the latency waterfall (DESIGN.md, "Clock and the turn timeline").
-SPAN_COLORS: dict[str, str] = {
-    "user_speech": "#9aa0a6",
-    "end_of_turn_delay": "#f9ab00",
-    "response_start": "#e8710a",
-    "ttfb": "#d93025",
-    "tool": "#9334e6",
-    "tool_followup": "#c58af9",
-    "playback_latency": "#1a73e8",
-    "agent_speech": "#34a853",
-    "voice_to_voice": "#202124",
-}
-#: Human names of the spans (legend, detail panel).
-SPAN_LABELS: dict[str, str] = {
-    "user_speech": "caller speech",
-    "end_of_turn_delay": "end of turn",
-    "response_start": "response start",
-    "ttfb": "time to first audio",
-    "tool": "tool call",
-    "tool_followup": "tool follow-up",
-    "playback_latency": "playback",
-    "agent_speech": "agent speech",
-    "voice_to_voice": "voice→voice",
-}
-LANE_COLORS = {"local": "#1a73e8", "server": "#f9ab00", "agent": "#34a853", "level": "#5f6368"}
-SLOW_COLOR = "#b45309"
+from app.metrics.presentation import (
+    LANE_COLOURS,
+    SLOW_COLOUR,
+    span_colour,
+    span_label,
+)
+
+__all__ = ["LANE_COLORS", "SLOW_COLOR", "span_color", "span_label", "apply_theme", "mono_font"]
+
+# One palette for the app and the report (app/metrics/presentation.py).
+LANE_COLORS = LANE_COLOURS
+SLOW_COLOR = SLOW_COLOUR
 ERROR_COLOR = "#b71c1c"
 
 
 def span_color(name: str) -> QColor:
     """Colour of span ``name`` (``tool:<name>`` spans share the tool colour)."""
-    key = "tool" if name.startswith("tool:") else name
-    return QColor(SPAN_COLORS.get(key, "#80868b"))
-
-
-def span_label(name: str) -> str:
-    """Readable label of span ``name``."""
-    if name.startswith("tool:"):
-        return f"tool {name[5:]}"
-    return SPAN_LABELS.get(name, name)
+    return QColor(span_colour(name))
 
 
 STYLE_SHEET = """

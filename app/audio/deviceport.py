@@ -166,6 +166,8 @@ class DevicePort(CallerPort):
             resampler supports it, else the first of :data:`PREFERRED_RATES` that opens.
         mute: start muted (frames are silence; timing is unchanged).
         half_duplex: silence the mic while agent audio plays (no echo canceller).
+        capture: open the input device; ``False`` makes an output-only port (a speaker
+            for a demo whose caller is a WAV file), whose :meth:`read` returns nothing.
     """
 
     def __init__(
@@ -177,8 +179,10 @@ class DevicePort(CallerPort):
         device_rate: int | None = None,
         mute: bool = False,
         half_duplex: bool = False,
+        capture: bool = True,
     ) -> None:
         self.rate = rate
+        self.capture = capture
         self.input_device = input_device
         self.output_device = output_device
         self.muted = mute
@@ -237,20 +241,31 @@ class DevicePort(CallerPort):
         Raises:
             AudioDeviceError: a device is missing, busy, or supports none of the rates.
         """
-        if self._in_stream is not None:
+        if self._in_stream is not None or self._out_stream is not None:
             return
         sd = _sd()
-        in_idx, in_info, in_api = _resolve(sd, self.input_device, "input")
+        if self.capture:
+            in_idx, in_info, in_api = _resolve(sd, self.input_device, "input")
         out_idx, out_info, out_api = _resolve(sd, self.output_device, "output")
-        self.in_rate = _pick_rate(sd, in_idx, in_info, in_api, "input", self._want_rate)
         self.out_rate = _pick_rate(sd, out_idx, out_info, out_api, "output", self._want_rate)
-        self._in_ring = RingBuffer(self.in_rate * INPUT_BUFFER_MS // 1000)
         self._out_ring = RingBuffer(self.out_rate * OUTPUT_BUFFER_MS // 1000)
-        self._rs_in = StreamResampler(self.in_rate, self.rate)
         self._rs_out = StreamResampler(self.rate, self.out_rate)
-        self._in_stream = self._open(
-            sd, sd.InputStream, "input", in_idx, in_info, in_api, self.in_rate, self._in_callback
-        )
+        if not self.capture:
+            in_info, in_api = out_info, out_api  # named in a start error below
+        else:
+            self.in_rate = _pick_rate(sd, in_idx, in_info, in_api, "input", self._want_rate)
+            self._in_ring = RingBuffer(self.in_rate * INPUT_BUFFER_MS // 1000)
+            self._rs_in = StreamResampler(self.in_rate, self.rate)
+            self._in_stream = self._open(
+                sd,
+                sd.InputStream,
+                "input",
+                in_idx,
+                in_info,
+                in_api,
+                self.in_rate,
+                self._in_callback,
+            )
         self._out_stream = self._open(
             sd,
             sd.OutputStream,
@@ -263,7 +278,8 @@ class DevicePort(CallerPort):
         )
         try:
             self._out_stream.start()
-            self._in_stream.start()
+            if self._in_stream is not None:
+                self._in_stream.start()
         except sd.PortAudioError as exc:
             self.stop()
             raise AudioDeviceError(

@@ -8,6 +8,7 @@ audio (same format) for playout. Every source looks the same to the bridge (STYL
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,12 +57,31 @@ class CallerPort(abc.ABC):
         sample will be played.
         """
 
+    def write_for_frame(self, pcm: NDArray[np.int16], now_ns: int, frame_t_ns: int) -> int:
+        """Hand the sink the agent audio that follows the caller frame stamped
+        ``frame_t_ns`` (the bridge writes one block per caller frame it handles); returns
+        the clock time (ns) at which its first sample will be played.
+
+        A paced port places the block by the frame's stamp, so its play clock does not
+        depend on when the loop ran (see ``WavFilePort``). A sink on a device clock places
+        audio by that clock: the default ignores the stamp and calls :meth:`write`.
+        """
+        return self.write(pcm, now_ns)
+
     def flush_output(self) -> None:
         """Drop agent audio the sink has queued but not played yet (barge-in).
 
         A port whose sink queues nothing (a paced file) has nothing to drop.
         """
         return None
+
+    async def wait_readable(self, timeout_s: float) -> None:
+        """Wait until :meth:`read` may have frames, at most ``timeout_s`` (loop thread).
+
+        The default sleeps ``timeout_s``; a port fed by the network (a Twilio stream)
+        wakes the bridge as soon as a frame arrives.
+        """
+        await asyncio.sleep(timeout_s)
 
     def next_due_ns(self) -> int | None:
         """When the next frame will be available (paced ports), or ``None`` to poll."""

@@ -3,12 +3,20 @@ clock to the sample.
 
 Each channel is placed on one timeline that starts at ``t0_ns``: sample ``k`` of the file
 is at clock time ``t0_ns + k / rate``. Synchronous; one owner thread (the bridge's) calls
-every method. Disk writes are plain buffered file writes, done when both channels have
-audio for a stretch of time.
+every method. Samples go to the file (unbuffered, so what the OS accepted is known to the
+byte) as soon as both channels cover them.
+
+A disk that refuses a write (full, I/O error, size limit) ends the recording, not the
+program: the file is cut back to the last whole frame, its header is made to match, and
+:attr:`StereoRecorder.error` says what happened. The owner decides what that means for
+the call (the bridge ends it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +24,7 @@ from numpy.typing import NDArray
 
 from app.audio.pcm import FRAME_MS
 from app.audio.wavio import wav_header
+from app.private_files import open_private
 
 
 class _Track:
@@ -36,11 +45,13 @@ class _Track:
             self.cursor += len(pcm)
 
     def take(self, n: int) -> NDArray[np.int16]:
-        """Remove and return the first ``n`` pending samples."""
+        """Remove and return the first ``n`` pending samples (fewer if fewer are pending)."""
+        if not self.chunks:
+            return np.zeros(0, dtype=np.int16)
         joined = np.concatenate(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
         head, rest = joined[:n], joined[n:]
         self.chunks = [rest] if len(rest) else []
-        self.pending -= n
+        self.pending -= len(head)
         return head
 
 
@@ -55,13 +66,18 @@ class StereoRecorder:
     rewritten at least once per second of audio and on :meth:`flush`, so after a flush
     the file is a valid WAV, and after a crash ``repair_wav_header`` makes it whole.
 
+    When the disk refuses a write, recording stops for good: the file keeps every whole
+    frame the OS accepted, with a header that says so; :attr:`error` holds one line naming
+    the file and the reason; later :meth:`left`/:meth:`right` calls do nothing, and no
+    method raises because of it.
+
     Args:
         path: the file to create (truncated if it exists).
         rate: sample rate of both channels.
         t0_ns: clock time of sample 0.
 
     Raises:
-        OSError: the file cannot be created or written.
+        OSError: the file cannot be created.
     """
 
     def __init__(self, path: str | Path, rate: int, t0_ns: int) -> None:
@@ -72,9 +88,15 @@ class StereoRecorder:
         self._frames_on_disk = 0
         self._frames_at_header = 0
         self._gap = rate * FRAME_MS // 1000
-        self._fh = open(self.path, "wb")  # closed by close()
-        self._fh.write(wav_header(2, rate, 0))
+        self._fh = open_private(self.path, "wb")  # 0600; closed by close()
+        # Every write goes to the descriptor itself, so the file object never holds bytes
+        # the OS has not taken, and a failed write leaves a known length behind.
+        self._fd = self._fh.fileno()
+        self._file_bytes = 0  # bytes the OS accepted, header included
         self._closed = False
+        #: Why recording stopped early (a write the disk refused), else ``None``.
+        self.error: str | None = None
+        self._append(wav_header(2, rate, 0))
 
     @property
     def left_samples(self) -> int:
@@ -91,6 +113,11 @@ class StereoRecorder:
         """Stereo frames written to the file so far."""
         return self._frames_on_disk
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
+
     def left(self, pcm: NDArray[np.int16], start_ns: int) -> None:
         """Record caller audio whose first sample was captured at ``start_ns``."""
         self._add(0, pcm, start_ns)
@@ -105,6 +132,8 @@ class StereoRecorder:
     def _add(self, channel: int, pcm: NDArray[np.int16], start_ns: int) -> None:
         if self._closed:
             raise ValueError(f"{self.path}: recorder is closed")
+        if self.error is not None:
+            return  # recording stopped at a write error
         track = self._tracks[channel]
         pcm = np.array(pcm, dtype=np.int16, copy=True)
         pos = self._position(start_ns)
@@ -123,7 +152,7 @@ class StereoRecorder:
         left, right = self._tracks
         if not (left.anchored and right.anchored):
             return
-        n = min(left.cursor, right.cursor) - self._frames_on_disk
+        n = min(left.pending, right.pending)
         if n <= 0:
             return
         self._write_frames(left.take(n), right.take(n))
@@ -132,28 +161,70 @@ class StereoRecorder:
         frames = np.empty((len(left), 2), dtype="<i2")
         frames[:, 0] = left
         frames[:, 1] = right
-        self._fh.write(frames.tobytes())
+        if not self._append(frames.tobytes()):
+            return
         self._frames_on_disk += len(left)
         if self._frames_on_disk - self._frames_at_header >= self.rate:
             self._write_header()
 
+    def _append(self, data: bytes) -> bool:
+        """Write ``data`` at the end of the file; False if the disk refused (recording
+        has then stopped, see :meth:`_stop_at`)."""
+        if self.error is not None:
+            return False
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                self._file_bytes += written
+                view = view[written:]
+        except OSError as exc:
+            self._stop_at(exc)
+            return False
+        return True
+
+    def _put_header(self, frames: int) -> None:
+        """Write the header for ``frames`` frames over the first bytes of the file."""
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        try:
+            os.write(self._fd, wav_header(2, self.rate, frames * 4))
+        finally:
+            os.lseek(self._fd, 0, os.SEEK_END)
+
     def _write_header(self) -> None:
-        self._fh.seek(0)
-        self._fh.write(wav_header(2, self.rate, self._frames_on_disk * 4))
-        self._fh.seek(0, 2)
+        if self.error is not None:
+            return
+        try:
+            self._put_header(self._frames_on_disk)
+        except OSError as exc:
+            self._stop_at(exc)
+            return
         self._frames_at_header = self._frames_on_disk
 
+    def _stop_at(self, exc: OSError) -> None:
+        """The disk refused a write: keep the whole frames the OS accepted, make the
+        header say so, and stop recording. Overwriting the header needs no new space, so
+        this works on a full disk; if even that fails, ``repair_wav_header`` can fix the
+        sizes later."""
+        self.error = f"cannot write {self.path} ({exc.strerror or exc})"
+        header = len(wav_header(2, self.rate, 0))
+        frames = max(0, self._file_bytes - header) // 4
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, header + frames * 4 if self._file_bytes >= header else 0)
+            self._file_bytes = header + frames * 4
+            self._put_header(frames)
+        self._frames_on_disk = self._frames_at_header = frames
+
     def flush(self) -> None:
-        """Rewrite the WAV sizes and push buffered bytes to the OS (no fsync)."""
+        """Rewrite the WAV sizes (every sample is already with the OS; no fsync)."""
         if self._closed:
             return
         self._write_header()
-        self._fh.flush()
 
     def close(self) -> None:
         """Pad the shorter channel with zeros to the longer one, finalise and close.
 
-        Idempotent.
+        Idempotent. Never raises for a write the disk refuses (see :attr:`error`).
         """
         if self._closed:
             return
@@ -163,5 +234,27 @@ class StereoRecorder:
             track.append(np.zeros(end - track.cursor, dtype=np.int16))
         self._commit()
         self._write_header()
-        self._fh.close()
         self._closed = True
+        with contextlib.suppress(OSError):
+            self._fh.close()
+
+    def give_back(self, n_bytes: int) -> int:
+        """After :meth:`close`: drop whole frames from the end of the file until at least
+        ``n_bytes`` are freed, and fix the header (on a full disk this makes room for the
+        session's last metadata). Returns the frames dropped (0 if the file cannot be
+        changed)."""
+        if not self._closed:
+            raise ValueError(f"{self.path}: give_back() needs a closed recorder")
+        drop = min(self._frames_on_disk, math.ceil(n_bytes / 4))
+        if drop <= 0:
+            return 0
+        keep = self._frames_on_disk - drop
+        header = wav_header(2, self.rate, keep * 4)
+        try:
+            os.truncate(self.path, len(header) + keep * 4)
+            with open(self.path, "r+b") as fh:
+                fh.write(header)
+        except OSError:
+            return 0
+        self._frames_on_disk = self._frames_at_header = keep
+        return drop

@@ -17,7 +17,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from app.errors import ConfigError
@@ -29,6 +28,12 @@ SUPPORTED_RATES = (8000, 16000, 24000, 48000)
 
 #: Largest up- or down-sampling factor (after reducing out/in) accepted.
 MAX_FACTOR = 1024
+
+#: Sample rates accepted anywhere (WAV files, devices, streams). Below about 200 Hz the
+#: filter design degenerates (phases without taps give NaN audio) and its size grows
+#: without bound; nothing voiceprobe meets is outside this range.
+MIN_RATE = 1000
+MAX_RATE = 384_000
 
 #: Group delay of every non-identity conversion, in milliseconds (exactly, for the
 #: :data:`SUPPORTED_RATES`; within one sample at the upsampled rate for others).
@@ -67,21 +72,46 @@ def _design(in_rate: int, out_rate: int) -> tuple[int, int, int, NDArray[np.floa
 
 
 def _check_rates(in_rate: int, out_rate: int) -> None:
-    if in_rate <= 0 or out_rate <= 0:
-        raise ConfigError(f"invalid sample rate {min(in_rate, out_rate)} Hz")
+    for rate in (in_rate, out_rate):
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise ConfigError(
+                f"unsupported sample rate {rate} Hz (voiceprobe handles {MIN_RATE}-{MAX_RATE} Hz)"
+            )
     g = math.gcd(in_rate, out_rate)
     if max(in_rate, out_rate) // g > MAX_FACTOR:
         raise ConfigError(f"cannot convert {in_rate} Hz to {out_rate} Hz (ratio too complex)")
 
 
 def _to_int16(y: NDArray[np.float64]) -> NDArray[np.int16]:
-    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    # np.minimum/np.maximum: what np.clip does, without its Python-level wrapper.
+    return np.minimum(np.maximum(np.rint(y), -32768.0), 32767.0).astype(np.int16)
+
+
+@lru_cache(maxsize=128)
+def _block_taps(in_rate: int, out_rate: int, residue: int) -> tuple[int, NDArray[np.float64]]:
+    """``(W, taps)``: the filter of ``L`` consecutive outputs as one ``(W, L)`` matrix.
+
+    For outputs ``j0 .. j0+L-1`` whose first upsampled index ``n0 = j0*M + shift`` has
+    ``n0 % L == residue``, output ``j0 + r`` is the dot product of its phase's taps with
+    the input window starting ``((residue + r*M) // L)`` samples after that of output
+    ``j0``. Column ``r`` holds those taps at that offset (zeros elsewhere), so the
+    windows ``x[s0 + k*M : s0 + k*M + W]`` (one per group of ``L`` outputs) times this
+    matrix give every output of a block in one matrix product. Cached, read-only.
+    """
+    up, down, _, bank = _design(in_rate, out_rate)
+    taps = bank.shape[1]
+    offsets = [(residue + r * down) // up for r in range(up)]
+    width = taps + offsets[-1]
+    matrix = np.zeros((width, up))
+    for r, off in enumerate(offsets):
+        matrix[off : off + taps, r] = bank[(residue + r * down) % up]
+    matrix.setflags(write=False)
+    return width, matrix
 
 
 def _filter(
-    bank: NDArray[np.float64],
-    up: int,
-    down: int,
+    in_rate: int,
+    out_rate: int,
     buf: NDArray[np.float64],
     g0: int,
     j0: int,
@@ -91,21 +121,28 @@ def _filter(
     """Compute outputs ``j0 .. j0+count-1``; ``buf[k]`` holds input sample ``g0 + k``.
 
     Output ``j`` is the filter centred on upsampled index ``n = j*M + shift``: it needs
-    ``x[i-T+1 .. i]`` with ``i = n // L`` and phase ``p = n % L``. Outputs ``j = r + k*L``
-    share a phase and their ``i`` advance by ``M`` per step, so each phase is one strided
-    slice of the sliding windows times one tap vector.
+    ``x[i-T+1 .. i]`` with ``i = n // L`` and phase ``p = n % L``. The outputs come in
+    groups of ``L`` (one per phase) whose windows advance by ``M`` input samples per
+    group, so the whole block is one product of a strided view of ``buf`` (one row per
+    group, no copy) with :func:`_block_taps`' matrix: one BLAS call per block instead of
+    a numpy call per phase (measured ~6x faster on 20 ms blocks).
     """
-    taps = bank.shape[1]
-    out = np.empty(count)
     if count == 0:
-        return out
-    windows = sliding_window_view(buf, taps)
-    for r in range(min(up, count)):
-        n = (j0 + r) * down + shift
-        s = n // up - (taps - 1) - g0
-        dst = out[r::up]
-        dst[:] = windows[s::down][: len(dst)] @ bank[n % up]
-    return out
+        return np.empty(0)
+    up, down, _, bank = _design(in_rate, out_rate)
+    taps = bank.shape[1]
+    n0 = j0 * down + shift
+    width, matrix = _block_taps(in_rate, out_rate, n0 % up)
+    s0 = n0 // up - (taps - 1) - g0
+    rows = -(-count // up)
+    need = s0 + (rows - 1) * down + width
+    # The last group's unused outputs may reach past the input: zeros, discarded below.
+    data = np.ascontiguousarray(buf if need <= len(buf) else np.pad(buf, (0, need - len(buf))))
+    windows: NDArray[np.float64] = np.ndarray(
+        (rows, width), dtype=np.float64, buffer=data, offset=s0 * data.itemsize,
+        strides=(down * data.itemsize, data.itemsize),
+    )
+    return np.dot(windows, matrix).ravel()[:count]
 
 
 class StreamResampler:
@@ -122,8 +159,8 @@ class StreamResampler:
     belongs on the bridge thread, not in a device callback.
 
     Raises:
-        ConfigError: a non-positive rate, or a ratio whose reduced terms exceed
-            :data:`MAX_FACTOR`.
+        ConfigError: a rate outside :data:`MIN_RATE`..:data:`MAX_RATE`, or a ratio whose
+            reduced terms exceed :data:`MAX_FACTOR`.
     """
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
@@ -171,9 +208,8 @@ class StreamResampler:
         n_out_end = self._n_in * self._up // self._down
         buf = np.concatenate((self._hist, x.astype(np.float64)))
         out = _filter(
-            self._bank,
-            self._up,
-            self._down,
+            self.in_rate,
+            self.out_rate,
             buf,
             n_in_before - self._keep,
             self._n_out,
@@ -217,4 +253,4 @@ def resample(x: NDArray[np.int16], in_rate: int, out_rate: int) -> NDArray[np.in
     n_out = round(len(x) * out_rate / in_rate)
     pad_after = delay_up // up + down + 2
     buf = np.concatenate((np.zeros(taps - 1), x.astype(np.float64), np.zeros(pad_after)))
-    return _to_int16(_filter(bank, up, down, buf, -(taps - 1), 0, n_out, delay_up))
+    return _to_int16(_filter(in_rate, out_rate, buf, -(taps - 1), 0, n_out, delay_up))

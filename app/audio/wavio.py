@@ -10,6 +10,7 @@ a one-line message naming the file.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,11 @@ from numpy.typing import NDArray
 
 from app.audio.g711 import alaw_decode, ulaw_decode
 from app.audio.pcm import float_to_int16
+from app.audio.resample import MAX_RATE, MIN_RATE
 from app.errors import AudioFormatError
+
+#: Largest WAV file read (probe WAVs are short; an hour of 48 kHz stereo float is 1.4 GB).
+MAX_WAV_BYTES = 1 << 30
 
 _PCM = 0x0001
 _FLOAT = 0x0003
@@ -62,13 +67,28 @@ def _fail(path: str | Path, message: str) -> AudioFormatError:
 
 def _load(path: str | Path) -> bytes:
     try:
-        return Path(path).read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise _fail(path, "file not found") from None
     except IsADirectoryError:
         raise _fail(path, "is a directory, not a WAV file") from None
     except OSError as exc:
         raise _fail(path, f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise _fail(path, "is a directory, not a WAV file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(path, "not a regular file (a device, pipe or socket), not a WAV file")
+        if info.st_size > MAX_WAV_BYTES:
+            raise _fail(path, f"too large ({info.st_size} bytes; at most {MAX_WAV_BYTES})")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(MAX_WAV_BYTES + 1)
+    except OSError as exc:
+        raise _fail(path, f"cannot read file ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
 
 
 def _parse(path: str | Path, blob: bytes) -> _Layout:
@@ -115,6 +135,10 @@ def _parse_fmt(path: str | Path, fmt: bytes) -> tuple[int, int, int, int, int]:
         raise _fail(path, "WAV header says 0 channels")
     if rate == 0:
         raise _fail(path, "WAV header says 0 Hz sample rate")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise _fail(
+            path, f"unsupported sample rate {rate} Hz (voiceprobe reads {MIN_RATE}-{MAX_RATE} Hz)"
+        )
     valid = {_PCM: (8, 16, 24, 32), _FLOAT: (32, 64), _ALAW: (8,), _ULAW: (8,)}[tag]
     if bits not in valid:
         raise _fail(path, f"unsupported {bits}-bit samples for format tag 0x{tag:04X}")
@@ -157,9 +181,11 @@ def read_wav_channels(path: str | Path) -> tuple[NDArray[np.int16], int]:
     file (a streaming or crashed writer); a trailing partial frame is dropped.
 
     Raises:
-        AudioFormatError: the file is missing or unreadable, not a RIFF/WAVE file, lacks a
-            fmt or data chunk, uses a compressed encoding, declares zero channels or a
-            zero rate, or holds no audio.
+        AudioFormatError: the file is missing or unreadable, not a regular file (a device
+            or pipe), larger than :data:`MAX_WAV_BYTES`, not a RIFF/WAVE file, lacks a fmt
+            or data chunk, uses a compressed encoding, declares zero channels or a rate
+            outside ``MIN_RATE``..``MAX_RATE`` of :mod:`app.audio.resample`, or holds no
+            audio.
     """
     blob = _load(path)
     lay = _parse(path, blob)

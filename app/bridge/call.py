@@ -8,8 +8,9 @@ barge-in, runs tools, and stamps every event on the one clock.
 Audio paths (caller side at the port's rate, 16 kHz for files and mics, 8/16 kHz for SIP):
 
 * caller → port.read() → local VAD (16 kHz) → resample to provider.input_rate → send
-* provider AgentAudio → resample to port rate → PlayoutBuffer → port.write() (one frame
-  per caller frame, so a paced port plays in lockstep with its capture)
+* provider AgentAudio → resample to port rate → PlayoutBuffer → port.write_for_frame()
+  (one frame per caller frame, named by its stamp, so a paced port plays in lockstep with
+  its capture however the loop's wake-ups group the frames; docs/timing.md)
 
 Both are written to the stereo recording at their clock positions.
 """
@@ -40,11 +41,13 @@ from app.bridge.recovery import (
 )
 from app.bridge.stats import BridgeStats
 from app.clock import Clock
-from app.errors import ProviderError
+from app.errors import ProviderError, VoiceprobeError
 from app.events import (
     AgentAudio,
     AgentInterrupted,
     BargeIn,
+    CallFailed,
+    ClientMessageSent,
     ConnectionState,
     Event,
     GoAway,
@@ -60,6 +63,7 @@ from app.events import (
     ToolCallFinished,
     ToolCallRequested,
 )
+from app.failures import failure_code, fix_for
 from app.metrics.timeline import Timeline
 from app.providers.base import Outgoing, Provider
 from app.tools.runner import ToolRunner
@@ -69,14 +73,30 @@ VAD_RATE = 16000
 RENEWABLE_ERRORS = frozenset({"session_expired"})
 #: How long to wait for ``session.updated`` after ``session.created``.
 UPDATE_GRACE_S = 2.0
-#: Close codes that mean "do not come back" (policy / authentication), not a drop.
-REFUSAL_CLOSE_CODES = frozenset({1008, 4001, 4003})
+#: Close codes after which a new session would fare no better, with the error code the
+#: call fails with: a refusal (policy / authentication), or a server message over the size
+#: limit (1009, set by the client when it refuses the message; it would come again).
+FATAL_CLOSE_CODES = {
+    1008: "connection_refused",
+    4001: "connection_refused",
+    4003: "connection_refused",
+    1009: "message_too_big",
+}
 
 
-def _refused(detail: str) -> bool:
-    """True when a close detail such as ``failed: server closed (4001: …)`` is a refusal."""
+def _fatal_close(detail: str) -> str | None:
+    """The error code when a close detail such as ``failed: server closed (4001: …)`` names
+    a close code in :data:`FATAL_CLOSE_CODES`, else ``None`` (a drop to recover from)."""
     match = re.search(r"\((\d{4})\b", detail)
-    return match is not None and int(match.group(1)) in REFUSAL_CLOSE_CODES
+    return FATAL_CLOSE_CODES.get(int(match.group(1))) if match is not None else None
+
+
+def _from_server(ev: Event) -> bool:
+    """True for an event made from a server message (not our own sends, connection
+    states or network measurements, which say nothing about a response's progress)."""
+    if isinstance(ev, ProviderErrorEvent):
+        return True
+    return ev.raw is not None and not isinstance(ev, ClientMessageSent)
 
 
 EventSink = Callable[[Event], None]
@@ -91,7 +111,8 @@ class BridgeOptions:
             first) or ``server`` (only on the server's speech_started / interrupted).
         tail_ms: after a finite source ends, how long the agent must stay idle before the
             call ends.
-        max_seconds: hard limit on the call's length.
+        max_seconds: hard limit on the call's length, connecting and session set-up
+            included (a session not ready by then fails the call with ``config_timeout``).
         vad_hangover_ms: silence that ends caller speech for the local VAD.
         vad_aggressiveness: webrtcvad mode 0–3.
         config_timeout_s: how long to wait for the provider to accept the session.
@@ -102,6 +123,11 @@ class BridgeOptions:
         session_max_s: roll over to a fresh session at the first turn boundary after this
             long (OpenAI sessions end at 60 min with ``session_expired``).
         resend_max_s: caller audio kept for re-sending an unanswered utterance.
+        response_stall_s: watchdog of a response in progress: when no server event comes
+            for this long (while no tool of ours is running), the response is closed as
+            ``incomplete`` (reason ``stalled``) and the call fails with
+            ``response_stalled``; a server that stops mid-answer would otherwise hold the
+            call until ``max_seconds``. ``None``: no watchdog.
     """
 
     barge_in: str = "local"
@@ -117,6 +143,7 @@ class BridgeOptions:
     reconnect_cap_ms: float = 4000.0
     session_max_s: float | None = None
     resend_max_s: float = 30.0
+    response_stall_s: float | None = 20.0
 
 
 @dataclass(slots=True)
@@ -195,6 +222,10 @@ class Bridge:
         self._backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
         self._history = AudioHistory(int(self.options.resend_max_s * 1000 / FRAME_MS))
         self._utterance_start: int | None = None
+        # Response watchdog: when the open responses last showed progress (a server event,
+        # or one of our tools finishing), and how many tools are running now.
+        self._progress_ns = 0
+        self._tools_running = 0
         #: Caller audio gate, set from any thread (a plain bool: one writer, one reader).
         self.muted = False
         #: Mute the caller while agent audio plays (laptops without a headset).
@@ -218,33 +249,53 @@ class Bridge:
         self._reason = reason
         self._stop.set()
 
+    def abort(self, code: str, message: str) -> None:
+        """End the call as failed because of a problem outside the bridge, e.g. the store
+        could not write (loop thread only). The error goes into the result's errors."""
+        self._fail(code, message)
+
     async def run(self) -> CallResult:
         """Run the call to its end and return the turns and errors."""
         pump: asyncio.Task[None] | None = None
         audio: asyncio.Task[None] | None = None
+        watchdog: asyncio.Task[None] | None = None
         try:
-            await self.provider.connect()
-            self._to_provider = (
-                StreamResampler(self.port.rate, self.provider.input_rate)
-                if self.port.rate != self.provider.input_rate
-                else None
-            )
-            pump = asyncio.create_task(self._pump_events(), name="provider-events")
-            pump.add_done_callback(self._task_died)
-            await self._await_configuration()
-            if not self._stop.is_set():
-                audio = asyncio.create_task(self._audio_loop(), name="audio")
-                audio.add_done_callback(self._task_died)
-                await asyncio.wait_for(self._stop.wait(), self.options.max_seconds)
+            # One deadline for the whole call: connecting and waiting for the session
+            # configuration count against max_seconds too.
+            async with asyncio.timeout(self.options.max_seconds):
+                await self.provider.connect()
+                self._to_provider = (
+                    StreamResampler(self.port.rate, self.provider.input_rate)
+                    if self.port.rate != self.provider.input_rate
+                    else None
+                )
+                pump = asyncio.create_task(self._pump_events(), name="provider-events")
+                pump.add_done_callback(self._task_died)
+                await self._await_configuration()
+                if not self._stop.is_set():
+                    audio = asyncio.create_task(self._audio_loop(), name="audio")
+                    audio.add_done_callback(self._task_died)
+                    # Its own task: a server that stops answering may also stop reading,
+                    # and then the audio loop waits on a full socket.
+                    watchdog = asyncio.create_task(self._watch_responses(), name="watchdog")
+                    watchdog.add_done_callback(self._task_died)
+                    await self._stop.wait()
         except TimeoutError:
-            self.hangup("max_duration")  # stops the pump from opening a new session
+            if self._configured.is_set():
+                self.hangup("max_duration")  # stops the pump from opening a new session
+            else:
+                self._fail(
+                    "config_timeout",
+                    "the provider session was not ready within the call's time limit "
+                    f"({self.options.max_seconds:g} s)",
+                )
         except ProviderError as exc:
             self._fail(exc.code, str(exc))
         finally:
-            for task in (audio, *self._tool_tasks):
+            for task in (audio, watchdog, *self._tool_tasks):
                 if task is not None:
                     task.cancel()
-            for task in (audio, *self._tool_tasks):
+            for task in (audio, watchdog, *self._tool_tasks):
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
@@ -313,13 +364,23 @@ class Bridge:
         if task.cancelled() or task.exception() is None:
             return
         exc = task.exception()
+        if isinstance(exc, VoiceprobeError):  # e.g. AudioDeviceError: no audio server
+            self._fail(failure_code(exc), str(exc))
+            return
         self._fail("internal_error", f"{task.get_name()} failed: {type(exc).__name__}: {exc}")
 
     def _fail(self, code: str, message: str, record: bool = True) -> None:
+        """End the call as failed. The first failure is announced as a :class:`CallFailed`
+        event with its fix (later ones are its consequences and are only recorded)."""
+        first = self._ok
         self._ok = False
         self._reason = "failed"
+        now = self.clock.now_ns()
+        fix = fix_for(code)
         if record:
-            self._errors.append({"t_ns": self.clock.now_ns(), "code": code, "message": message})
+            self._errors.append({"t_ns": now, "code": code, "message": message, "fix": fix})
+        if first:
+            self.emit(CallFailed(t_ns=now, code=code, message=message, fix=fix))
         self._stop.set()
 
     # -- provider → bridge ----------------------------------------------------------------
@@ -327,12 +388,22 @@ class Bridge:
     async def _pump_events(self) -> None:
         while True:
             async for ev in self.provider.events():
+                if _from_server(ev):
+                    self._progress_ns = self.clock.now_ns()
                 self._on_provider_event(ev)
             self._online.clear()
             if self._stop.is_set():
                 return
+            if not self.provider.protocol.resumable:
+                # The stream is the call (Twilio): its end ends the call, no new session.
+                if self._close_detail.startswith("closed"):
+                    self.hangup("agent_hangup")
+                else:
+                    self._fail("connection_closed", f"the agent stream {self._close_detail}")
+                return
             if self._reconnect is None or self.options.reconnect_attempts <= 0:
-                self._fail("connection_closed", f"the provider connection {self._close_detail}")
+                code = _fatal_close(self._close_detail) or "connection_closed"
+                self._fail(code, f"the provider connection {self._close_detail}")
                 return
             if not await self._new_session():
                 return
@@ -359,8 +430,9 @@ class Bridge:
             )
         self._planned_close = None
         self._abandon_responses()
-        if _refused(self._close_detail):
-            self._fail("connection_refused", f"the provider connection {self._close_detail}")
+        fatal = _fatal_close(self._close_detail)
+        if fatal is not None:
+            self._fail(fatal, f"the provider connection {self._close_detail}")
             return False
         handle = getattr(self.provider.protocol, "latest_handle", None)
         with contextlib.suppress(Exception):
@@ -519,7 +591,12 @@ class Bridge:
     # -- tools ----------------------------------------------------------------------------
 
     async def _run_tool(self, ev: ToolCallRequested) -> None:
-        result = await self.tools.run(ev.call_id, ev.name, ev.arguments)
+        self._tools_running += 1
+        try:
+            result = await self.tools.run(ev.call_id, ev.name, ev.arguments)
+        finally:
+            self._tools_running -= 1
+            self._progress_ns = self.clock.now_ns()  # the server's turn again
         done = self._response_done.get(ev.response_id) if ev.response_id else None
         if (
             done is not None
@@ -558,7 +635,9 @@ class Bridge:
             now = self.clock.now_ns()
             delay = (due - now) / 1e9 if due is not None else 0.005
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.port.wait_readable(delay)
+                woke = self.clock.now_ns()
+                self.stats.loop_lag_ns.append(max(0, woke - now - int(delay * 1e9)))
             frames = self.port.read(self.clock.now_ns())
             for frame in frames:
                 await self._on_caller_frame(frame)
@@ -578,6 +657,34 @@ class Bridge:
                     self.hangup("completed")
             else:
                 self._idle_since = None
+
+    async def _watch_responses(self) -> None:
+        """The response watchdog (see ``BridgeOptions.response_stall_s``): looks a few
+        times per limit, so it fires at most a quarter of the limit (or 0.25 s) late."""
+        limit = self.options.response_stall_s
+        if limit is None:
+            return
+        while not self._stop.is_set():
+            await asyncio.sleep(min(0.25, limit / 4))
+            if (
+                self._open_responses
+                and not self._tools_running
+                and self._online.is_set()
+                and self.clock.now_ns() - self._progress_ns >= limit * 1e9
+            ):
+                self._response_stalled(limit)
+                return
+
+    def _response_stalled(self, limit: float) -> None:
+        """Close the open responses as ``incomplete`` and fail the call."""
+        now = self.clock.now_ns()
+        message = f"response stalled: no server event for {limit:g} s"
+        self.emit(Notice(t_ns=now, level="error", message=message))
+        for rid in sorted(self._open_responses):
+            self._on_provider_event(
+                ResponseFinished(t_ns=now, response_id=rid, status="incomplete", reason="stalled")
+            )
+        self._fail("response_stalled", message)
 
     def _agent_idle(self) -> bool:
         return (
@@ -606,7 +713,7 @@ class Bridge:
                 if cur is None or cur.agent_phase or self._utterance_start is None:
                     self._utterance_start = edge.sample
                 self.emit(LocalSpeechStarted(t_ns=t, sample=edge.sample))
-                if self.options.barge_in == "local":
+                if self.options.barge_in == "local" and self.provider.protocol.caller_cuts_playout:
                     self._barge_in(self.clock.now_ns(), "local_vad")
                 if self.options.manual_turns:
                     await self._send_quietly(self.provider.protocol.manual_turn_start())
@@ -630,8 +737,21 @@ class Bridge:
         self.stats.frames += 1
         if self.recorder is not None:
             self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
-        self.playback.play_frame(self.clock.now_ns())
+        self.playback.play_frame(self.clock.now_ns(), frame.t_ns)
+        if self.provider.protocol.reports_playout:
+            await self._report_playout()
         self.levels = (self.levels[0], self.playback.level)
+        if self.recorder is not None and self.recorder.error is not None:
+            if not self._stop.is_set():  # the disk refused a write: recording has stopped
+                self._fail("store", self.recorder.error)
+
+    async def _report_playout(self) -> None:
+        """Tell the protocol how much of the item being heard has played (Twilio answers
+        the agent's marks from it)."""
+        item = self.playback.playing_item()
+        item_id = item.item_id if item is not None else ""
+        played = self.playback.buffer.played_ms(item_id) if item_id else 0
+        await self._send_quietly(self.provider.protocol.played(item_id, played))
 
     async def _send_quietly(self, messages: list[Outgoing]) -> None:
         """Send control messages; a dead socket is reported by the event pump."""

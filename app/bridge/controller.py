@@ -17,12 +17,14 @@ from typing import Any
 
 from app.audio.port import CallerPort
 from app.bridge.call import BridgeOptions
-from app.bridge.providers import KEY_NAMES, plan_provider
+from app.bridge.providers import KEY_NAMES, ProviderPlan, plan_provider
 from app.bridge.session import CallHandle, CallSetup, run_call
 from app.clock import MONOTONIC, Clock
 from app.errors import VoiceprobeError
-from app.events import CallEnded, Event, Notice
+from app.events import CallEnded, CallFailed, Event, Notice
+from app.failures import failure_code, fix_for
 from app.profile import Profile
+from app.providers.keyhost import UnconfirmedKeyHostError
 from app.secrets import get_secret
 
 Subscriber = Callable[[Event], None]
@@ -86,34 +88,24 @@ class CallController:
     def start_call(self, options: dict[str, Any]) -> None:
         """Start a call. ``options``: ``profile`` (Profile), ``provider`` (``auto`` /
         sim / openai / gemini), ``input_device``, ``output_device``, ``mute``,
-        ``push_to_talk``, ``half_duplex``, ``scenario``, ``url``, ``port`` (a ready
-        CallerPort, e.g. a WAV file for demos), ``record``.
+        ``push_to_talk``, ``half_duplex``, ``scenario``, ``url``, ``confirmed_hosts``
+        (hosts the user trusted with the key), ``port`` (a ready CallerPort, e.g. a WAV
+        file for demos), ``record``.
 
-        Problems that stop the call from starting arrive as a ``Notice`` (error) and a
-        ``CallEnded`` event, never as an exception on the UI thread.
+        Problems that stop the call from starting arrive as a ``CallFailed`` event (code,
+        message, fix) and a ``CallEnded`` event, never as an exception on the UI thread.
         """
         if self.in_call:
             self._notice("warning", "a call is already running")
             return
         try:
-            profile: Profile = options["profile"]
-            provider = options.get("provider") or "auto"
-            if provider == "auto":
-                provider = provider_for(profile)
-            plan, profile = plan_provider(
-                provider,
-                profile,
-                url=options.get("url") if provider != "sim" else None,
-                scenario=options.get("scenario") if provider == "sim" else None,
-                truth_path=options.get("truth") if provider == "sim" else None,
-            )
+            plan, profile = self._plan(options)
             port = options.get("port") or self.port_factory(options)
         except VoiceprobeError as exc:
-            self._notice("error", str(exc))
-            self._dispatch(
-                CallEnded(t_ns=self.clock.now_ns(), session_id="", reason="failed", ok=False)
-            )
+            self._failed(exc)
             return
+        if plan.key_destination is not None:
+            self._notice("info", plan.key_destination.describe())
         self.push_to_talk = bool(options.get("push_to_talk"))
         setup = CallSetup(
             profile=profile,
@@ -136,17 +128,52 @@ class CallController:
         self._future = asyncio.run_coroutine_threadsafe(call(), self._loop)
         self._future.add_done_callback(self._finished)
 
+    def _plan(self, options: dict[str, Any]) -> tuple[ProviderPlan, Profile]:
+        """The provider plan for ``options``. In the app no URL counts as named on a
+        command line: a host other than the vendor's receives the key only when it is in
+        ``options["confirmed_hosts"]`` (see :meth:`key_host_to_confirm`)."""
+        profile: Profile = options["profile"]
+        provider = options.get("provider") or "auto"
+        if provider == "auto":
+            # A URL the user set is never dropped for the simulator: without a key the
+            # call asks for one (MissingKeyError) instead.
+            provider = profile.provider if options.get("url") else provider_for(profile)
+        return plan_provider(
+            provider,
+            profile,
+            url=options.get("url") if provider != "sim" else None,
+            scenario=options.get("scenario") if provider == "sim" else None,
+            truth_path=options.get("truth") if provider == "sim" else None,
+            url_named=False,
+            confirmed_hosts=options.get("confirmed_hosts", ()),
+        )
+
+    def key_host_to_confirm(self, options: dict[str, Any]) -> str | None:
+        """The host the user must confirm before the call in ``options`` may send it the
+        API key (not the vendor's own host, not yet confirmed), else ``None``. Other
+        problems are left for :meth:`start_call` to report."""
+        try:
+            self._plan(options)
+        except UnconfirmedKeyHostError as exc:
+            return exc.host
+        except VoiceprobeError:
+            return None
+        return None
+
     def _finished(self, fut: Future[dict[str, Any]]) -> None:
         try:
             self.last_summary = fut.result()
         except Exception as exc:  # noqa: BLE001 - surfaced to the tester, never swallowed
-            message = (
-                str(exc) if isinstance(exc, VoiceprobeError) else f"{type(exc).__name__}: {exc}"
-            )
-            self._notice("error", f"call failed: {message}")
-            self._dispatch(
-                CallEnded(t_ns=self.clock.now_ns(), session_id="", reason="failed", ok=False)
-            )
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        """A call that could not start or run: ``CallFailed`` (why, and the fix), then
+        ``CallEnded``."""
+        message = str(exc) if isinstance(exc, VoiceprobeError) else f"{type(exc).__name__}: {exc}"
+        code = failure_code(exc)
+        now = self.clock.now_ns()
+        self._dispatch(CallFailed(t_ns=now, code=code, message=message, fix=fix_for(code)))
+        self._dispatch(CallEnded(t_ns=now, session_id="", reason="failed", ok=False))
 
     def _apply_gates(self, options: dict[str, Any]) -> None:
         bridge = self._handle.bridge

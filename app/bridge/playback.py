@@ -84,12 +84,21 @@ class Playback:
             if item.response_id == response_id:
                 item.response_done = True
 
-    def play_frame(self, now_ns: int) -> None:
+    def play_frame(self, now_ns: int, frame_t_ns: int | None = None) -> None:
         """Hand the next frame to the sink (silence when nothing is queued) and stamp the
-        first and last samples of each item by the sink's play time."""
+        first and last samples of each item by the sink's play time.
+
+        ``frame_t_ns`` is the stamp of the caller frame this block follows (the bridge's
+        one block per caller frame); a paced sink places the block by it. The one stamp
+        the sink returns feeds both the events and the recording, so ``PlaybackStarted``
+        and the agent's samples in ``audio.wav`` agree by construction (docs/timing.md).
+        """
         block, segments = self.buffer.pull(self.port.frame_samples)
         self.level = rms_dbfs(block)
-        play_t = self.port.write(block, now_ns)
+        if frame_t_ns is None:
+            play_t = self.port.write(block, now_ns)
+        else:
+            play_t = self.port.write_for_frame(block, now_ns, frame_t_ns)
         if self._recorder is not None:
             self._recorder.right(block, play_t)
         ns_per_sample = 1e9 / self.rate

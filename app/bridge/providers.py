@@ -8,9 +8,10 @@ missing key, unreadable scenario) *before* any I/O, so the CLI can exit 2 with o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,13 @@ from app.errors import ConfigError, MissingKeyError
 from app.profile import RESOURCES, Profile
 from app.providers.base import Provider
 from app.providers.gemini.protocol import DEFAULT_MODEL as GEMINI_DEFAULT_MODEL
+from app.providers.keyhost import KeyDestination, check_key_destination, url_host
 from app.secrets import get_secret
 
-PROVIDER_CHOICES = ("sim", "openai", "gemini")
+PROVIDER_CHOICES = ("sim", "openai", "gemini", "twilio-ws")
+#: Kinds whose endpoint is a team's own server, dialled with no API key (the URL or the
+#: stream's custom parameters may carry a token instead).
+KEYLESS_KINDS = ("twilio-ws",)
 KEY_NAMES = {
     "openai": ("openai_api_key", ("OPENAI_API_KEY",)),
     "gemini": ("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
@@ -47,6 +52,11 @@ class ProviderPlan:
         ca_file: extra CA bundle for ``wss://`` endpoints.
         scenario: simulator scenario (only when ``label == "sim"``).
         truth_path: where the simulator writes its ground-truth log (optional).
+        key_destination: which host receives the key (real providers; checked by
+            :func:`app.providers.keyhost.check_key_destination`).
+        params: custom parameters of a ``twilio-ws`` stream (``--param k=v``).
+        secrets: credentials that are not the key (a token in a ``twilio-ws`` URL or
+            parameter): redacted from everything written, like the key.
     """
 
     kind: str
@@ -56,6 +66,9 @@ class ProviderPlan:
     ca_file: str | None = None
     scenario: Any = None
     truth_path: str | None = None
+    key_destination: KeyDestination | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
     sim: Any = field(default=None, repr=False)
 
     @contextlib.contextmanager
@@ -63,7 +76,7 @@ class ProviderPlan:
         """The plan for one call: with the built-in simulator started for the call's
         lifetime when the plan needs one. Yields a copy, so one plan can serve calls that
         run at the same time (each gets its own simulator)."""
-        if self.label != "sim":
+        if self.label != "sim" or self.sim is not None:  # not a sim, or one already up
             yield self
             return
         from app.sim.server import SimThread
@@ -79,6 +92,20 @@ class ProviderPlan:
             sim.stop()
 
 
+@contextlib.asynccontextmanager
+async def started_off_loop(plan: ProviderPlan) -> AsyncIterator[ProviderPlan]:
+    """:meth:`ProviderPlan.started` for a coroutine: starting and stopping the built-in
+    simulator (speech synthesis, a thread join, closing its connections) run on a worker
+    thread, so they never stall other calls on the same loop (SIP answering several
+    calls, a suite running cases in parallel)."""
+    context = plan.started()
+    ready = await asyncio.to_thread(context.__enter__)
+    try:
+        yield ready
+    finally:
+        await asyncio.to_thread(context.__exit__, None, None, None)
+
+
 def plan_provider(
     provider: str,
     profile: Profile,
@@ -86,12 +113,30 @@ def plan_provider(
     ca_file: str | None = None,
     scenario: str | None = None,
     truth_path: str | None = None,
+    url_named: bool = True,
+    confirmed_hosts: Collection[str] = (),
+    params: Mapping[str, str] | None = None,
 ) -> tuple[ProviderPlan, Profile]:
     """Resolve the provider choice, key and scenario; return the plan and the profile
     adjusted to the chosen wire protocol.
 
+    Args:
+        provider: ``sim``, ``openai``, ``gemini`` or ``twilio-ws``.
+        profile: the agent profile (its provider and model are adjusted to ``provider``).
+        url: the endpoint the user gave (``--url``), which wins over ``profile.url``.
+        ca_file: extra CA bundle for ``wss://``.
+        scenario: the simulator's scenario file (``sim`` only).
+        truth_path: where the simulator logs its ground truth (``sim`` only).
+        url_named: ``url`` was named by the user on the command line, so its host may
+            receive the key (the app passes False and confirms hosts instead).
+        confirmed_hosts: hosts the user confirmed in the app as trusted with the key.
+        params: ``twilio-ws`` only: the stream's custom parameters.
+
     Raises:
-        ConfigError: unknown provider, unreadable scenario or CA file.
+        ConfigError: unknown provider, unreadable scenario or CA file, or a key that
+            would travel in clear text off loopback.
+        UnconfirmedKeyHostError: the key would go to a host that is not the vendor's
+            own and that the user did not name (see :mod:`app.providers.keyhost`).
         MissingKeyError: a real provider was chosen and no key is configured.
     """
     if provider not in PROVIDER_CHOICES:
@@ -111,6 +156,10 @@ def plan_provider(
         ), profile
     if scenario:
         raise ConfigError("--scenario only applies to --provider sim")
+    if provider in KEYLESS_KINDS:
+        return _plan_stream(provider, profile, url, ca_file, params or {}), profile
+    if params:
+        raise ConfigError("--param only applies to --provider twilio-ws")
     if profile.provider != provider:
         model = profile.model if profile.model != DEFAULT_MODELS[profile.provider] else None
         profile = dataclasses.replace(
@@ -123,7 +172,46 @@ def plan_provider(
             f"no {provider} API key: store one with `voiceprobe keys set {provider}` "
             f"or set {' or '.join(env_vars)}"
         )
-    return ProviderPlan(provider, provider, url or profile.url or None, key, ca_file), profile
+    target = url or profile.url or None
+    named = [*confirmed_hosts, *([h] if url_named and (h := url_host(url)) else [])]
+    source = "--url" if url else f"profile {profile.name or '(unnamed)'}"
+    dest = check_key_destination(provider, endpoint_url(provider, profile, target), named, source)
+    return ProviderPlan(provider, provider, target, key, ca_file, key_destination=dest), profile
+
+
+def _plan_stream(
+    provider: str, profile: Profile, url: str | None, ca_file: str | None,
+    params: Mapping[str, str],
+) -> ProviderPlan:
+    """The plan of a keyless stream (``twilio-ws``): the agent's URL is required; no key
+    goes anywhere, so the key-host rule does not apply, but a token in the URL or a
+    parameter must not travel in clear text off loopback."""
+    from app.providers.twilio.connection import check_stream_target, stream_secrets
+
+    target = url or profile.url or None
+    if not target:
+        raise ConfigError(f"--provider {provider} needs --url ws[s]://HOST/PATH of the agent")
+    check_stream_target(target, params)
+    return ProviderPlan(
+        provider, provider, target, None, ca_file, params=dict(params),
+        secrets=tuple(stream_secrets(target, params)),
+    )
+
+
+def endpoint_url(provider: str, profile: Profile, url: str | None) -> str:
+    """The WebSocket URL a real provider dials for ``url`` (``None``: the vendor's
+    default endpoint).
+
+    Raises:
+        ConfigError: ``url`` is not usable.
+    """
+    if provider == "gemini":
+        from app.providers.gemini.connection import gemini_url
+
+        return gemini_url(url)
+    from app.providers.openai.connection import openai_url
+
+    return openai_url(url, profile.model)
 
 
 def make_provider(
@@ -135,6 +223,10 @@ def make_provider(
 ) -> Provider:
     """Build the (unconnected) provider session for a started plan; ``resumption_handle``
     resumes a Gemini session."""
+    if plan.kind == "twilio-ws":
+        from app.providers.twilio.connection import connect_twilio
+
+        return connect_twilio(plan.url or "", plan.params, clock, ca_file=plan.ca_file)
     if plan.kind == "gemini":
         from app.providers.gemini.connection import connect_gemini
 
@@ -149,4 +241,4 @@ def make_provider(
         )
     from app.providers.openai.connection import connect_openai
 
-    return connect_openai(profile, plan.key or "", clock, url=plan.url)
+    return connect_openai(profile, plan.key or "", clock, url=plan.url, ca_file=plan.ca_file)

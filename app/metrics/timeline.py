@@ -19,11 +19,15 @@ tool_followup          ToolCallFinished (last result sent)         first AgentAu
 playback_latency       first AgentAudio of the turn                PlaybackStarted
 agent_speech           PlaybackStarted                             PlaybackStopped / BargeIn
 voice_to_voice         LocalSpeechStopped                          PlaybackStarted
+barge_in_reaction      LocalSpeechStarted (of the caller speaking  AgentInterrupted (Twilio
+                       over the agent)                             clear, Gemini interrupted)
 =====================  ==========================================  ===========================
 
 Turns open when the caller starts speaking after the agent has begun answering (or when
 the agent speaks first), so a barge-in closes the interrupted turn and opens the next.
 Transcripts that arrive late are attached by item id / response id, not by arrival order.
+Token usage (:class:`~app.events.Usage`) is attached by response id the same way; a turn's
+``usage`` record is the sum over its responses (``docs/cost.md``).
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ from app.events import (
     ToolCallFinished,
     ToolCallRequested,
     TurnCompleted,
+    Usage,
     UserTranscript,
 )
+from app.metrics.cost import usage_record
 
 SPAN_ORDER = (
     "user_speech",
@@ -62,6 +68,7 @@ SPAN_ORDER = (
     "tool_followup",
     "playback_latency",
     "agent_speech",
+    "barge_in_reaction",
     "voice_to_voice",
 )
 
@@ -106,6 +113,7 @@ class Turn:
     server_audio_start_ms: int | None = None
     server_audio_end_ms: int | None = None
     first_response_sign: _Stamp | None = None
+    barge_in: tuple[_Stamp, _Stamp] | None = None
     responses: dict[str, _Response] = field(default_factory=dict)
     tools: dict[str, _Tool] = field(default_factory=dict)
     last_tool_sent: _Stamp | None = None
@@ -120,7 +128,10 @@ class Turn:
     agent_final: dict[str, bool] = field(default_factory=dict)
     playing_items: set[str] = field(default_factory=set)
     gaps: list[tuple[_Stamp, _Stamp]] = field(default_factory=list)
+    usage: dict[str, Usage] = field(default_factory=dict)
     completed: bool = False
+    #: The record sent in this turn's TurnCompleted (to send a newer one at close).
+    emitted: dict[str, Any] | None = None
 
     @property
     def agent_phase(self) -> bool:
@@ -135,6 +146,14 @@ class Turn:
             and not self.playing_items
             and all(t.sent is not None for t in self.tools.values())
         )
+
+    @property
+    def played(self) -> bool:
+        """True once the agent's answer has been heard to its end: settled, some agent
+        audio played, and no tool result still waiting for its follow-up response."""
+        if not self.settled or self.first_played is None:
+            return False
+        return self.last_tool_sent is None or any(r.after_tool for r in self.responses.values())
 
     def first_audio(self) -> tuple[_Response | None, _Stamp | None]:
         """The response that brought the turn's first audio, and that audio's stamp."""
@@ -168,7 +187,8 @@ class Turn:
         # tool call with no spoken preamble, that is the follow-up response).
         resp, audio = self.first_audio()
         if resp is not None:
-            put("ttfb", resp.created, audio)
+            if resp.created.event != "AgentAudio":  # no response event: nothing to time
+                put("ttfb", resp.created, audio)
         for tool in self.tools.values():
             put(f"tool:{tool.name}", tool.requested, tool.sent)
         if self.last_tool_sent is not None:
@@ -182,6 +202,8 @@ class Turn:
         put("playback_latency", audio, self.first_played)
         put("agent_speech", self.first_played, self.cut or self.last_played)
         put("voice_to_voice", self.local_end, self.first_played)
+        if self.barge_in is not None:
+            put("barge_in_reaction", *self.barge_in)
         for i, (a, b) in enumerate(self.gaps):
             put("reconnect" if i == 0 else f"reconnect#{i + 1}", a, b)
         return out
@@ -210,6 +232,7 @@ class Turn:
             "user_item_ids": list(self.user_items),
             "server_audio_start_ms": self.server_audio_start_ms,
             "server_audio_end_ms": self.server_audio_end_ms,
+            "usage": usage_record(self.usage.values()),
             "events_used": sorted(
                 {s["from"] for s in self.spans().values()}
                 | {s["to"] for s in self.spans().values()}
@@ -326,6 +349,8 @@ class Timeline:
                 resp = _Response(ev.response_id, stamp)
                 turn.responses[ev.response_id] = resp
                 self._by_response[ev.response_id] = turn
+                if turn.first_response_sign is None:  # a provider with no response events
+                    turn.first_response_sign = stamp
             if resp.first_audio is None:
                 resp.first_audio = stamp
             self._by_play_item.setdefault(ev.item_id, turn)
@@ -375,9 +400,26 @@ class Timeline:
             turn = self._by_play_item.get(ev.item_id) or self._agent_turn()
             turn.interrupted = True
             turn.cut = turn.cut or stamp
+        elif isinstance(ev, Usage):
+            # By response id, so late usage lands on its own turn; a newer snapshot of a
+            # response replaces the older one. Kept across a replayed turn: what the old
+            # session billed was billed.
+            turn = self._response_turn(ev.response_id)
+            turn.usage[ev.response_id] = ev
         elif isinstance(ev, AgentInterrupted):
             turn = self._response_turn(ev.response_id) if ev.response_id else self._agent_turn()
             turn.interrupted = True
+            speaker = self._latest_with_local_start()
+            if (
+                turn.barge_in is None
+                and speaker is not None
+                and speaker.index > turn.index
+                and speaker.local_start is not None
+                and speaker.local_start.t_ns <= ev.t_ns
+            ):
+                # The agent stopped itself after the caller spoke over it (Twilio clear,
+                # Gemini interrupted): its reaction time.
+                turn.barge_in = (speaker.local_start, stamp)
         elif isinstance(ev, Reconnected):
             turn = self._agent_turn()
             turn.gaps.append((_Stamp(ev.dropped_ns, "ConnectionLost"), stamp))
@@ -417,20 +459,29 @@ class Timeline:
         return cur
 
     def _complete(self, t_ns: int) -> list[TurnCompleted]:
+        """Complete the turns that became final: an earlier turn once it settled, and the
+        newest one as soon as its agent audio has played (:attr:`Turn.played`), so the
+        last turn of a call shows before the hang-up."""
         done: list[TurnCompleted] = []
-        for turn in self.turns[:-1]:
-            if not turn.completed and turn.settled:
-                turn.completed = True
-                done.append(TurnCompleted(t_ns=t_ns, turn=turn.to_dict()))
+        last = len(self.turns) - 1
+        for i, turn in enumerate(self.turns):
+            if not turn.completed and (turn.played if i == last else turn.settled):
+                done.append(self._completed(turn, t_ns))
         return done
 
+    @staticmethod
+    def _completed(turn: Turn, t_ns: int) -> TurnCompleted:
+        turn.completed = True
+        turn.emitted = turn.to_dict()
+        return TurnCompleted(t_ns=t_ns, turn=turn.emitted)
+
     def close(self, t_ns: int) -> list[TurnCompleted]:
-        """End of call: complete every remaining turn."""
+        """End of call: complete every remaining turn, and send again a turn whose record
+        changed after it completed (a late transcript or usage)."""
         done: list[TurnCompleted] = []
         for turn in self.turns:
-            if not turn.completed:
-                turn.completed = True
-                done.append(TurnCompleted(t_ns=t_ns, turn=turn.to_dict()))
+            if not turn.completed or turn.to_dict() != turn.emitted:
+                done.append(self._completed(turn, t_ns))
         return done
 
     def to_list(self) -> list[dict[str, Any]]:

@@ -67,8 +67,20 @@ class ProviderProtocol(abc.ABC):
     input_rate: int
     #: Sample rate (Hz) of the PCM16 in :class:`~app.events.AgentAudio` events.
     output_rate: int
-    #: Short provider name: ``openai`` or ``gemini``.
+    #: Short provider name: ``openai``, ``gemini`` or ``twilio-ws``.
     name: str
+    #: Capabilities the bridge reads instead of asking which vendor this is.
+    #: The server reports the caller's speech (speech_started/stopped, interrupted);
+    #: False where only the local VAD hears it (a Twilio stream).
+    has_server_vad: bool = True
+    #: The caller side may cut agent audio itself when the caller speaks (local
+    #: barge-in); False where the agent decides (Twilio plays until the agent's ``clear``).
+    caller_cuts_playout: bool = True
+    #: The protocol wants to hear how much agent audio has played (:meth:`played`).
+    reports_playout: bool = False
+    #: A dropped session can be replaced by a new one mid-call; False where the stream
+    #: is the call (Twilio): its end ends the call.
+    resumable: bool = True
 
     @abc.abstractmethod
     def open(self) -> list[Outgoing]:
@@ -115,6 +127,12 @@ class ProviderProtocol(abc.ABC):
     def received_audio_ms(self, item_id: str) -> int:
         """Milliseconds of agent audio received so far for ``item_id`` (0 if unknown)."""
         return 0
+
+    def played(self, item_id: str, played_ms: int) -> list[Outgoing]:
+        """Messages due now that the caller's sink has played ``played_ms`` of
+        ``item_id`` (Twilio ``mark`` echoes). Called after every played frame when
+        :attr:`reports_playout` is set; empty by default."""
+        return []
 
 
 class Provider(abc.ABC):

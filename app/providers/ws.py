@@ -14,35 +14,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib.util
 import ipaddress
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidProxy,
+    InvalidProxyStatus,
+    InvalidStatus,
+    InvalidURI,
+    ProxyError,
+)
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from app.clock import Clock
 from app.errors import ProviderError
-from app.events import ClientMessageSent, ConnectionState, Event, ProviderErrorEvent
+from app.events import (
+    ClientMessageSent,
+    ConnectionState,
+    Event,
+    NetworkSample,
+    ProviderErrorEvent,
+)
 from app.providers.base import Outgoing, Provider, ProviderProtocol
-from app.secrets import redact
+from app.providers.netstats import tcp_rtt_ms
+from app.providers.tls import client_ssl_context
+from app.secrets import is_secret_name, redact, scrub_url
 
 #: Largest message accepted from the server (bytes); the protocols check the same bound.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
 log = logging.getLogger(__name__)
-
-_SECRET_PARAMS = ("key", "api-key", "api_key", "apikey", "sig", "signature", "password")
-
-
-def _is_secret_param(name: str) -> bool:
-    n = name.lower()
-    return n in _SECRET_PARAMS or "token" in n or "secret" in n
-
 
 class _NoCredentials(logging.Filter):
     """Drop handshake header lines and strip credential query parameters from the
@@ -66,15 +77,8 @@ _wire_log.addFilter(_NoCredentials())
 
 
 def safe_url(url: str) -> str:
-    """``url`` without credentials: user info and key/token query parameters removed."""
-    try:
-        parts = urlsplit(url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    kept = urlencode([(k, v) for k, v in query if not _is_secret_param(k)])
-    return urlunsplit((parts.scheme, netloc, parts.path, kept, ""))
+    """``url`` without credentials: user info and secret-named query parameters removed."""
+    return scrub_url(url, None)
 
 
 def endpoint_of(url: str) -> str:
@@ -122,7 +126,9 @@ class WebSocketProvider(Provider):
             query string (it is never printed).
         headers: handshake headers (credentials); never logged.
         clock: stamps received messages and sent-message events.
-        ssl: TLS context for ``wss://`` (``None``: the system default).
+        ssl: TLS context for ``wss://`` (``None``: :func:`app.providers.tls.
+            client_ssl_context` with ``ca_file``). Never used for ``ws://``.
+        ca_file: extra CA bundle (``--ca-file``) when ``ssl`` is ``None``.
         open_timeout: seconds allowed for TCP + TLS + handshake.
         ping_interval: keepalive ping period in seconds (``None``: no pings). The
             defaults suit OpenAI (20 s / 20 s); Gemini answers pings slowly and passes
@@ -132,6 +138,10 @@ class WebSocketProvider(Provider):
             detail="ping timeout …")`` within ``ping_interval + ping_timeout`` (plus at
             most ``close_timeout`` when the peer does not answer the close frame either).
         close_timeout: seconds to wait for the peer's close frame when closing.
+        rtt_sample_s: period of the network samples (:class:`NetworkSample`, ``tcp``)
+            taken while connected (``None``: none).
+        rtt_ping_s: period of WebSocket pings sent to measure the round trip (``ping``
+            samples); ``None`` for peers that answer pings late (Gemini).
     """
 
     def __init__(
@@ -141,28 +151,37 @@ class WebSocketProvider(Provider):
         headers: dict[str, str],
         clock: Clock,
         ssl: ssl_module.SSLContext | None = None,
+        ca_file: str | None = None,
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float = 5.0,
+        rtt_sample_s: float | None = 1.0,
+        rtt_ping_s: float | None = 2.0,
     ) -> None:
         self.protocol = protocol
         self.url = url
         self.endpoint = endpoint_of(url)
         self._headers = dict(headers)
         self._clock = clock
-        self._ssl = ssl
+        # websockets refuses ``ssl=None`` for ``wss://``: every secure URL gets a
+        # verifying context (the system's CAs, SSL_CERT_FILE, --ca-file); ``ws://`` none.
+        secure = urlsplit(url).scheme.lower() == "wss"
+        self._ssl = (ssl or client_ssl_context(ca_file)) if secure else None
         self._open_timeout = open_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._sampler: asyncio.Task[None] | None = None
+        self._rtt_sample_s = rtt_sample_s
+        self._rtt_ping_s = rtt_ping_s
         self._queue: asyncio.Queue[Event | object] = asyncio.Queue()
         self._finished = False
         self._closing = False
         self._secrets = [v for value in headers.values() for v in (value, *value.split()[-1:])]
-        self._secrets += [v for k, v in parse_qsl(urlsplit(url).query) if _is_secret_param(k)]
+        self._secrets += [v for k, v in parse_qsl(urlsplit(url).query) if is_secret_name(k)]
 
     def __repr__(self) -> str:
         return f"WebSocketProvider({self.protocol.name!r}, {safe_url(self.url)!r})"
@@ -208,6 +227,8 @@ class WebSocketProvider(Provider):
         )
         self._finished = True
         self._queue.put_nowait(_END)
+        if self._sampler is not None and self._sampler is not asyncio.current_task():
+            self._sampler.cancel()
 
     async def connect(self) -> None:
         """Dial, then send ``protocol.open()`` and start reading.
@@ -219,12 +240,17 @@ class WebSocketProvider(Provider):
         """
         if self._ws is not None or self._finished:
             raise ProviderError(f"connection to {self.endpoint} already used", code="state")
-        self._emit(self._state("connecting", self.endpoint))
+        try:
+            proxy = self._proxy()
+        except (InvalidURI, ValueError):
+            proxy = None  # the dial below reports the bad URL
+        via = f" via proxy {endpoint_of(proxy)}" if proxy else ""
+        self._emit(self._state("connecting", self.endpoint + via))
+        dial_ns = self._clock.now_ns()
         try:
             self._ws = await connect(
                 self.url,
-                # Loopback (the simulator) never goes through an HTTP(S)_PROXY from the env.
-                proxy=None if _is_loopback(self.url) else True,
+                **self._proxy_options(),
                 additional_headers=self._headers,
                 ssl=self._ssl,
                 open_timeout=self._open_timeout,
@@ -243,8 +269,64 @@ class WebSocketProvider(Provider):
             self._finish("failed", str(err))
             raise err from None
         self._emit(self._state("connected", self.endpoint))
+        self._emit(self._sample("connect", (self._clock.now_ns() - dial_ns) / 1e6))
         self._reader = asyncio.create_task(self._read(self._ws), name=f"ws-reader {self.endpoint}")
+        if self._rtt_sample_s is not None:
+            self._sampler = asyncio.create_task(
+                self._sample_network(self._ws, self._rtt_sample_s),
+                name=f"ws-rtt {self.endpoint}",
+            )
         await self.send(self.protocol.open())
+
+    def _proxy(self) -> str | None:
+        """The proxy from the environment (``HTTPS_PROXY``, ``NO_PROXY``…) for this URL;
+        loopback (the simulator) never goes through one."""
+        if _is_loopback(self.url):
+            return None
+        return get_proxy(parse_uri(self.url))
+
+    def _proxy_options(self) -> dict[str, Any]:
+        """``connect()`` keywords for the proxy: an ``https://`` proxy is reached with
+        the same verifying context (so ``--ca-file`` covers a private proxy CA too)."""
+        proxy = self._proxy()
+        if proxy is None:
+            return {"proxy": None}
+        scheme = urlsplit(proxy).scheme.lower()
+        if scheme.startswith("socks") and importlib.util.find_spec("python_socks") is None:
+            raise ProviderError(
+                f"the SOCKS proxy {endpoint_of(proxy)} (from the environment) is not "
+                "supported: use an HTTP(S) proxy or unset ALL_PROXY/HTTPS_PROXY",
+                code="proxy_unsupported",
+            )
+        options: dict[str, Any] = {"proxy": proxy}
+        if scheme == "https":
+            options["proxy_ssl"] = self._ssl or client_ssl_context()
+        return options
+
+    def _sample(self, source: Literal["connect", "tcp", "ping"], ms: float) -> NetworkSample:
+        return NetworkSample(
+            t_ns=self._clock.now_ns(), provider=self.protocol.name, source=source, ms=ms
+        )
+
+    async def _sample_network(self, ws: ClientConnection, period_s: float) -> None:
+        """Sampler task: the socket's TCP round-trip time every ``period_s`` and, where
+        enabled, a ping → pong round trip every ``rtt_ping_s``, until the socket ends.
+        Missing pongs are the keepalive's business, not this task's."""
+        sock = ws.transport.get_extra_info("socket")
+        next_ping = 0.0
+        elapsed = 0.0
+        while not self._finished:
+            rtt = tcp_rtt_ms(sock)
+            if rtt is not None:
+                self._emit(self._sample("tcp", rtt))
+            if self._rtt_ping_s is not None and elapsed >= next_ping:
+                next_ping = elapsed + self._rtt_ping_s
+                with contextlib.suppress(ConnectionClosed, TimeoutError, RuntimeError):
+                    waiter = await ws.ping()
+                    latency = await asyncio.wait_for(waiter, timeout=self._rtt_ping_s * 5)
+                    self._emit(self._sample("ping", latency * 1000.0))
+            await asyncio.sleep(period_s)
+            elapsed += period_s
 
     def _state(self, state: str, detail: str) -> ConnectionState:
         return ConnectionState(
@@ -253,6 +335,16 @@ class WebSocketProvider(Provider):
 
     def _connect_error(self, exc: Exception) -> ProviderError:
         where = self.endpoint
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, ssl_module.SSLCertVerificationError):
+            detail = exc.verify_message or exc.reason or "certificate verify failed"
+            return ProviderError(
+                f"TLS with {where} failed: the server's certificate is not trusted "
+                f"({detail}); for a private CA or a TLS-inspecting proxy pass --ca-file "
+                "or set SSL_CERT_FILE",
+                code="tls_untrusted",
+            )
         if isinstance(exc, InvalidStatus):
             status = exc.response.status_code
             body = exc.response.body or b""
@@ -267,6 +359,15 @@ class WebSocketProvider(Provider):
             return ProviderError(self._scrub(msg), code=code, retryable=retryable)
         if isinstance(exc, InvalidURI):
             return ProviderError(f"invalid WebSocket URL for {where}", code="bad_url")
+        if isinstance(exc, (ProxyError, InvalidProxy)):
+            proxy = endpoint_of(self._proxy() or "") if not isinstance(exc, InvalidProxy) else ""
+            answer = (
+                f": HTTP {exc.response.status_code}" if isinstance(exc, InvalidProxyStatus) else ""
+            )
+            what = f"the proxy {proxy}" if proxy else "the proxy set in the environment"
+            return ProviderError(
+                f"{what} did not open a tunnel to {where}{answer}", code="proxy_failed"
+            )
         if isinstance(exc, InvalidHandshake):
             name = type(exc).__name__
             return ProviderError(
@@ -318,6 +419,15 @@ class WebSocketProvider(Provider):
         if sent is not None and sent.reason == _KEEPALIVE_REASON:
             # websockets' keepalive failed the connection: it sent 1011 with this reason.
             return "failed", f"ping timeout (no pong within {self._ping_timeout:g} s)"
+        if (
+            sent is not None
+            and sent.code == 1009  # CloseCode.MESSAGE_TOO_BIG
+            and not ws.protocol.close_rcvd_then_sent
+        ):
+            # We refused a message over max_size and closed with 1009; the server's echo
+            # of that code must not read as the server closing the connection.
+            limit = f"{MAX_MESSAGE_SIZE / 2**20:g} MiB"
+            return "failed", f"server sent a message larger than {limit} (1009: message too big)"
         text = f"server closed ({code}{': ' + reason if reason else ''})"
         if code in (1000, 1001):
             return "closed", text
@@ -363,7 +473,11 @@ class WebSocketProvider(Provider):
     async def close(self) -> None:
         """Close the socket (normal closure) and wait for the reader; idempotent."""
         self._closing = True
-        ws, reader = self._ws, self._reader
+        ws, reader, sampler = self._ws, self._reader, self._sampler
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         if ws is not None:
             with contextlib.suppress(websockets.WebSocketException, OSError):
                 await ws.close()

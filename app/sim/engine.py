@@ -712,7 +712,8 @@ class Conversation:
     def make_run(self, turn: int, kind: str, text: str, timing: Timing,
                  first_audio_ms: float | None = None) -> ResponseRun:
         """Build a response (its audio comes from the synthesis cache)."""
-        audio = synthesize(text, OUT_RATE, self.scenario.voice_rate) if text else _EMPTY
+        voice = self.scenario.voice_of(self.turn_spec(turn) if kind != "default" else None)
+        audio = synthesize(text, OUT_RATE, self.scenario.voice_rate, voice) if text else _EMPTY
         return ResponseRun(
             response_id=new_id("resp"), turn=turn, kind=kind, text=text, audio=audio,
             timing=timing,

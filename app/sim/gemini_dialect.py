@@ -44,6 +44,23 @@ a response the client can see), ``first_audio``, ``function_call_arguments.done`
 (``toolCall`` sent), ``function_call_output`` (``toolResponse`` received),
 ``interrupted``, ``response.done`` (``turnComplete`` sent) and ``resumed``.
 
+Token usage: one ``usageMetadata`` message per model turn, just before its
+``turnComplete`` (a turn with a tool call is one model turn: its usage comes at the end of
+the follow-up). Each model turn is billed for the whole context so far, as the service
+bills (ai.google.dev/gemini-api/docs/live-api/best-practices, "Pricing and billing"). The
+simulator's rule, deterministic from what it received and sent:
+
+- prompt ``AUDIO`` = caller audio committed so far, plus the agent audio of every earlier
+  model turn of the connection, at :data:`AUDIO_TOKENS_PER_S`;
+- prompt ``TEXT`` = the system instruction and every text the client added (tool
+  responses, ``clientContent`` texts), at :data:`CHARS_PER_TEXT_TOKEN` characters a token
+  (rounded up; the simulator has no tokenizer);
+- response ``AUDIO`` = the audio this model turn sent, at :data:`AUDIO_TOKENS_PER_S`
+  (rounded down); no cached content (the native-audio models do not support caching).
+
+Each usage sent is also logged in the ground truth as a ``usage`` record (``response_id``,
+``usage``: the object as sent).
+
 Fault ``at`` names (:mod:`app.sim.scenario`): the message's top-level key, or
 ``serverContent.<field>`` for server content (``serverContent.modelTurn`` ...).
 
@@ -75,6 +92,8 @@ OUTPUT_MIME = f"audio/pcm;rate={OUT_RATE}"
 INPUT_RATES = {16000: "pcm16", 24000: "pcm"}
 #: Audio tokens per second (ai.google.dev token counting: 32 tokens per second of audio).
 AUDIO_TOKENS_PER_S = 32
+#: Characters per text token: the simulator's stand-in for a tokenizer (not Google's).
+CHARS_PER_TEXT_TOKEN = 4
 #: Close code for a bad client message (the service's "Request contains an invalid
 #: argument" / "Invalid JSON payload received").
 CLOSE_INVALID = 1007
@@ -109,6 +128,20 @@ def _obj(obj: dict[str, Any], name: str, where: str) -> dict[str, Any] | None:
     return value
 
 
+def _text_tokens(text: str) -> int:
+    """The simulator's token count of ``text`` (:data:`CHARS_PER_TEXT_TOKEN`, rounded up)."""
+    return -(-len(text) // CHARS_PER_TEXT_TOKEN)
+
+
+def _texts(content: Any) -> list[str]:
+    """The texts of a ``Content`` (``{parts: [{text}]}``), or of a plain string."""
+    if isinstance(content, str):
+        return [content]
+    parts = content.get("parts") if isinstance(content, dict) else None
+    return [p["text"] for p in parts or []
+            if isinstance(p, dict) and isinstance(p.get("text"), str)]
+
+
 def _duration(ms: float) -> str:
     """A proto-JSON ``Duration`` (``"2s"``, ``"1.5s"``)."""
     return f"{max(0.0, ms) / 1000:.3f}".rstrip("0").rstrip(".") + "s"
@@ -129,6 +162,10 @@ class GeminiConversation(Conversation):
         self.output_transcription = False
         self.resumption = False
         self.tools: list[str] = []
+        # usage: text tokens of the context, earlier turns' audio, this turn's audio so far
+        self._ctx_text = 0
+        self._ctx_out_audio = 0
+        self._turn_out_ms: dict[int, float] = {}
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -219,6 +256,7 @@ class GeminiConversation(Conversation):
         prefix = _get(aad, "prefixPaddingMs")
         handling = _get(ric, "activityHandling") or "START_OF_ACTIVITY_INTERRUPTS"
         self.input_transcription = _get(setup, "inputAudioTranscription") is not None
+        self._ctx_text = sum(_text_tokens(t) for t in _texts(_get(setup, "systemInstruction")))
         self.output_transcription = _get(setup, "outputAudioTranscription") is not None
         sr = _obj(setup, "sessionResumption", "setup")
         self.resumption = sr is not None
@@ -325,6 +363,7 @@ class GeminiConversation(Conversation):
                                 if r.tool is not None and r.tool.name == name), "")
             answered |= call_id in self._awaiting_tool or call_id in self.state.awaiting_tool
             self.on_tool_output(call_id)
+            self._ctx_text += _text_tokens(json.dumps(fr.get("response")))
         if answered:
             self._start_followup()
 
@@ -350,6 +389,7 @@ class GeminiConversation(Conversation):
             texts = [p.get("text") for p in parts if isinstance(p, dict)]
             kinds = [next(iter(p), "") for p in parts if isinstance(p, dict) and p]
             text = " ".join(t for t in texts if isinstance(t, str))
+            self._ctx_text += _text_tokens(text)
             role = content.get("role")
             self.truth.record("replayed_item", self.peek_turn(), item_type=",".join(kinds),
                               role=role, text=text)
@@ -440,16 +480,12 @@ class GeminiConversation(Conversation):
     async def send_response_done(self, run: ResponseRun) -> int | None:
         if not run.extra.get("created_logged"):
             return None
+        turn_ms = self._turn_out_ms.pop(run.turn, 0.0) + run.sent_ms
         if run.tool is not None and run.status == "completed":
+            self._turn_out_ms[run.turn] = turn_ms
             return None  # the model turn goes on after the toolResponse
-        prompt = int(self.input_audio_ms_total / 1000 * AUDIO_TOKENS_PER_S)
-        out = int(run.sent_ms / 1000 * AUDIO_TOKENS_PER_S)
-        usage = {
-            "promptTokenCount": prompt, "responseTokenCount": out,
-            "totalTokenCount": prompt + out,
-            "promptTokensDetails": [{"modality": "AUDIO", "tokenCount": prompt}],
-            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": out}],
-        }
+        usage = self._usage(turn_ms)
+        self.truth.record("usage", run.turn, response_id=run.response_id, usage=usage)
         await self.emit({"usageMetadata": usage}, run.turn)
         t = await self._content(run.turn, turnComplete=True)
         if self.resumption:
@@ -459,6 +495,23 @@ class GeminiConversation(Conversation):
                                                          "resumable": True}}, run.turn)
             self.truth.record("resumption_update", run.turn, handle=handle)
         return t
+
+    def _usage(self, turn_ms: float) -> dict[str, Any]:
+        """A model turn's ``usageMetadata`` by the rule in the module docstring."""
+        audio = (int(self.input_audio_ms_total * AUDIO_TOKENS_PER_S // 1000)
+                 + self._ctx_out_audio)
+        text = self._ctx_text
+        out = int(turn_ms * AUDIO_TOKENS_PER_S // 1000)
+        self._ctx_out_audio += out
+        prompt_details = [{"modality": "AUDIO", "tokenCount": audio}]
+        if text:
+            prompt_details.insert(0, {"modality": "TEXT", "tokenCount": text})
+        return {
+            "promptTokenCount": text + audio, "responseTokenCount": out,
+            "totalTokenCount": text + audio + out,
+            "promptTokensDetails": prompt_details,
+            "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": out}],
+        }
 
     async def send_go_away(self, turn: int | None, time_left_ms: float) -> int | None:
         return await self.emit({"goAway": {"timeLeft": _duration(time_left_ms)}}, turn)

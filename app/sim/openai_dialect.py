@@ -15,6 +15,25 @@ without ``session.type`` or with unknown keys is rejected like the GA service do
 Bad client input never raises: it is answered with an ``error`` event of type
 ``invalid_request_error`` and the session stays open.
 
+Token usage in ``response.done`` (``RealtimeResponseUsage``) follows how the service bills
+(developers.openai.com/api/docs/guides/realtime-costs): every response is billed for the
+whole conversation so far as input, and what earlier responses said becomes input too.
+The simulator's rule, deterministic from what it received and sent:
+
+- input audio = caller audio committed so far at :data:`USER_AUDIO_TOKENS_PER_S` (1 token
+  per 100 ms), plus the output audio tokens of every earlier response of the connection;
+- input text = the session instructions, the tool definitions and every text item the
+  client added (tool results, replayed messages), at :data:`CHARS_PER_TEXT_TOKEN`
+  characters a token (rounded up; the simulator has no tokenizer), plus the output text
+  tokens of earlier responses;
+- cached = the previous response's input (text and audio), which is a prefix of this one;
+- output audio = audio sent at :data:`ASSISTANT_AUDIO_TOKENS_PER_S` (1 token per 50 ms,
+  rounded down); output text = the transcript sent plus the function-call arguments, at
+  :data:`CHARS_PER_TEXT_TOKEN` characters a token.
+
+Each usage sent is also logged in the ground truth as a ``usage`` record (``response_id``,
+``usage``: the object as sent).
+
 Runs on the server's loop thread (see :mod:`app.sim.engine`).
 """
 
@@ -33,6 +52,13 @@ from app.audio.g711 import alaw_encode, ulaw_encode
 from app.audio.pcm import int16_to_bytes
 from app.audio.resample import StreamResampler
 from app.sim.engine import OUT_RATE, Conversation, InputConfig, ResponseRun, new_id
+
+#: Caller (user) audio tokens per second of audio: 1 per 100 ms (realtime-costs guide).
+USER_AUDIO_TOKENS_PER_S = 10
+#: Agent (assistant) audio tokens per second of audio: 1 per 50 ms (realtime-costs guide).
+ASSISTANT_AUDIO_TOKENS_PER_S = 20
+#: Characters per text token: the simulator's stand-in for a tokenizer (not OpenAI's).
+CHARS_PER_TEXT_TOKEN = 4
 
 _FORMATS = ("audio/pcm", "audio/pcmu", "audio/pcma")
 _SESSION_KEYS = frozenset({
@@ -93,6 +119,11 @@ def _full_turn_detection(td: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+def text_tokens(text: str) -> int:
+    """The simulator's token count of ``text`` (:data:`CHARS_PER_TEXT_TOKEN`, rounded up)."""
+    return -(-len(text) // CHARS_PER_TEXT_TOKEN)
+
+
 def _codec(fmt: dict[str, Any] | None) -> str:
     t = (fmt or {}).get("type", "audio/pcm")
     return {"audio/pcmu": "pcmu", "audio/pcma": "pcma"}.get(t, "pcm")
@@ -110,6 +141,11 @@ class OpenAIConversation(Conversation):
         self.session = default_session(self.model or "gpt-realtime")
         self._user_audio_ms: dict[str, float] = {}
         self._conversation_id = new_id("conv")
+        # usage: what earlier responses added to the context, and the last input (cached)
+        self._ctx_item_text = 0
+        self._ctx_out_text = 0
+        self._ctx_out_audio = 0
+        self._last_input: tuple[int, int] = (0, 0)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -269,6 +305,8 @@ class OpenAIConversation(Conversation):
                 raise _BadRequest("Missing required parameter: 'item.call_id' or 'item.output'.",
                                   "missing_required_parameter", "item.call_id")
             self.on_tool_output(item["call_id"])
+        # Billed as input text by every later response.
+        self._ctx_item_text += sum(text_tokens(v) for v in _item_texts(item))
         if self.index > 1:
             content = item.get("content")
             texts = [c.get("text") or c.get("transcript") for c in content or []
@@ -471,24 +509,53 @@ class OpenAIConversation(Conversation):
     async def send_response_done(self, run: ResponseRun) -> int:
         resp = self._response(run, run.status)
         resp["output"] = run.extra.get("output", [])
-        in_audio = int(self.input_audio_ms_total // 100)
-        out_audio = int(run.sent_ms // 50)
-        out_text = len(run.transcript_sent.split()) + (
-            len(json.dumps(dict(run.tool.arguments))) // 4 if run.tool and run.fc_item_id else 0
+        usage = self._usage(run)
+        resp["usage"] = usage
+        self.truth.record("usage", run.turn, response_id=run.response_id,
+                          usage=copy.deepcopy(usage))
+        return await self._send(run.turn, "response.done", response=resp)
+
+    def _usage(self, run: ResponseRun) -> dict[str, Any]:
+        """The ``usage`` of ``run`` by the rule in the module docstring."""
+        tools = self.session.get("tools") or []
+        in_text = (text_tokens(str(self.session.get("instructions") or ""))
+                   + (text_tokens(json.dumps(tools)) if tools else 0)
+                   + self._ctx_item_text + self._ctx_out_text)
+        in_audio = (int(self.input_audio_ms_total * USER_AUDIO_TOKENS_PER_S // 1000)
+                    + self._ctx_out_audio)
+        cached_text = min(self._last_input[0], in_text)
+        cached_audio = min(self._last_input[1], in_audio)
+        out_audio = int(run.sent_ms * ASSISTANT_AUDIO_TOKENS_PER_S // 1000)
+        out_text = text_tokens(run.transcript_sent) + (
+            text_tokens(json.dumps(dict(run.tool.arguments))) if run.tool and run.fc_item_id
+            else 0
         )
-        in_text = 40
-        resp["usage"] = {
+        self._last_input = (in_text, in_audio)
+        self._ctx_out_text += out_text
+        self._ctx_out_audio += out_audio
+        return {
             "total_tokens": in_audio + in_text + out_audio + out_text,
             "input_tokens": in_audio + in_text,
             "output_tokens": out_audio + out_text,
             "input_token_details": {
                 "text_tokens": in_text, "audio_tokens": in_audio, "image_tokens": 0,
-                "cached_tokens": 0,
-                "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0},
+                "cached_tokens": cached_text + cached_audio,
+                "cached_tokens_details": {"text_tokens": cached_text,
+                                          "audio_tokens": cached_audio, "image_tokens": 0},
             },
             "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
         }
-        return await self._send(run.turn, "response.done", response=resp)
+
+
+def _item_texts(item: dict[str, Any]) -> list[str]:
+    """The text a client item puts into the context (tool output, message text)."""
+    if item.get("type") == "function_call_output":
+        return [item.get("output") or ""]
+    content = item.get("content")
+    if not isinstance(content, list):
+        return []
+    return [t for c in content if isinstance(c, dict)
+            for t in (c.get("text"), c.get("transcript")) if isinstance(t, str)]
 
 
 def _check_format(v: Any, where: str) -> dict[str, Any]:

@@ -3,11 +3,16 @@
 A scenario is a YAML mapping. Every key is optional unless marked *required*; unknown keys
 are rejected, and every problem raises :class:`app.errors.ConfigError` naming the file and
 the dotted field (for example ``turns[1].tool_call.name``). Nothing else is ever raised.
+Text values hold no NUL character and at most :data:`MAX_TEXT_CHARS` characters; the
+file is parsed within the budget of :mod:`app.bounded_yaml` (YAML aliases expanded).
 
 Top level::
 
     name: demo                 # label for logs (default: the file's stem, or "scenario")
     voice_rate: 175            # espeak-ng words per minute for replies (80..450)
+    voice: en                  # espeak-ng voice for replies (a turn's ``voice`` overrides
+                               #   it), e.g. hi, es-419, cmn-latn-pinyin; an unknown voice
+                               #   falls back to the speech-shaped tone
     default_reply: null        # reply for utterances beyond the script (null: transcribe
                                #   only and create no response; a client's explicit
                                #   response.create then gets an empty completed response)
@@ -39,6 +44,8 @@ Each entry of ``turns``::
 
     hears: "What's the weather in Paris?"   # required: the caller transcript reported
     reply: "Let me check that for you."     # spoken reply ("" = none, e.g. tool call only)
+    voice: es-419                           # optional espeak-ng voice of this turn's
+                                            #   reply and after_result
     timing: {first_audio_ms: 500}           # optional per-turn overrides
     tool_call:                              # optional: the response also calls a tool
       name: get_weather                     # required
@@ -86,13 +93,13 @@ again on a reconnection); a ``time`` fault once per connection.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from app.bounded_yaml import load_yaml
 from app.errors import ConfigError
 
 FAULT_ACTIONS = ("close", "error", "malformed", "stall", "slow_pong", "go_away")
@@ -105,6 +112,8 @@ _TIMING_KEYS = (
     "endpointing_ms",
 )
 _MAX_MS = 3_600_000.0  # one hour: nothing in a scenario may be longer
+#: Longest text value (a line heard or spoken, a message): about 15 minutes of speech.
+MAX_TEXT_CHARS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +163,7 @@ class Turn:
     timing: Timing = field(default_factory=Timing)
     tool_call: ToolCall | None = None
     faults: tuple[Fault, ...] = ()
+    voice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,7 @@ class Scenario:
 
     name: str = "scenario"
     voice_rate: int = 175
+    voice: str = "en"
     default_reply: str | None = None
     greeting: str | None = None
     continue_on_reconnect: bool = True
@@ -180,12 +191,21 @@ class Scenario:
 
     def texts(self) -> list[str]:
         """Return every text the agent may speak (for synthesising ahead of time)."""
-        out = [self.greeting or "", self.default_reply or ""]
+        return [text for text, _ in self.spoken()]
+
+    def spoken(self) -> list[tuple[str, str]]:
+        """Return every ``(text, espeak-ng voice)`` the agent may speak."""
+        out = [(self.greeting or "", self.voice), (self.default_reply or "", self.voice)]
         for t in self.turns:
-            out.append(t.reply)
+            voice = self.voice_of(t)
+            out.append((t.reply, voice))
             if t.tool_call is not None:
-                out.append(t.tool_call.after_result)
-        return [s for s in out if s]
+                out.append((t.tool_call.after_result, voice))
+        return [(s, v) for s, v in out if s]
+
+    def voice_of(self, turn: Turn | None) -> str:
+        """The espeak-ng voice that speaks ``turn``'s replies (None: the scenario's)."""
+        return turn.voice if turn is not None and turn.voice else self.voice
 
 
 class _Reader:
@@ -213,7 +233,17 @@ class _Reader:
             raise self.fail(where, f"expected text, got {_kind(value)}")
         if nonempty and not value.strip():
             raise self.fail(where, "must not be empty")
+        if "\0" in value:  # cannot be spoken: espeak-ng takes the text as an argument
+            raise self.fail(where, "must not contain a NUL character")
+        if len(value) > MAX_TEXT_CHARS:
+            raise self.fail(where, f"too long ({len(value)} characters; at most {MAX_TEXT_CHARS})")
         return value
+
+    def voice(self, value: object, where: str) -> str:
+        text = self.text(value, where, nonempty=True).strip()
+        if not re.fullmatch(r"[A-Za-z0-9_+-]{1,64}", text):  # an espeak-ng voice name
+            raise self.fail(where, "expected an espeak-ng voice name such as en, es-419, hi")
+        return text
 
     def opt_text(self, value: object, where: str) -> str | None:
         return None if value is None else self.text(value, where)
@@ -367,7 +397,8 @@ class _Reader:
         return tuple(self.fault(f, f"{where}[{i}]", in_turn) for i, f in enumerate(items))
 
     def turn(self, value: object, where: str, base: Timing, number: int) -> Turn:
-        d = self.mapping(value, where, ("hears", "reply", "timing", "tool_call", "faults"))
+        keys = ("hears", "reply", "timing", "tool_call", "faults", "voice")
+        d = self.mapping(value, where, keys)
         if "hears" not in d:
             raise self.fail(_join(where, "hears"), "is required")
         hears = self.text(d["hears"], _join(where, "hears"))
@@ -380,7 +411,10 @@ class _Reader:
         if d.get("tool_call") is not None:
             tool = self.tool_call(d["tool_call"], _join(where, "tool_call"))
         faults = self.faults(d.get("faults"), _join(where, "faults"), number)
-        return Turn(hears=hears, reply=reply, timing=timing, tool_call=tool, faults=faults)
+        voice = None if d.get("voice") is None else self.voice(d["voice"], _join(where, "voice"))
+        return Turn(
+            hears=hears, reply=reply, timing=timing, tool_call=tool, faults=faults, voice=voice
+        )
 
 
 def scenario_from_dict(data: object, path: str | None = None) -> Scenario:
@@ -395,13 +429,14 @@ def scenario_from_dict(data: object, path: str | None = None) -> Scenario:
     """
     r = _Reader(path)
     keys = (
-        "name", "voice_rate", "default_reply", "greeting", "continue_on_reconnect",
+        "name", "voice_rate", "voice", "default_reply", "greeting", "continue_on_reconnect",
         "session_limit_ms", "timing", "turns", "faults",
     )
     d = r.mapping(data, None, keys)
     default_name = Path(path).stem if path else "scenario"
     name = r.text(d.get("name", default_name), "name", nonempty=True)
     voice_rate = r.integer(d.get("voice_rate", 175), "voice_rate", lo=80, hi=450)
+    voice = r.voice(d.get("voice", "en"), "voice")
     default_reply = r.opt_text(d.get("default_reply"), "default_reply")
     greeting = r.opt_text(d.get("greeting"), "greeting")
     cont = r.boolean(d.get("continue_on_reconnect", True), "continue_on_reconnect")
@@ -414,7 +449,8 @@ def scenario_from_dict(data: object, path: str | None = None) -> Scenario:
     turns = tuple(r.turn(t, f"turns[{i}]", timing, i + 1) for i, t in enumerate(turns_raw))
     faults = r.faults(d.get("faults"), "faults", None)
     return Scenario(
-        name=name, voice_rate=voice_rate, default_reply=default_reply, greeting=greeting,
+        name=name, voice_rate=voice_rate, voice=voice, default_reply=default_reply,
+        greeting=greeting,
         continue_on_reconnect=cont, session_limit_ms=limit_v, timing=timing, turns=turns,
         faults=faults, path=path,
     )
@@ -439,15 +475,7 @@ def load_scenario(path: str | Path) -> Scenario:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text (byte {e.start})", p) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}", p) from None
-    except (ValueError, RecursionError) as e:  # e.g. absurd nesting or numbers
-        raise ConfigError(f"not valid YAML ({type(e).__name__})", p) from None
-    return scenario_from_dict(data, p)
+    return scenario_from_dict(load_yaml(text, p), p)  # bounded: no alias bombs
 
 
 def _join(where: str | None, key: str) -> str:

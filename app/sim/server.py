@@ -5,8 +5,8 @@ dials ``/v1/realtime?model=...``), or for the Gemini dialect on ``wss://HOST:POR
 path>`` with a self-signed certificate made at start (:mod:`app.sim.tls`; the SDK dials
 ``/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`` or
 ``.v1.``) whose file :attr:`SimServer.cert_path` a client loads as its CA file. It accepts
-any path and any (or no) ``Authorization`` / ``x-goog-api-key`` header and records whether
-one was present, never its value. Per-message compression is
+any path and any (or no) ``Authorization`` / ``api-key`` / ``x-goog-api-key`` header and
+records which were present, never a value. Per-message compression is
 off so that send stamps are honest. Every connection gets its own
 :class:`app.sim.engine.Conversation` of the chosen dialect; all connections share one
 :class:`app.sim.engine.SimState`, so a reconnecting client continues at the next turn.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -52,6 +53,8 @@ URL_PATHS = {
     "openai": "/v1/realtime",
     "gemini": "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent",
 }
+#: Headers that carry a key (OpenAI, Azure OpenAI, Gemini); only their names are logged.
+_CREDENTIAL_HEADERS = ("Authorization", "api-key", "x-goog-api-key")
 #: Largest client message accepted (the service allows 15 MiB appends).
 MAX_MESSAGE = 16 * 2**20
 
@@ -98,6 +101,8 @@ class SimServer:
         truth_path: optional JSONL file that mirrors the ground-truth log.
         binary: send messages as binary frames of UTF-8 JSON (as the real Gemini service
             does) instead of text frames.
+        ssl_context: serve ``wss://`` with this server context (any dialect; e.g. a
+            certificate from a test CA) instead of the dialect's default.
 
     Attributes:
         url: the URL, once started.
@@ -116,6 +121,7 @@ class SimServer:
         dialect: str = "openai",
         truth_path: str | None = None,
         binary: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"unknown simulator dialect {dialect!r} (have: "
@@ -131,6 +137,7 @@ class SimServer:
         self.binary = binary
         self._tls: SelfSignedCert | None = None
         self.cert_path: Path | None = None
+        self._ssl_context = ssl_context
         self.url = ""
 
     @property
@@ -149,18 +156,18 @@ class SimServer:
         ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent`` (Gemini); any
         path works.
         """
-        texts = self.scenario.texts()
+        spoken = self.scenario.spoken()
         await asyncio.to_thread(
-            lambda: [synthesize(t, 24000, self.scenario.voice_rate) for t in texts]
+            lambda: [synthesize(t, 24000, self.scenario.voice_rate, v) for t, v in spoken]
         )
-        if self.dialect in TLS_DIALECTS and self._tls is None:
+        if self.dialect in TLS_DIALECTS and self._tls is None and self._ssl_context is None:
             self._tls = make_self_signed()
             self.cert_path = self._tls.cert_path
         try:
             self._server = await serve(
                 self._handle, self.host, self.port, compression=None, max_size=MAX_MESSAGE,
                 create_connection=_SlowPongConnection, ping_interval=None,
-                ssl=self._tls.context if self._tls is not None else None,
+                ssl=self._tls.context if self._tls is not None else self._ssl_context,
             )
         except BaseException:
             if self._tls is not None:
@@ -170,7 +177,7 @@ class SimServer:
         sock = next(iter(self._server.sockets))
         port = sock.getsockname()[1]
         host = self.host if ":" not in self.host else f"[{self.host}]"
-        scheme = "wss" if self._tls is not None else "ws"
+        scheme = "wss" if self._tls is not None or self._ssl_context is not None else "ws"
         self.url = f"{scheme}://{host}:{port}{URL_PATHS[self.dialect]}"
         return self.url
 
@@ -190,12 +197,11 @@ class SimServer:
         index = self.state.connections
         req = ws.request
         path = req.path if req is not None else "/"
-        auth = req is not None and any(
-            h in req.headers for h in ("Authorization", "x-goog-api-key")
-        )
+        # Which credential headers came (names only; never a value).
+        cred = [h for h in _CREDENTIAL_HEADERS if req is not None and h in req.headers]
         model = (parse_qs(urlsplit(path).query).get("model") or [""])[0]
         self._log.record("connection", None, state="open", index=index, path=path,
-                         model=model, authorization=auth)
+                         model=model, authorization=bool(cred), credential_headers=cred)
         conv = DIALECTS[self.dialect](self.scenario, self.state, self._log, ws, index,
                                       model=model, binary=self.binary)
         delay = conv.faults.pong_delay_ms()
@@ -218,8 +224,8 @@ class SimThread:
 
     def __init__(self, scenario: Scenario, host: str = "127.0.0.1", port: int = 0,
                  dialect: str = "openai", truth_path: str | None = None,
-                 binary: bool = False) -> None:
-        self.server = SimServer(scenario, host, port, dialect, truth_path, binary)
+                 binary: bool = False, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.server = SimServer(scenario, host, port, dialect, truth_path, binary, ssl_context)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 

@@ -5,7 +5,8 @@ Each record is a plain dict ``{"t_ns", "event", "turn", ...}``; ``t_ns`` is
 compares directly with the bridge's stamps. Record kinds (``event``) and their fields:
 
 - ``connection``: ``state`` ("open"/"close"), ``index`` (1-based), ``path``, ``model``,
-  ``authorization`` (bool: a header was present; its value is never kept), ``code``.
+  ``authorization`` (bool: a header was present; its value is never kept),
+  ``credential_headers`` (the names of the key-carrying headers present), ``code``.
 - ``speech_started``: ``item_id``, ``audio_start_ms`` (as sent), ``edge_ms`` (VAD edge,
   audio time), ``speech_start_t_ns`` (clock time of the edge sample).
 - ``speech_stopped``: ``item_id``, ``audio_end_ms`` (as sent), ``edge_ms``,
@@ -19,6 +20,8 @@ compares directly with the bridge's stamps. Record kinds (``event``) and their f
 - ``function_call_output``: ``call_id`` (received).
 - ``truncate``: ``item_id``, ``audio_end_ms``, ``sent_ms``, ``ok`` (received).
 - ``response.done``: ``response_id``, ``status``, ``reason``.
+- ``usage``: ``response_id``, ``usage`` (the token counts the simulator billed for that
+  response, exactly as sent: OpenAI ``response.usage`` / Gemini ``usageMetadata``).
 - ``replayed_item``: ``item_type``, ``role``, ``text`` (received on a reconnection).
 - ``fault``: ``action``, ``at``, ``code``.
 - ``client_event``: ``type`` (other client events that matter: commit, clear, cancel,

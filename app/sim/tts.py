@@ -2,44 +2,47 @@
 
 :func:`synthesize` is synchronous and may take ~100 ms per sentence (a subprocess); call
 it off the event loop (``asyncio.to_thread``) or ahead of time. Results are cached
-in-process by ``(text, rate, wpm)`` and the arrays returned are read-only.
+in-process by ``(text, rate, wpm, voice)`` and the arrays returned are read-only.
 """
 
 from __future__ import annotations
 
-import shutil
-import struct
-import subprocess
 import threading
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.audio.resample import resample
+from app.errors import VoiceprobeError
+from app.probes.espeak import ESPEAK_RATE, WPM_RANGE, espeak_pcm, espeak_program
+from app.textsafe import safe_text
 
-ESPEAK_RATE = 22050
-_cache: dict[tuple[str, int, int], NDArray[np.int16]] = {}
+_cache: dict[tuple[str, int, int, str], NDArray[np.int16]] = {}
 _lock = threading.Lock()
 
 
 def espeak_available() -> bool:
     """Return True when the ``espeak-ng`` program is on PATH."""
-    return shutil.which("espeak-ng") is not None
+    return espeak_program() is not None
 
 
-def synthesize(text: str, rate: int = 24000, wpm: int = 175) -> NDArray[np.int16]:
+def synthesize(
+    text: str, rate: int = 24000, wpm: int = 175, voice: str = "en"
+) -> NDArray[np.int16]:
     """Return ``text`` spoken as mono int16 samples at ``rate`` Hz.
 
-    Uses ``espeak-ng --stdout -s WPM`` (no shell; the text is one argv element, preceded
-    by ``--`` so it can never be read as an option). Without espeak-ng, or if it fails,
+    Uses :func:`app.probes.espeak.espeak_pcm` (no shell; the text is one argv element,
+    preceded by ``--`` so it can never be read as an option) with ``voice`` (an espeak-ng
+    voice name; the default ``en`` is espeak-ng's own default voice) and ``wpm`` clamped
+    to espeak-ng's range. Without espeak-ng, or if it fails (an unknown voice included),
     returns :func:`tone_speech` of the same text. Empty text gives an empty array.
     """
-    key = (text, rate, wpm)
+    key = (text, rate, wpm, voice)
     with _lock:
         hit = _cache.get(key)
     if hit is not None:
         return hit
-    out = _espeak(text, rate, wpm) if text.strip() else np.zeros(0, dtype=np.int16)
+    out = _espeak(text, rate, wpm, voice) if text.strip() else np.zeros(0, dtype=np.int16)
     if out is None:
         out = tone_speech(text, rate, wpm)
     out.flags.writeable = False
@@ -48,40 +51,18 @@ def synthesize(text: str, rate: int = 24000, wpm: int = 175) -> NDArray[np.int16
     return out
 
 
-def _espeak(text: str, rate: int, wpm: int) -> NDArray[np.int16] | None:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
+def _espeak(text: str, rate: int, wpm: int, voice: str) -> NDArray[np.int16] | None:
+    if espeak_program() is None:
         return None
+    # An argument cannot hold NUL or a lone surrogate (scenarios refuse NUL already).
+    spoken = safe_text(text).replace("\0", " ")
     try:
-        proc = subprocess.run(
-            [exe, "--stdout", "-s", str(int(wpm)), "--", text],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+        pcm = espeak_pcm(spoken, voice=voice, wpm=min(max(int(wpm), WPM_RANGE[0]), WPM_RANGE[1]))
+    except VoiceprobeError:
         return None
-    if proc.returncode != 0:
-        return None
-    pcm = _wav_data(proc.stdout)
-    if pcm is None or len(pcm) == 0:
+    if len(pcm) == 0:
         return None
     return resample(pcm, ESPEAK_RATE, rate) if rate != ESPEAK_RATE else pcm
-
-
-def _wav_data(b: bytes) -> NDArray[np.int16] | None:
-    """Extract the PCM16 data of a RIFF WAV (espeak-ng streams it with a bogus size)."""
-    if len(b) < 12 or b[:4] != b"RIFF" or b[8:12] != b"WAVE":
-        return None
-    i = 12
-    while i + 8 <= len(b):
-        cid, size = b[i : i + 4], struct.unpack("<I", b[i + 4 : i + 8])[0]
-        if cid == b"data":
-            body = b[i + 8 :]
-            body = body[: len(body) // 2 * 2]
-            return np.frombuffer(body, dtype="<i2").astype(np.int16)
-        i += 8 + size + (size & 1)
-    return None
 
 
 def tone_speech(text: str, rate: int = 24000, wpm: int = 175) -> NDArray[np.int16]:

@@ -3,7 +3,8 @@
 The folders are the truth; the index is a cache for history, search and aggregates that
 :func:`app.store.reader.recover_unfinished` can rebuild. Every call opens its own
 connection and a short transaction, with a busy timeout, so the app, the CLI and a test
-may read and write it from several processes at once.
+may read and write it from several processes at once. The database (and its
+``-wal``/``-shm`` files) is ``0600``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import StoreError
+from app.private_files import private_dir, private_file
+from app.textsafe import safe_text
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
@@ -123,7 +126,7 @@ def row_from_meta(meta: Mapping[str, Any], turns: Sequence[Any] | None = None) -
     tags = meta.get("tags") or []
     if isinstance(tags, str):
         tags = [tags]
-    return {
+    row = {
         "id": sid,
         "started_at": str(meta.get("started_at") or ""),
         "ended_at": meta.get("ended_at"),
@@ -140,6 +143,9 @@ def row_from_meta(meta: Mapping[str, Any], turns: Sequence[Any] | None = None) -
         if summary
         else None,
     }
+    # SQLite stores UTF-8: a lone surrogate a server sent (in a tag, a model name...)
+    # would fail the insert, so every text column is made encodable.
+    return {k: safe_text(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _public(row: sqlite3.Row) -> dict[str, Any]:
@@ -157,7 +163,7 @@ def _public(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = safe_text(term).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
@@ -175,16 +181,31 @@ class SessionIndex:
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
         try:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.db_path.parent)
         except OSError as exc:
             raise StoreError(
                 f"cannot create {self.db_path.parent} ({exc.strerror or exc})"
             ) from None
+        self._make_private()
         with self._connect() as con:
             mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"session index {self.db_path}: cannot use WAL mode ({mode})")
             self._migrate(con)
+
+    def _make_private(self) -> None:
+        """The database and its WAL/shared-memory files are ``0600``: SQLite gives the
+        ``-wal`` and ``-shm`` files the mode of the database, so the database is created
+        (or tightened) first.
+        """
+        try:
+            private_file(self.db_path)
+            for suffix in ("-wal", "-shm"):
+                side = self.db_path.with_name(self.db_path.name + suffix)
+                if side.exists():
+                    private_file(side)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.db_path} ({exc.strerror or exc})") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

@@ -2,7 +2,8 @@
 
 The data folder is the platform's user data folder (platformdirs) unless the environment
 variable ``VOICEPROBE_HOME`` is set; then data lives directly under it and settings under
-``$VOICEPROBE_HOME/config``. Tests and CI always set it to a temporary folder.
+``$VOICEPROBE_HOME/config``. Tests and CI always set it to a temporary folder. Folders
+created here are ``0700`` (see :mod:`app.private_files`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from pathlib import Path
 import platformdirs
 
 from app.errors import StoreError
+from app.private_files import private_dir
 
 ENV_HOME = "VOICEPROBE_HOME"
 APP_NAME = "voiceprobe"
 
 
-def _ensure(path: Path) -> Path:
+def _ensure(path: Path, *, tighten: bool = False) -> Path:
+    """Create ``path`` (and parents) ``0700``; ``tighten``: an existing one too."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        return private_dir(path, tighten=tighten)
     except OSError as exc:
         raise StoreError(f"cannot create folder {path} ({exc.strerror or exc})") from None
-    return path
 
 
 def _home() -> Path | None:
@@ -58,8 +60,13 @@ def config_dir() -> Path:
 
 
 def sessions_dir(root: Path | None = None) -> Path:
-    """``<data dir>/sessions`` (or ``root/sessions``), created on demand."""
-    return _ensure((root if root is not None else data_dir()) / "sessions")
+    """``<data dir>/sessions`` (or ``root/sessions``), created on demand, ``0700``."""
+    return _ensure((root if root is not None else data_dir()) / "sessions", tighten=True)
+
+
+def samples_dir(root: Path | None = None) -> Path:
+    """``<data dir>/samples`` (or ``root/samples``), created on demand, ``0700``."""
+    return _ensure((root if root is not None else data_dir()) / "samples", tighten=True)
 
 
 def new_session_id(now: datetime | None = None, root: Path | None = None) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import StoreError
+from app.private_files import private_dir
 from app.store.index import SessionIndex
 from app.store.writer import (
     AUDIO_FILE,
@@ -61,6 +62,31 @@ class SessionRecord:
     @property
     def status(self) -> str:
         return str(self.meta.get("status", ""))
+
+
+def session_failures(record: SessionRecord) -> list[dict[str, str]]:
+    """Why the session's call failed: ``[{"code", "message", "fix"}]`` from its
+    ``CallFailed`` events (normally one), else from the ``errors`` list of
+    ``session.json``'s summary (sessions written before ``CallFailed`` existed have only a
+    count there, and then nothing can be said). Values are text from outside: print them
+    through :func:`app.textsafe.printable`.
+    """
+    found = [
+        {k: str(e.get(k) or "") for k in ("code", "message", "fix")}
+        for e in record.events
+        if e.get("kind") == "CallFailed"
+    ]
+    if found or record.meta.get("status") == "complete":
+        return found
+    summary = record.meta.get("summary")
+    errors = summary.get("errors") if isinstance(summary, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [
+        {k: str(e.get(k) or "") for k in ("code", "message", "fix")}
+        for e in errors[:1]
+        if isinstance(e, dict) and e.get("message")
+    ]
 
 
 def _read_json(path: Path) -> Any:
@@ -107,6 +133,69 @@ def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
     return events, skipped
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_turn(turn: Any, where: str, path: Path) -> dict[str, Any]:
+    def bad(fld: str, what: str) -> StoreError:
+        return StoreError(f"{path}: {where}{fld}: {what}")
+
+    if not isinstance(turn, dict):
+        raise bad("", "expected an object")
+    if not isinstance(turn.get("index"), int) or isinstance(turn.get("index"), bool):
+        raise bad(".index", "expected an integer")
+    for key in ("user_transcript", "agent_transcript"):
+        if not isinstance(turn.get(key, ""), str):
+            raise bad(f".{key}", "expected text")
+    if not isinstance(turn.get("interrupted", False), bool):
+        raise bad(".interrupted", "expected true or false")
+    spans = turn.get("spans", {})
+    if not isinstance(spans, dict):
+        raise bad(".spans", "expected an object")
+    for name, span in spans.items():
+        if not isinstance(span, dict):
+            raise bad(f".spans.{name}", "expected an object")
+        for key in ("start_ns", "end_ns"):
+            value = span.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise bad(f".spans.{name}.{key}", "expected an integer")
+        if not _is_number(span.get("ms")):
+            raise bad(f".spans.{name}.ms", "expected a number")
+    calls = turn.get("tool_calls", [])
+    if not isinstance(calls, list):
+        raise bad(".tool_calls", "expected a list")
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict):
+            raise bad(f".tool_calls[{i}]", "expected an object")
+        for key in ("name", "arguments", "status"):
+            if call.get(key) is not None and not isinstance(call[key], str):
+                raise bad(f".tool_calls[{i}].{key}", "expected text")
+        if call.get("ms") is not None and not _is_number(call["ms"]):
+            raise bad(f".tool_calls[{i}].ms", "expected a number")
+    return turn
+
+
+def check_turns(raw: Any, path: Path) -> list[dict[str, Any]]:
+    """Validate the turn records of a ``turns.json`` (which may have been hand-edited).
+
+    Each turn needs an integer ``index``; ``user_transcript``/``agent_transcript`` (text),
+    ``interrupted`` (bool), ``spans`` (name → object with a numeric ``ms`` and integer
+    ``start_ns``/``end_ns`` if present) and ``tool_calls`` (objects with text ``name``,
+    ``arguments``, ``status`` and a numeric or null ``ms``) are optional: readers use
+    ``turn.get(key, <empty>)`` for them.
+
+    Returns:
+        ``raw``, checked.
+
+    Raises:
+        StoreError: one line naming ``path`` and the first bad field.
+    """
+    if not isinstance(raw, list):
+        raise StoreError(f"{path} is not a JSON list")
+    return [_check_turn(t, f"turns[{i}]", path) for i, t in enumerate(raw)]
+
+
 def load_session(session_dir: Path) -> SessionRecord:
     """Read a session folder.
 
@@ -123,10 +212,7 @@ def load_session(session_dir: Path) -> SessionRecord:
     events, skipped = read_events(session_dir / EVENTS_FILE)
     turns: list[dict[str, Any]] = []
     if (session_dir / TURNS_FILE).exists():
-        raw_turns = _read_json(session_dir / TURNS_FILE)
-        if not isinstance(raw_turns, list):
-            raise StoreError(f"{session_dir / TURNS_FILE} is not a JSON list")
-        turns = [t for t in raw_turns if isinstance(t, dict)]
+        turns = check_turns(_read_json(session_dir / TURNS_FILE), session_dir / TURNS_FILE)
     return SessionRecord(session_dir.name, session_dir, meta, events, turns, skipped)
 
 
@@ -234,6 +320,10 @@ def recover_unfinished(root: Path, index: SessionIndex) -> list[str]:
     sessions = Path(root) / "sessions"
     if not sessions.is_dir():
         return []
+    try:
+        private_dir(sessions, tighten=True)  # left 0755 by an older voiceprobe
+    except OSError:
+        pass  # not ours to change (another user's folder, read-only media): read anyway
     known = index.ids()
     fixed: list[str] = []
     for folder in sorted(p for p in sessions.iterdir() if p.is_dir()):

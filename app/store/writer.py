@@ -9,6 +9,7 @@ Layout (DESIGN.md "Sessions on disk")::
         turns.json     spans per turn, rewritten atomically
         audio.wav      written by app.audio.recorder.StereoRecorder at ``audio_path``
 
+The folders are ``0700`` and the files ``0600`` (see :mod:`app.private_files`).
 Every string written to any of these files goes through :class:`Redactor`, which replaces
 each known secret (and anything shaped like an OpenAI or Google API key) by ``***``.
 """
@@ -18,16 +19,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from app.clock import MONOTONIC, Clock
 from app.errors import StoreError
 from app.events import Event, Notice, ProviderErrorEvent, event_to_dict
+from app.private_files import PRIVATE_DIR_MODE, open_private, private_dir
+from app.secrets import is_secret_name, scrub_url
 from app.store.index import SessionIndex
 
 SESSION_FILE = "session.json"
@@ -46,32 +49,6 @@ _ENCODING_ERRORS = "backslashreplace"
 
 # Shapes of vendor API keys, redacted even when nobody told us the key (defense in depth).
 _KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}|\bAIza[0-9A-Za-z_\-]{30,}")
-# Mapping keys whose string values are never stored (profile snapshots, urls, headers).
-_SECRET_NAMES = frozenset(
-    {
-        "api_key",
-        "apikey",
-        "key",
-        "token",
-        "access_token",
-        "auth",
-        "authorization",
-        "password",
-        "secret",
-        "client_secret",
-        "ephemeral_key",
-        "sig",
-        "signature",
-        "x-goog-api-key",
-    }
-)
-
-
-def _is_secret_name(name: str) -> bool:
-    low = name.lower()
-    return low in _SECRET_NAMES or low.endswith(("_key", "_token", "_secret", "-key", "-token"))
-
-
 class Redactor:
     """Replaces secrets in text by ``***``.
 
@@ -119,15 +96,23 @@ def dumps(obj: Any, redact: Redactor | None = None, indent: int | None = None) -
     return redact(text) if redact is not None else text
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, private: bool = True) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half a file).
+
+    The temporary file is created next to ``path`` under a random name (never an existing
+    file or a symlink). With ``private`` (the default, for the store's own files) the
+    result is ``0600``; otherwise it gets the user's umask, like any new file.
 
     Raises:
         StoreError: the file cannot be written.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", errors=_ENCODING_ERRORS, newline="\n") as fh:
+        if private:
+            fh = open_private(tmp, "x", encoding="utf-8", errors=_ENCODING_ERRORS, newline="\n")
+        else:
+            fh = open(tmp, "x", encoding="utf-8", errors=_ENCODING_ERRORS, newline="\n")
+        with fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -140,25 +125,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise StoreError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
-def scrub_url(url: str) -> str:
-    """Drop credentials from a URL: user info, and query values of secret-named parameters."""
-    if not url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode(
-        [
-            (k, REDACTED if _is_secret_name(k) else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
 def scrub_mapping(value: Any) -> Any:
     """Copy ``value`` with string values of secret-named keys replaced by ``***``
     (recursively; non-string values under such keys, e.g. JSON schemas, are kept).
@@ -166,7 +132,7 @@ def scrub_mapping(value: Any) -> Any:
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
-            if isinstance(v, str) and _is_secret_name(str(k)):
+            if isinstance(v, str) and is_secret_name(str(k)):
                 out[str(k)] = REDACTED if v else v
             elif str(k) == "url" and isinstance(v, str):
                 out[str(k)] = scrub_url(v)
@@ -220,9 +186,11 @@ class SessionWriter:
     ``root`` is the data folder (:func:`app.store.paths.data_dir`); the index is
     ``root/sessions.db`` unless ``index`` is given.
 
-    Threading: meant for the asyncio loop thread; every method is short, synchronous file
-    I/O (one ``write`` + ``flush`` per event, ``fsync`` only on :meth:`finish`/:meth:`close`)
-    and is guarded by a lock, so calls from another thread are safe but serialised.
+    Threading: every method is synchronous, blocking file I/O (one ``write`` + ``flush``
+    per event; ``fsync`` in :meth:`write_turns`, :meth:`finish` and :meth:`close`) guarded
+    by a lock, so calls from any thread are safe but serialised. Never call it on an
+    asyncio loop that moves audio: wrap it in :class:`app.store.writer_thread.WriterThread`
+    (as ``run_call`` does), which writes on a thread of its own.
 
     Must not: write a secret. ``meta`` is scrubbed (secret-named keys, URL query secrets),
     and every string written passes through a :class:`Redactor` over ``redact_secrets``.
@@ -257,8 +225,9 @@ class SessionWriter:
         self._turns: list[dict[str, Any]] = []
         self._closed = False
         try:
-            self.dir.parent.mkdir(parents=True, exist_ok=True)
-            self.dir.mkdir()
+            private_dir(self.dir.parent, tighten=True)
+            self.dir.mkdir(mode=PRIVATE_DIR_MODE)
+            os.chmod(self.dir, PRIVATE_DIR_MODE)  # whatever the umask
         except FileExistsError:
             raise StoreError(f"session folder {self.dir} already exists") from None
         except OSError as exc:
@@ -278,7 +247,7 @@ class SessionWriter:
             self.meta["url"] = scrub_url(self.meta["url"])
         self._write_meta()
         try:
-            self._events = open(
+            self._events = open_private(
                 self.dir / EVENTS_FILE,
                 "a",
                 encoding="utf-8",

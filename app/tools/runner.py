@@ -2,9 +2,10 @@
 
 DESIGN.md "Tools": every call gets an idempotency key, a timeout and counts against a
 per-session ceiling. :meth:`ToolRunner.run` never raises for a tool failure: the model
-always gets valid JSON back (``{"error": "..."}`` on failure), and the status and timing
-go on the timeline. Error texts from tool servers are untrusted: they are kept as plain
-text (control characters removed, length capped), never interpreted.
+always gets valid JSON back (``{"error": "..."}`` on failure, also for a result larger
+than :data:`MAX_RESULT_BYTES`), and the status and timing go on the timeline. Error
+texts from tool servers are untrusted: they are kept as plain text (control characters
+removed, length capped), never interpreted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from app.profile import ToolSpec
 
 STATUSES = ("ok", "error", "timeout", "unknown_tool", "limit", "bad_arguments")
 MAX_RESPONSE_BYTES = 1 << 20
+#: Largest tool result (JSON text, UTF-8 bytes) sent to the model; larger ones are an error.
+MAX_RESULT_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 300
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._~:\-]")
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -195,6 +198,15 @@ class ToolRunner:
             return done("error", _error_json(str(exc)))
         except Exception as exc:  # noqa: BLE001 - a tool failure must never reach the bridge
             return done("error", _error_json(f"tool {name} failed: {type(exc).__name__}: {exc}"))
+        size = len(output.encode("utf-8", "surrogatepass"))
+        if size > MAX_RESULT_BYTES:  # it would go to the model, the log and session files
+            return done(
+                "error",
+                _error_json(
+                    f"tool {name} result too large ({size} bytes; the limit is "
+                    f"{MAX_RESULT_BYTES})"
+                ),
+            )
         return done("ok", output)
 
     async def _mock(self, spec: ToolSpec) -> str:

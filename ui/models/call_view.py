@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import events as E
+from app.metrics.presentation import transcripts_scripted
 from ui.models.event_log import EventLogModel
 from ui.models.tool_calls import ToolCallsModel
 from ui.models.transcript import TranscriptModel
@@ -36,6 +37,8 @@ class CallViewModel(QObject):
     callEnded = Signal(str, bool)
     #: A message for the status line (level, plain text).
     notice = Signal(str, str)
+    #: The call failed or could not start (code, message, fix), from ``CallFailed``.
+    failed = Signal(str, str, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,6 +54,8 @@ class CallViewModel(QObject):
         self.model = ""
         self.connection = "idle"
         self.active = False
+        #: The call's ``CallFailed`` (code, message, fix), if it failed.
+        self.failure: tuple[str, str, str] | None = None
         self._pending: list[E.Event] = []
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
@@ -78,6 +83,13 @@ class CallViewModel(QObject):
         self._set_origin(None)
         self.session_id = self.session_dir = self.provider = self.model = ""
         self.active = False
+        self.failure = None
+        self._set_scripted(False)
+
+    def _set_scripted(self, scripted: bool) -> None:
+        """The simulator's caller transcripts are its script: the models mark them."""
+        self.transcript.set_scripted(scripted)
+        self.turns.set_scripted(scripted)
 
     def apply(self, ev: E.Event) -> None:
         """The single entry point: update every model from one event (or, when coalescing,
@@ -104,6 +116,7 @@ class CallViewModel(QObject):
                 self.session_id, self.session_dir = ev.session_id, ev.session_dir
                 self.provider, self.model = ev.provider, ev.model
                 self.active = True
+                self._set_scripted(transcripts_scripted(ev.provider))
             elif self.origin_ns is None:
                 self._set_origin(ev.t_ns)
         self.events.apply_batch(batch)
@@ -123,6 +136,10 @@ class CallViewModel(QObject):
         elif isinstance(ev, E.CallEnded):
             self.active = False
             self.callEnded.emit(ev.reason, ev.ok)
+        elif isinstance(ev, E.CallFailed):
+            if self.failure is None:
+                self.failure = (ev.code, ev.message, ev.fix)
+                self.failed.emit(ev.code, ev.message, ev.fix)
         elif isinstance(ev, E.Notice):
             self.notice.emit(ev.level, ev.message)
         elif isinstance(ev, E.ProviderErrorEvent):
@@ -130,6 +147,7 @@ class CallViewModel(QObject):
 
     def _set_origin(self, t_ns: int | None) -> None:
         self.origin_ns = t_ns
+        self.vad.origin_ns = t_ns
         for m in (self.transcript, self.tools, self.events):
             m.origin_ns = t_ns
             if m.rowCount():

@@ -14,6 +14,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
+from app.metrics.presentation import SCRIPTED_NOTE, caller_text
 from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
 
 KIND_ROLE = USER_ROLE + 1
@@ -84,6 +85,8 @@ class TranscriptModel(QAbstractListModel):
         self._versions: list[int] = []
         self._index: dict[tuple[str, str], int] = {}
         self.origin_ns: int | None = None
+        #: Caller rows are the simulator's script, not a transcription (marked).
+        self.scripted = False
 
     # --- Qt model API -------------------------------------------------------------------
 
@@ -107,6 +110,8 @@ class TranscriptModel(QAbstractListModel):
             if u.kind == "error":
                 return _ERROR_BACKGROUND
             return _INTERRUPTED_BACKGROUND if u.interrupted else None
+        if role == _TOOLTIP and u.kind == "user" and self.scripted:
+            return f"{u.text}\n\n{SCRIPTED_NOTE}"
         if role == _TOOLTIP or role == TEXT_ROLE:
             return u.text
         if role == KIND_ROLE:
@@ -154,10 +159,20 @@ class TranscriptModel(QAbstractListModel):
             text = u.text if u.text else "…"
             if not u.final and u.kind in ("user", "agent") and u.text:
                 text += " …"
+            if u.kind == "user":
+                text = caller_text(text, self.scripted)
         if u.interrupted:
             heard = f", heard {u.heard_ms / 1000:.1f} s" if u.heard_ms is not None else ""
             text += f"  [interrupted{heard}]"
         return f"{when}  {who}: {text}"
+
+    def set_scripted(self, scripted: bool) -> None:
+        """Mark (or stop marking) the caller's rows as scripted."""
+        if scripted != self.scripted:
+            self.scripted = scripted
+            self._versions = [v + 1 for v in self._versions]
+            if self._rows:
+                self.layoutChanged.emit()
 
     def _rel_ms(self, t_ns: int) -> float | None:
         if self.origin_ns is None:
@@ -221,7 +236,12 @@ class TranscriptModel(QAbstractListModel):
                 f"after {gap_ms:.0f} ms, {how}"
             )
             self._append(Utterance("notice", "", ev.t_ns, text, final=True))
-        elif isinstance(ev, E.CallEnded) and not ev.ok:
+        elif isinstance(ev, E.CallFailed):
+            text = f"call failed ({one_line(ev.code, 60)}): {one_line(ev.message, 300)}"
+            if ev.fix:
+                text += f" — fix: {one_line(ev.fix, 300)}"
+            self._append(Utterance("error", "failure", ev.t_ns, text, final=True))
+        elif isinstance(ev, E.CallEnded) and not ev.ok and ("error", "failure") not in self._index:
             self._append(
                 Utterance("error", "", ev.t_ns, f"call ended: {one_line(ev.reason)}", final=True)
             )

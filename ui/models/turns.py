@@ -14,6 +14,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
+from app.metrics.presentation import SCRIPTED_NOTE, caller_text, turn_number
 from ui.models.common import USER_ROLE, ms_text, one_line, percentile
 from ui.models.table import FixedColumnsModel
 
@@ -37,12 +38,6 @@ def span_ms(turn: dict[str, Any], name: str) -> float | None:
     return None
 
 
-def turn_number(turn: dict[str, Any], row: int) -> int:
-    """The 1-based turn number shown to the tester (``index`` + 1, else ``row`` + 1)."""
-    idx = turn.get("index")
-    return idx + 1 if isinstance(idx, int) else row + 1
-
-
 class TurnsModel(FixedColumnsModel):
     """One row per completed turn. Main thread only.
 
@@ -55,7 +50,16 @@ class TurnsModel(FixedColumnsModel):
     def __init__(self, parent: Any = None, slow_ms: float = DEFAULT_SLOW_MS) -> None:
         super().__init__(parent)
         self._turns: list[dict[str, Any]] = []
+        self._network: dict[str, list[float]] = {}
         self._slow_ms = float(slow_ms)
+        #: Caller transcripts are the simulator's script (marked ``[scripted]``).
+        self.scripted = False
+
+    def set_scripted(self, scripted: bool) -> None:
+        """Mark (or stop marking) the caller transcripts as scripted."""
+        self.scripted = scripted
+        if self._turns:
+            self.dataChanged.emit(self.index(0, 1), self.index(len(self._turns) - 1, 1))
 
     # --- reading ------------------------------------------------------------------------
 
@@ -96,13 +100,16 @@ class TurnsModel(FixedColumnsModel):
         return sum(1 for i in range(len(self._turns)) if self.is_slow(i))
 
     def summary_text(self) -> str:
-        """One plain line: ``4 turns · voice→voice p50 812 ms · p95 1,240 ms · 1 slow``."""
+        """One plain line: ``4 turns · voice→voice p50 812 ms · p95 1,240 ms · 1 slow``,
+        then the network round trip where measured (:meth:`network_text`)."""
         n = len(self._turns)
+        net = self.network_text()
         if not n:
-            return "No turns yet"
+            return "No turns yet" + (f" · {net}" if net else "")
         return (
             f"{n} turn{'s' if n != 1 else ''} · voice→voice p50 {ms_text(self.p50())}"
             f" · p95 {ms_text(self.p95())} · {self.slow_count()} slow"
+            + (f" · {net}" if net else "")
         )
 
     # --- Qt model API -------------------------------------------------------------------
@@ -124,7 +131,9 @@ class TurnsModel(FixedColumnsModel):
             if col == 0:
                 return str(turn_number(t, index.row()))
             if col == 1:
-                return one_line(str(t.get("user_transcript") or ""), 120)
+                return caller_text(
+                    one_line(str(t.get("user_transcript") or ""), 120), self.scripted
+                )
             if col == 2:
                 return one_line(str(t.get("agent_transcript") or ""), 120)
             if col == 3:
@@ -147,6 +156,8 @@ class TurnsModel(FixedColumnsModel):
             return QBrush(QColor("#b45309"))
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (3, 4, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and col == 1 and self.scripted:
+            return SCRIPTED_NOTE
         if role == TURN_ROLE:
             return t
         if role == SLOW_ROLE:
@@ -158,6 +169,7 @@ class TurnsModel(FixedColumnsModel):
     def clear(self) -> None:
         self.beginResetModel()
         self._turns.clear()
+        self._network.clear()
         self.endResetModel()
         self.summaryChanged.emit()
 
@@ -177,6 +189,21 @@ class TurnsModel(FixedColumnsModel):
         self.summaryChanged.emit()
 
     def apply(self, ev: E.Event) -> None:
-        """Take ``TurnCompleted`` events; others are ignored."""
+        """Take ``TurnCompleted`` and ``NetworkSample`` events; others are ignored."""
         if isinstance(ev, E.TurnCompleted):
             self.add_turn(dict(ev.turn))
+        elif isinstance(ev, E.NetworkSample) and ev.source != "connect":
+            self._network.setdefault(ev.source, []).append(ev.ms)
+            self.summaryChanged.emit()
+
+    def network_text(self) -> str:
+        """``network RTT p50 24 ms · p95 31 ms (ping)``: the round trip to the provider,
+        by WebSocket ping where measured, else the TCP socket's RTT; ``""`` before any."""
+        source = "ping" if self._network.get("ping") else "tcp" if self._network.get("tcp") else ""
+        if not source:
+            return ""
+        values = self._network[source]
+        return (
+            f"network RTT p50 {ms_text(percentile(values, 50))}"
+            f" · p95 {ms_text(percentile(values, 95))} ({source})"
+        )

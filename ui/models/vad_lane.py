@@ -1,8 +1,9 @@
-"""Speech activity over the last ~30 s: local VAD, server VAD, agent playout, mic level.
+"""Speech activity: local VAD, server VAD, agent playout, mic level.
 
 Intervals come from events; the level history is pushed by the view's 30 Hz timer
-(:meth:`VadLaneModel.add_level`), never by the core. Times are clock nanoseconds; the view
-asks for a window relative to "now".
+(:meth:`VadLaneModel.add_level`), never by the core. Times are clock nanoseconds. A live
+view asks for the last ~30 s relative to "now" (:meth:`VadLaneModel.window`); a stored or
+finished call is shown whole, in seconds into the call (:meth:`VadLaneModel.call_time`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from app import events as E
 WINDOW_S = 30.0
 LANES = ("local", "server", "agent")
 _LEVEL_KEEP = 4096
+#: Intervals kept per lane (one per utterance: hours of call).
+_INTERVALS_KEEP = 20_000
 
 
 class VadLaneModel(QObject):
@@ -37,6 +40,8 @@ class VadLaneModel(QObject):
         self._lanes: dict[str, list[list[int | None]]] = {k: [] for k in LANES}
         self._levels: deque[tuple[int, float, float]] = deque(maxlen=_LEVEL_KEEP)
         self.last_t_ns: int | None = None
+        #: The call's start (``CallStarted``), the zero of call time; set by the view-model.
+        self.origin_ns: int | None = None
 
     def intervals(self, lane: str) -> list[tuple[int, int | None]]:
         """All kept intervals of ``lane`` as ``(start_ns, end_ns or None)``."""
@@ -48,6 +53,33 @@ class VadLaneModel(QObject):
         self._levels.clear()
         self.last_t_ns = None
         self.changed.emit()
+
+    def start_ns(self) -> int | None:
+        """The zero of call time: :attr:`origin_ns`, else the first interval's start."""
+        if self.origin_ns is not None:
+            return self.origin_ns
+        starts = [int(ivs[0][0]) for ivs in self._lanes.values() if ivs and ivs[0][0] is not None]
+        return min(starts) if starts else None
+
+    def call_time(self, lane: str) -> list[tuple[float, float]]:
+        """Every interval of ``lane`` in seconds into the call (open ones end at the last
+        event seen)."""
+        zero = self.start_ns()
+        if zero is None:
+            return []
+        last = self.last_t_ns if self.last_t_ns is not None else zero
+        return [
+            ((int(s) - zero) / 1e9, ((last if e is None else int(e)) - zero) / 1e9)
+            for s, e in self._lanes[lane]
+            if s is not None
+        ]
+
+    def duration_s(self) -> float:
+        """The call's length so far (first stamp to last event), in seconds."""
+        zero = self.start_ns()
+        if zero is None or self.last_t_ns is None:
+            return 0.0
+        return max(0.0, (self.last_t_ns - zero) / 1e9)
 
     def add_level(self, t_ns: int, caller_dbfs: float, agent_dbfs: float) -> None:
         """Record one level sample (called by the view's timer, main thread)."""
@@ -115,10 +147,9 @@ class VadLaneModel(QObject):
             ivs[-1][1] = max(t_ns, int(ivs[-1][0] or 0))
 
     def _prune(self, lane: str, now_ns: int) -> None:
-        keep_from = now_ns - int(2 * self.window_s * 1e9)
         ivs = self._lanes[lane]
-        while ivs and ivs[0][1] is not None and int(ivs[0][1]) < keep_from:
-            ivs.pop(0)
+        if len(ivs) > _INTERVALS_KEEP:
+            del ivs[: len(ivs) - _INTERVALS_KEEP]
 
     def _touch(self, t_ns: int) -> None:
         if self.last_t_ns is None or t_ns > self.last_t_ns:

@@ -65,6 +65,12 @@ class LevelMeters(QWidget):
             (("Caller", self.caller, self.caller_text), ("Agent", self.agent, self.agent_text))
         ):
             label = QLabel(name, self)
+            tip = (
+                f"{name} level: loudness of the last 20 ms of {name.lower()} audio, "
+                "−60…0 dBFS, with a decaying peak mark"
+            )
+            for w in (label, bar, text):
+                w.setToolTip(tip)
             text.setTextFormat(Qt.TextFormat.PlainText)
             text.setMinimumWidth(68)
             text.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -147,6 +147,8 @@ class SipPanel(QWidget):
         self.state = SipState()
         self._session_password = ""
         self._remember = remember
+        # Insecure opt-outs are set in the account file only; the form keeps them as loaded.
+        self._opt_outs: dict[str, bool] = {}
         if secrets is None:
             from app.secrets import set_secret
 
@@ -174,6 +176,8 @@ class SipPanel(QWidget):
         self.srtp.addItems(list(SRTP_MODES))
         self.stun = QLineEdit(acc_box)
         self.stun.setPlaceholderText("stun.example.com:3478 (optional)")
+        self.tls_ca_file = QLineEdit(acc_box)
+        self.tls_ca_file.setPlaceholderText("system CAs; a PEM file for a private CA (TLS)")
         self.register_button = QPushButton("Register", acc_box)
         self.register_button.clicked.connect(self.register)
         form.addRow("URI", self.uri)
@@ -183,6 +187,7 @@ class SipPanel(QWidget):
         form.addRow("Transport", self.transport)
         form.addRow("SRTP", self.srtp)
         form.addRow("STUN", self.stun)
+        form.addRow("TLS CA file", self.tls_ca_file)
         self.registration = _plain(self.state.registration, acc_box)
         self.registration.setObjectName("sipRegistration")
         form.addRow(self.register_button, self.registration)
@@ -267,7 +272,8 @@ class SipPanel(QWidget):
     # --- account ----------------------------------------------------------------------------
 
     def account_config(self) -> SipAccountConfig:
-        """The account from the form (the password as resolved at registration).
+        """The account from the form (the password as resolved at registration; the
+        insecure opt-outs, which only the account file sets, as loaded).
 
         Raises:
             ConfigError: a bad field.
@@ -280,6 +286,8 @@ class SipPanel(QWidget):
             transport=self.transport.currentText(),
             srtp=self.srtp.currentText(),
             stun=self.stun.text().strip(),
+            tls_ca_file=self.tls_ca_file.text().strip(),
+            **self._opt_outs,
         )
 
     def register(self) -> None:
@@ -329,6 +337,9 @@ class SipPanel(QWidget):
         self.transport.setCurrentText(cfg.transport)
         self.srtp.setCurrentText(cfg.srtp)
         self.stun.setText(cfg.stun)
+        self.tls_ca_file.setText(cfg.tls_ca_file)
+        self._opt_outs = {"tls_verify": cfg.tls_verify,
+                          "srtp_insecure_signaling": cfg.srtp_insecure_signaling}
 
     def _save_account(self, cfg: SipAccountConfig) -> None:
         from sip.config import save_account_config

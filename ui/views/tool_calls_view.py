@@ -20,7 +20,9 @@ class ToolCallsView(QTableView):
         self.setWordWrap(False)
         self.verticalHeader().setVisible(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((60, 120, 80, 110, 200, 240)):
-            self.setColumnWidth(col, width)
-        header.setStretchLastSection(True)
+        # Time, tool, status and duration as wide as their text; arguments and result
+        # share the rest, so the result column is on screen at any width.
+        for col in range(4):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        for col in (4, 5):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)

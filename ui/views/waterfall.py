@@ -4,6 +4,13 @@ All rows share one millisecond axis whose zero is the turn's end of caller speec
 (``user_speech.end_ns``, else the start of ``voice_to_voice``), so the eye can compare
 where the time went turn by turn. Each row carries its voice-to-voice figure; clicking a
 row shows its spans, tool calls and transcript in a plain-text detail panel.
+
+Each row has two strips: who was speaking (caller, agent, a reconnect gap) on top, the
+waiting time (end of turn, response start, time to first audio, tools, playback) below,
+and the voice-to-voice line under them. Spans never overlap within a strip, every colour
+is opaque, so every bar has exactly its legend colour (one palette:
+``app/metrics/presentation.py``). Hovering a bar shows its name, its two events and its
+value.
 """
 
 from __future__ import annotations
@@ -16,46 +23,64 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QShowEvent
 from PySide6.QtWidgets import (
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QSpinBox,
     QSplitter,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
+from app.metrics.presentation import SPAN_STYLES, caller_text, span_key, span_style
 from ui.models.common import ms_text
 from ui.models.turns import HEADLINE, TurnsModel, span_ms, turn_number
 from ui.theme import SLOW_COLOR, mono_font, span_color, span_label
+from ui.views.flow_layout import FlowLayout
 
-#: Spans drawn as segments, in legend order (``tool:<name>`` spans join "tool call").
-SEGMENTS = (
-    "user_speech",
-    "end_of_turn_delay",
-    "response_start",
-    "ttfb",
-    "tool",
-    "tool_followup",
-    "playback_latency",
-    "agent_speech",
-)
-_LATENCY = ("end_of_turn_delay", "response_start", "ttfb", "tool_followup", "playback_latency")
+#: The legend, in order: every span kind of the palette (``tool:<name>`` spans join
+#: "tool call", ``reconnect#<n>`` "reconnect"). A new span kind is one line in
+#: ``app.metrics.presentation.SPAN_STYLES``.
+SEGMENTS = tuple(s.key for s in SPAN_STYLES if s.lane != "headline")
+#: Vertical placement in a row (row centre at 0, y grows downwards): (centre, height).
+STRIPS = {"speech": (-0.2, 0.16), "latency": (0.06, 0.3), "headline": (0.3, 0.07)}
 MAX_VISIBLE_ROWS = 12
+#: Which spans each provider kind can show (the legend's tooltip; README "Spans").
+SPANS_BY_PROVIDER = (
+    "Spans by provider kind:\n"
+    "• openai: all but barge-in reaction (server VAD, response events, truncate)\n"
+    "• gemini: no response start (no speech_stopped); barge-in reaction on 'interrupted'\n"
+    "• twilio-ws: caller speech, end of turn (end of caller speech → first agent media), "
+    "playback, agent speech, voice→voice, barge-in reaction (caller speech → 'clear'); "
+    "no response start, time to first audio or tool spans (the protocol has none)"
+)
 _BRUSHES: dict[str, QBrush] = {}
 
 
 def _span_brush(name: str) -> QBrush:
-    """The (cached) brush of span ``name``; speech spans are translucent."""
-    key = "tool" if name.startswith("tool:") else name
+    """The (cached) opaque brush of span ``name`` (its legend colour)."""
+    key = span_key(name)
     brush = _BRUSHES.get(key)
     if brush is None:
-        color = QColor(span_color(key))
-        if key in ("user_speech", "agent_speech"):
-            color.setAlpha(140)
-        brush = _BRUSHES[key] = pg.mkBrush(color)
+        brush = _BRUSHES[key] = pg.mkBrush(QColor(span_color(key)))
     return brush
+
+
+def span_tooltip(turn: dict[str, Any], name: str) -> str:
+    """The tooltip of one bar: the span's name, its two events and its value."""
+    span = (turn.get("spans") or {}).get(name)
+    span = span if isinstance(span, dict) else {}
+    style = span_style(name)
+    lines = [f"{span_label(name)}: {ms_text(span_ms(turn, name))}"]
+    first, second = span.get("from") or style.events[0], span.get("to") or style.events[1]
+    if first or second:
+        lines.append(f"from {first or '?'} to {second or '?'}")
+    meaning = style.meaning
+    if meaning:
+        lines.append(meaning)
+    lines.append(f"turn {turn_number(turn)} · span {name}")
+    return "\n".join(lines)
 
 
 def _headline_brush(slow: bool) -> QBrush:
@@ -131,8 +156,9 @@ def layout_row(turn: dict[str, Any], row: int, slow: bool) -> RowLayout:
     return RowLayout(row, turn_number(turn, row), origin, segments, headline, label, slow)
 
 
-def detail_text(turn: dict[str, Any], row: int, slow_ms: float) -> str:
-    """The plain-text detail of one turn (spans, tool calls, transcript, events used)."""
+def detail_text(turn: dict[str, Any], row: int, slow_ms: float, scripted: bool = False) -> str:
+    """The plain-text detail of one turn (spans, tool calls, transcript, events used);
+    ``scripted`` marks the caller's words as the simulator's script."""
     lay = layout_row(turn, row, (span_ms(turn, HEADLINE) or 0) > slow_ms)
     lines = [
         f"Turn {lay.number} — voice→voice {ms_text(lay.headline_ms)}"
@@ -142,7 +168,7 @@ def detail_text(turn: dict[str, Any], row: int, slow_ms: float) -> str:
         lines.append("The caller barged in on this turn.")
     lines += [
         "",
-        f"Caller: {turn.get('user_transcript') or '—'}",
+        f"Caller: {caller_text(str(turn.get('user_transcript') or ''), scripted) or '—'}",
         f"Agent:  {turn.get('agent_transcript') or '—'}",
     ]
     lines += ["", "Spans (ms from end of caller speech):"]
@@ -236,6 +262,7 @@ class WaterfallView(QWidget):
         for it in (self._highlight, zero, self._bars, self._v2v):
             item.addItem(it)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
+        self.plot.scene().sigMouseMoved.connect(self._hovered)
 
         self.detail = QPlainTextEdit(self)
         self.detail.setReadOnly(True)
@@ -248,21 +275,27 @@ class WaterfallView(QWidget):
         top.addWidget(slow_label)
         top.addWidget(self.threshold)
 
-        legend = QGridLayout()
-        legend.setHorizontalSpacing(12)
-        legend.setVerticalSpacing(2)
-        for i, name in enumerate((*SEGMENTS, HEADLINE)):
-            swatch = QLabel(self)
+        self.legend = QWidget(self)
+        legend = FlowLayout(self.legend, h_spacing=12, v_spacing=2)
+        #: Legend entry widgets by span key (tests read them).
+        self.legend_items: dict[str, QWidget] = {}
+        for name in (*SEGMENTS, HEADLINE):
+            style = span_style(name)
+            entry = QWidget(self.legend)
+            swatch = QLabel(entry)
             swatch.setFixedSize(12, 12 if name != HEADLINE else 3)
-            swatch.setStyleSheet(f"background: {span_color(name).name()}; border-radius: 2px;")
-            text = QLabel(span_label(name), self)
+            swatch.setStyleSheet(f"background: {style.colour}; border-radius: 2px;")
+            text = QLabel(style.label, entry)
             text.setObjectName("hint")
-            pair = QHBoxLayout()
+            pair = QHBoxLayout(entry)
+            pair.setContentsMargins(0, 0, 0, 0)
             pair.setSpacing(4)
             pair.addWidget(swatch)
             pair.addWidget(text)
-            pair.addStretch(1)
-            legend.addLayout(pair, i // 5, i % 5)
+            entry.setToolTip(f"{style.label}: {style.meaning}")
+            legend.addWidget(entry)
+            self.legend_items[name] = entry
+        self.legend.setToolTip(SPANS_BY_PROVIDER)
 
         split = QSplitter(Qt.Orientation.Vertical, self)
         split.addWidget(self.plot)
@@ -272,13 +305,18 @@ class WaterfallView(QWidget):
         split.setChildrenCollapsible(False)
         split.setSizes([400, 170])
         self.detail.setMinimumHeight(80)
-        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        # Wrapped: the detail reads without a horizontal scroll bar at any width.
+        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.detail.setToolTip(
+            "The selected turn: spans (ms from the end of caller speech), "
+            "tool calls, transcript and the events used"
+        )
 
         box = QVBoxLayout(self)
         box.setContentsMargins(6, 6, 6, 6)
         box.addLayout(top)
         box.addWidget(split, 1)
-        box.addLayout(legend)
+        box.addWidget(self.legend)
 
         # Model changes mark the plot stale; it is redrawn once per event-loop pass, and
         # only while the view is visible (showEvent catches up).
@@ -324,7 +362,9 @@ class WaterfallView(QWidget):
         if not 0 <= row < self.model.rowCount():
             return
         self.selected = row
-        self.detail.setPlainText(detail_text(self.model.turn(row), row, self.model.slow_ms))
+        self.detail.setPlainText(
+            detail_text(self.model.turn(row), row, self.model.slow_ms, self.model.scripted)
+        )
         self._highlight.setRegion((row - 0.5, row + 0.5))
         self._highlight.show()
         self.turnSelected.emit(row)
@@ -334,6 +374,47 @@ class WaterfallView(QWidget):
         if int(self.model.slow_ms) != self.threshold.value():
             self.threshold.setValue(int(self.model.slow_ms))
         self._schedule_refresh()
+
+    def bar_at(self, x_ms: float, y: float) -> tuple[int, str] | None:
+        """The bar under plot point (``x_ms``, ``y``): ``(row, span name)``, or ``None``."""
+        self._refresh_if_stale()
+        row = int(round(y))
+        if not 0 <= row < len(self._rows):
+            return None
+        lay = self._rows[row]
+        offset = y - row
+        head_y, head_h = STRIPS["headline"]
+        if lay.headline_ms is not None and abs(offset - head_y) <= max(head_h, 0.1) / 2:
+            if 0.0 <= x_ms <= lay.headline_ms:
+                return row, HEADLINE
+        for name, (x0, w) in lay.segments.items():
+            centre, height = STRIPS.get(span_style(name).lane, STRIPS["latency"])
+            if abs(offset - centre) <= height / 2 and x0 <= x_ms <= x0 + max(w, 0.5):
+                return row, name
+        return None
+
+    def tooltip_at(self, x_ms: float, y: float) -> str:
+        """The tooltip for plot point (``x_ms``, ``y``): the bar's, else the row's."""
+        hit = self.bar_at(x_ms, y)
+        if hit is not None:
+            return span_tooltip(self.model.turn(hit[0]), hit[1])
+        row = int(round(y))
+        if 0 <= row < len(self._rows):
+            lay = self._rows[row]
+            return f"Turn {lay.number}: voice→voice {ms_text(lay.headline_ms)} — click for detail"
+        return ""
+
+    def _hovered(self, pos: Any) -> None:
+        vb = self.plot.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            return
+        point = vb.mapSceneToView(pos)
+        text = self.tooltip_at(point.x(), point.y())
+        if text:
+            view_pos = self.plot.mapFromScene(pos)
+            QToolTip.showText(self.plot.mapToGlobal(view_pos), text, self.plot)
+        else:
+            QToolTip.hideText()
 
     def _clicked(self, event: Any) -> None:
         self._refresh_if_stale()
@@ -354,17 +435,22 @@ class WaterfallView(QWidget):
         hx, hy, hw, hbrushes = [], [], [], []
         right = 400.0
         left = -300.0
+        hs: list[float] = []
+        head_y, head_h = STRIPS["headline"]
         for lay in self._rows:
             for name, (x0, w) in lay.segments.items():
+                lane = span_style(name).lane
+                centre, height = STRIPS.get(lane, STRIPS["latency"])
                 x0s.append(x0)
-                ys.append(lay.row)
+                ys.append(lay.row + centre)
+                hs.append(height)
                 ws.append(max(w, 0.5))
                 brushes.append(_span_brush(name))
-                if name in _LATENCY or name.startswith("tool:"):
+                if lane == "latency":
                     right = max(right, x0 + w)
             if lay.headline_ms is not None:
                 hx.append(0.0)
-                hy.append(lay.row + 0.33)
+                hy.append(lay.row + head_y)
                 hw.append(lay.headline_ms)
                 hbrushes.append(_headline_brush(lay.slow))
                 right = max(right, lay.headline_ms)
@@ -383,10 +469,10 @@ class WaterfallView(QWidget):
             end = lay.headline_ms if lay.headline_ms is not None else 0.0
             label.setColor(SLOW_COLOR if lay.slow else "#202124")
             label.setText(lay.label)  # TextItem.setText is plain text (no markup)
-            label.setPos(end + right * 0.01, lay.row + 0.33)
+            label.setPos(end + right * 0.01, lay.row + head_y)
             label.setVisible(True)
-        self._bars.setOpts(x0=x0s, y=ys, width=ws, height=0.5, brushes=brushes)
-        self._v2v.setOpts(x0=hx, y=hy, width=hw, height=0.07, brushes=hbrushes)
+        self._bars.setOpts(x0=x0s, y=ys, width=ws, height=hs, brushes=brushes)
+        self._v2v.setOpts(x0=hx, y=hy, width=hw, height=head_h, brushes=hbrushes)
         ticks = [(lay.row, f"Turn {lay.number}") for lay in self._rows]
         item.getAxis("left").setTicks([ticks, []])
         first = max(0, n - MAX_VISIBLE_ROWS)
@@ -396,5 +482,10 @@ class WaterfallView(QWidget):
         self.summary.setText(self.model.summary_text())
         if self.selected is not None and self.selected < n:
             self.detail.setPlainText(
-                detail_text(self.model.turn(self.selected), self.selected, self.model.slow_ms)
+                detail_text(
+                    self.model.turn(self.selected),
+                    self.selected,
+                    self.model.slow_ms,
+                    self.model.scripted,
+                )
             )

@@ -17,8 +17,6 @@ is long.
 
 from __future__ import annotations
 
-import os
-import ssl
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from app.clock import Clock
@@ -94,28 +92,6 @@ def gemini_url(
     return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
-def gemini_ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying TLS context: the system's CAs (which honour ``SSL_CERT_FILE`` and
-    ``SSL_CERT_DIR``), plus ``ca_file`` (``--ca-file``: e.g. the simulator's or a
-    proxy's certificate) when given.
-
-    Raises:
-        ConfigError: ``ca_file`` (or ``SSL_CERT_FILE``) cannot be read as PEM certificates.
-    """
-    ctx = ssl.create_default_context()
-    env_file = os.environ.get("SSL_CERT_FILE")
-    for path, source in ((env_file, "SSL_CERT_FILE"), (ca_file, "--ca-file")):
-        if not path:
-            continue
-        try:
-            ctx.load_verify_locations(cafile=path)
-        except FileNotFoundError:
-            raise ConfigError("file not found", path, source) from None
-        except (ssl.SSLError, OSError):
-            raise ConfigError("not a PEM certificate file", path, source) from None
-    return ctx
-
-
 def _with_query(url: str, name: str, value: str) -> str:
     """``url`` with query parameter ``name`` set to ``value`` (unless already present)."""
     parts = urlsplit(url)
@@ -168,7 +144,6 @@ def connect_gemini(
         # ``x-goog-api-key`` header. Both are sent, so either kind of endpoint accepts the
         # call. The query is scrubbed from everything voiceprobe prints or writes.
         target = _with_query(target, "key", key)
-    context = gemini_ssl_context(ca_file) if target.startswith("wss://") else None
     protocol = GeminiProtocol(
         profile, clock, resumption_handle=resumption_handle, id_prefix=id_prefix
     )
@@ -177,7 +152,8 @@ def connect_gemini(
         target,
         auth_headers(target, key),
         clock,
-        ssl=context,
+        ca_file=ca_file,
         ping_interval=PING_INTERVAL_S,
         ping_timeout=PING_TIMEOUT_S,
+        rtt_ping_s=None,  # Gemini's pongs come seconds late: they would measure nothing
     )

@@ -51,6 +51,7 @@ from app.events import (
     ToolCallCancelled,
     ToolCallRequested,
     UnknownMessage,
+    Usage,
     UserTranscript,
 )
 from app.profile import Profile, ToolSpec, TurnDetection
@@ -187,6 +188,89 @@ def _duration_ms(value: Any) -> int:
         ):
             return seconds * 1000 + round(nanos / 1_000_000)
     raise ValueError("not a duration")
+
+
+def _token_count(obj: dict[str, Any], name: str, where: str) -> int:
+    """A token count (proto-JSON int64 may come as a string): absent is 0.
+
+    Raises:
+        ValueError: not a whole number ≥ 0.
+    """
+    v = _get(obj, name)
+    if v is None:
+        return 0
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{where}.{name} is not a whole number of tokens")
+    return v
+
+
+def _by_modality(obj: dict[str, Any], name: str, where: str) -> dict[str, int]:
+    """``[{modality, tokenCount}]`` summed per modality (``TEXT``, ``AUDIO``…).
+
+    Raises:
+        ValueError: not a list of such objects.
+    """
+    items = _get(obj, name)
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise ValueError(f"{where}.{name} is not a list")
+    out: dict[str, int] = {}
+    for item in items:
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}.{name}[] is not an object")
+        modality = _get(item, "modality")
+        key = modality.upper() if isinstance(modality, str) else "MODALITY_UNSPECIFIED"
+        out[key] = out.get(key, 0) + _token_count(item, "tokenCount", f"{where}.{name}[]")
+    return out
+
+
+def _split(total: int, parts: dict[str, int]) -> tuple[int, int, int]:
+    """(text, audio, other) of a count and its per-modality breakdown; what the breakdown
+    does not explain is ``other``."""
+    text, audio = parts.get("TEXT", 0), parts.get("AUDIO", 0)
+    listed = sum(parts.values())
+    return text, audio, listed - text - audio + max(0, total - listed)
+
+
+def usage_counts(meta: dict[str, Any]) -> dict[str, int]:
+    """The token counts of a ``usageMetadata`` (``types.UsageMetadata``) as
+    :class:`~app.events.Usage` fields.
+
+    Input is ``promptTokenCount`` plus ``toolUsePromptTokenCount`` (tool results fed back
+    to the model); output is ``responseTokenCount`` plus ``thoughtsTokenCount`` (thinking,
+    counted as text). ``cachedContentTokenCount`` is a subset of the prompt. Counts the
+    ``*TokensDetails`` lists do not break down by modality are ``other``; so is whatever
+    of ``totalTokenCount`` the other counts do not explain.
+
+    Raises:
+        ValueError: a count or a details list has the wrong shape.
+    """
+    w = "usageMetadata"
+    prompt = _token_count(meta, "promptTokenCount", w)
+    tool = _token_count(meta, "toolUsePromptTokenCount", w)
+    cached = _token_count(meta, "cachedContentTokenCount", w)
+    response = _token_count(meta, "responseTokenCount", w)
+    thoughts = _token_count(meta, "thoughtsTokenCount", w)
+    total = _token_count(meta, "totalTokenCount", w)
+    p_text, p_audio, p_other = _split(prompt, _by_modality(meta, "promptTokensDetails", w))
+    t_text, t_audio, t_other = _split(tool, _by_modality(meta, "toolUsePromptTokensDetails", w))
+    c_text, c_audio, c_other = _split(cached, _by_modality(meta, "cacheTokensDetails", w))
+    r_text, r_audio, r_other = _split(response, _by_modality(meta, "responseTokensDetails", w))
+    known = prompt + tool + response + thoughts
+    return {
+        "text_input": p_text + t_text,
+        "audio_input": p_audio + t_audio,
+        "other_input": p_other + t_other + max(0, total - known),
+        "cached_text_input": c_text,
+        "cached_audio_input": c_audio,
+        "cached_other_input": c_other,
+        "text_output": r_text + thoughts,
+        "audio_output": r_audio,
+        "other_output": r_other,
+    }
 
 
 def _decode_b64(data: str) -> bytes:
@@ -361,6 +445,9 @@ class GeminiProtocol(ProviderProtocol):
         self._turn_text: list[str] = []
         self._tool_result_sent = False
         self._usage: dict[str, Any] | None = None
+        self._usage_counts: dict[str, int] | None = None
+        # The price-table key: the model's id without "models/" (or a Vertex path).
+        self.model = gemini_model(profile.model).rsplit("/", 1)[-1]
         # user turns
         self._user_seq = 1
         self._user_text: list[str] = []
@@ -576,8 +663,12 @@ class GeminiProtocol(ProviderProtocol):
                 ops.append(("speech_stopped", offset_ms))
 
         usage = _obj(msg, "usageMetadata")
+        usage_op: tuple[Any, ...] | None = None
         if usage is not None:
-            ops.append(("usage", usage))
+            try:
+                usage_op = ("usage", usage, usage_counts(usage))
+            except ValueError as exc:  # the rest of the message still counts
+                usage_op = ("bad_usage", str(exc))
 
         content = _obj(msg, "serverContent")
         if content is not None:
@@ -618,6 +709,11 @@ class GeminiProtocol(ProviderProtocol):
             except ValueError:
                 raise _Malformed("goAway.timeLeft is not a duration") from None
             ops.append(("go_away", min(max(0, ms), _MAX_GO_AWAY_MS)))
+        if usage_op is not None:
+            # Usage on a frame belongs to the model turn that frame is part of: apply it
+            # after the frame's content opened that turn and before turnComplete ends it.
+            ends = [i for i, op in enumerate(ops) if op[0] == "turn_complete"]
+            ops.insert(ends[0] if ends else len(ops), usage_op)
         return ops
 
     @staticmethod
@@ -688,7 +784,9 @@ class GeminiProtocol(ProviderProtocol):
                     ServerSpeechStopped(t_ns=t_ns, raw=raw, item_id=item, audio_end_ms=op[1])
                 )
             elif kind == "usage":
-                self._usage = op[1]
+                out += self._on_usage(op[1], op[2], t_ns, raw)
+            elif kind == "bad_usage":
+                out.append(self._malformed(t_ns, op[1], raw))
             elif kind == "interrupted":
                 out += self._interrupted(t_ns, raw)
             elif kind == "input_tx":
@@ -797,6 +895,9 @@ class GeminiProtocol(ProviderProtocol):
             )
         status = "cancelled" if self._turn_interrupted else "completed"
         usage, self._usage = self._usage, None
+        counts, self._usage_counts = self._usage_counts, None
+        if counts is not None:
+            out.append(self._usage_event(turn, counts, t_ns, raw))
         out.append(
             ResponseFinished(
                 t_ns=t_ns, raw=raw, response_id=turn, status=status, reason=reason, usage=usage
@@ -807,6 +908,29 @@ class GeminiProtocol(ProviderProtocol):
         self._turn_text = []
         self._tool_result_sent = False
         return out
+
+    def _on_usage(
+        self, meta: dict[str, Any], counts: dict[str, int], t_ns: int, raw: dict[str, Any]
+    ) -> list[Event]:
+        """A ``usageMetadata``: the usage of one model turn so far (``docs/cost.md``).
+
+        Each model turn is billed on its own (its prompt is the whole context so far), so
+        figures are never added across turns. Within a turn a later message is a newer
+        snapshot: the last one is kept and emitted when the turn finishes. One that comes
+        after the turn finished (with the ``sessionResumptionUpdate``, say) is a newer
+        snapshot of that finished turn and is emitted at once under its id.
+        """
+        if self._turn is not None or self._last_turn is None:
+            self._usage, self._usage_counts = meta, counts
+            return []
+        return [self._usage_event(self._last_turn, counts, t_ns, raw)]
+
+    def _usage_event(
+        self, turn: str, counts: dict[str, int], t_ns: int, raw: dict[str, Any] | None
+    ) -> Usage:
+        return Usage(
+            t_ns=t_ns, raw=raw, provider=self.name, response_id=turn, model=self.model, **counts
+        )
 
     def _model_content(
         self, chunks: list[tuple[bytes, int]], t_ns: int, raw: dict[str, Any]

@@ -63,16 +63,19 @@ def openai_headers(url: str, key: str) -> dict[str, str]:
 
 
 def connect_openai(
-    profile: Profile, key: str, clock: Clock, url: str | None = None
+    profile: Profile, key: str, clock: Clock, url: str | None = None, ca_file: str | None = None
 ) -> WebSocketProvider:
     """Build (not yet dial) an OpenAI Realtime provider for ``profile``.
 
     ``url`` (e.g. from ``--url``) wins over ``profile.url``; neither means the public
-    endpoint. Await ``connect()`` on the result to dial.
+    endpoint. ``wss://`` is verified against the system's CAs (``SSL_CERT_FILE``) plus
+    ``ca_file``. Await ``connect()`` on the result to dial.
 
     Raises:
-        ConfigError: the URL is not usable.
+        ConfigError: the URL or the CA file is not usable.
     """
     target = openai_url(url or profile.url or None, profile.model)
     headers = openai_headers(target, key)
-    return WebSocketProvider(OpenAIProtocol(profile, clock), target, headers, clock)
+    return WebSocketProvider(
+        OpenAIProtocol(profile, clock), target, headers, clock, ca_file=ca_file
+    )

@@ -40,6 +40,7 @@ from app.events import (
     SessionConfigured,
     ToolCallRequested,
     UnknownMessage,
+    Usage,
     UserTranscript,
 )
 from app.profile import Profile
@@ -116,6 +117,8 @@ BETA_SYNONYMS = {
 }
 
 _AUDIO_DELTA = "response.output_audio.delta"
+#: ``input_audio_buffer.append`` as ``OpenAIProtocol._msg`` serialises it (tag, id, audio).
+_APPEND_TEMPLATE = '{"type":"input_audio_buffer.append","event_id":"vp_%s_%d","audio":"%s"}'
 _PCM_RATE = 24000
 _G711_RATE = 8000
 _WIRE_FORMATS: dict[str, dict[str, Any]] = {
@@ -167,6 +170,62 @@ def _int(msg: dict[str, Any], key: str) -> int | None:
 def _obj(msg: dict[str, Any], key: str) -> dict[str, Any]:
     v = msg.get(key)
     return v if isinstance(v, dict) else {}
+
+
+def _count(obj: dict[str, Any], key: str, where: str) -> int:
+    """A token count: absent is 0; anything but a whole number ≥ 0 raises ValueError."""
+    v = obj.get(key)
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{where}.{key} is not a whole number of tokens")
+    return v
+
+
+def _details(obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    v = obj.get(key)
+    if v is None:
+        return {}
+    if not isinstance(v, dict):
+        raise ValueError(f"{where}.{key} is not an object")
+    return v
+
+
+def usage_counts(usage: dict[str, Any]) -> dict[str, int]:
+    """The token counts of a ``response.done`` ``usage`` (``RealtimeResponseUsage``) as
+    :class:`~app.events.Usage` fields.
+
+    ``cached_tokens`` is a subset of ``input_tokens`` (SDK docstring). Tokens the details
+    do not break down (a total with no details, image tokens) are counted as ``other``,
+    never guessed into text or audio.
+
+    Raises:
+        ValueError: a count is not a whole number ≥ 0, or a details field not an object.
+    """
+    w = "usage"
+    ind = _details(usage, "input_token_details", w)
+    outd = _details(usage, "output_token_details", w)
+    cd = _details(ind, "cached_tokens_details", f"{w}.input_token_details")
+    wi, wc = f"{w}.input_token_details", f"{w}.input_token_details.cached_tokens_details"
+    text_in, audio_in = _count(ind, "text_tokens", wi), _count(ind, "audio_tokens", wi)
+    image_in = _count(ind, "image_tokens", wi)
+    c_text, c_audio = _count(cd, "text_tokens", wc), _count(cd, "audio_tokens", wc)
+    c_image = _count(cd, "image_tokens", wc)
+    wo = f"{w}.output_token_details"
+    text_out, audio_out = _count(outd, "text_tokens", wo), _count(outd, "audio_tokens", wo)
+    total_in, total_out = _count(usage, "input_tokens", w), _count(usage, "output_tokens", w)
+    cached = _count(ind, "cached_tokens", wi)
+    return {
+        "text_input": text_in,
+        "audio_input": audio_in,
+        "other_input": image_in + max(0, total_in - text_in - audio_in - image_in),
+        "cached_text_input": c_text,
+        "cached_audio_input": c_audio,
+        "cached_other_input": c_image + max(0, cached - c_text - c_audio - c_image),
+        "text_output": text_out,
+        "audio_output": audio_out,
+        "other_output": max(0, total_out - text_out - audio_out),
+    }
 
 
 class OpenAIProtocol(ProviderProtocol):
@@ -275,9 +334,11 @@ class OpenAIProtocol(ProviderProtocol):
         """
         if not pcm:
             return []
-        wire = self._encode(pcm)
-        b64 = base64.b64encode(wire).decode("ascii")
-        return [self._msg({"type": "input_audio_buffer.append", "audio": b64}, log=False)]
+        b64 = base64.b64encode(self._encode(pcm)).decode("ascii")
+        # The hot path (50 messages a second): the exact text ``_msg`` would make, built
+        # from a template (base64 and our event ids need no JSON escaping), ~6x cheaper.
+        text = _APPEND_TEMPLATE % (self._tag, next(self._ids), b64)
+        return [Outgoing(text=text, type="input_audio_buffer.append", log=None)]
 
     def tool_result(self, call_id: str, name: str, output: str) -> list[Outgoing]:
         """A ``function_call_output`` item, then ``response.create`` so the agent goes on."""
@@ -367,7 +428,7 @@ class OpenAIProtocol(ProviderProtocol):
 
     def _encode(self, pcm: bytes) -> bytes:
         if self.audio_format == "pcm16":
-            return pcm[: len(pcm) - len(pcm) % 2]
+            return pcm[:-1] if len(pcm) % 2 else pcm
         encode: Callable[[NDArray[np.int16]], bytes] = (
             g711.ulaw_encode if self.audio_format == "pcmu" else g711.alaw_encode
         )
@@ -522,7 +583,24 @@ class OpenAIProtocol(ProviderProtocol):
     def _response_done(self, msg: dict[str, Any], raw: dict[str, Any], t: int) -> list[Event]:
         resp = _obj(msg, "response")
         usage = resp.get("usage")
-        return [
+        out: list[Event] = []
+        if isinstance(usage, dict):
+            try:
+                counts = usage_counts(usage)
+            except ValueError as exc:
+                out.append(self._malformed(t, f"response.done: {exc}"))
+            else:
+                out.append(
+                    Usage(
+                        t_ns=t,
+                        raw=raw,
+                        provider=self.name,
+                        response_id=_str(resp, "id"),
+                        model=self.profile.model,
+                        **counts,
+                    )
+                )
+        return out + [
             ResponseFinished(
                 t_ns=t,
                 raw=raw,

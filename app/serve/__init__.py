@@ -1,0 +1,1 @@
+"""voiceprobe as a server other systems call into (``voiceprobe serve …``)."""

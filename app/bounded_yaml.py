@@ -17,6 +17,7 @@ the file (each node is counted once and its total reused), never in the expansio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -123,3 +124,21 @@ def load_yaml(text: str, path: str, what: str = "YAML") -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def kind_of(value: object) -> str:
+    """What a loaded value is, in a user's words, for messages such as ``expected a
+    number, got text``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__

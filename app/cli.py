@@ -89,6 +89,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     q.add_argument("session_id")
     q.add_argument("--html", required=True, help="write an HTML report here")
     q.set_defaults(handler=cmd_sessions_export)
+    from app.report.cli import add_coverage_commands, add_verdict_commands  # docs/coverage.md
+
+    add_verdict_commands(ssub)
 
     p = sub.add_parser("sample", help="write a caller WAV that speaks a scenario's lines")
     p.add_argument("--scenario", help="scenario YAML (default: the bundled demo)")
@@ -112,6 +115,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     from app.suite.cli import add_suite_commands  # suites: app/suite/, docs/suites.md
 
     add_suite_commands(sub)
+    add_coverage_commands(sub)
     from app.serve.cli import add_serve_command
 
     add_serve_command(sub, add_agent_options)
@@ -151,9 +155,13 @@ def plan_agent(args: argparse.Namespace, profile: Any) -> tuple[Any, Any]:
     URL may not send it off the vendor's hosts (``app.providers.keyhost``).
 
     Raises:
-        VoiceprobeError: bad input (see :func:`app.bridge.providers.plan_provider`).
+        VoiceprobeError: bad input (see :func:`app.bridge.providers.plan_provider`), or a
+            bad ``--tag`` (:func:`app.store.tags.check_tag`).
     """
     from app.bridge.providers import plan_provider
+    from app.store.tags import check_tags
+
+    check_tags(getattr(args, "tag", []))  # every command that places calls tags sessions
 
     plan, profile = plan_provider(
         args.provider,
@@ -300,7 +308,9 @@ def cmd_call(args: argparse.Namespace) -> int:
     from app.bridge.session import CallSetup, run_call
     from app.profile import load_profile
     from app.store.paths import data_dir
+    from app.store.tags import check_tags
 
+    tags = check_tags(args.tag)  # before anything is read or written
     if args.max_seconds <= 0:
         raise UsageError("--max-seconds must be positive")
     if args.rollover_s is not None and args.rollover_s <= 0:
@@ -314,7 +324,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         profile=profile,
         plan=plan,
         data_root=root,
-        tags=list(args.tag),
+        tags=tags,
         record=not args.no_record,
         options=_call_options(args),
         source=f"file:{Path(args.input).name}",
@@ -363,7 +373,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         print(f"session {summary['session_id']}: {summary['session_dir']}")
     for err in summary["errors"]:  # on stderr with --json too: stdout holds only the JSON
         code, message = printable(err.get("code")), printable(err.get("message"))
-        print(f"error: {code}: {message}", file=sys.stderr)
+        fix = f" ({printable(err['fix'])})" if err.get("fix") else ""
+        print(f"error: {code}: {message}{fix}", file=sys.stderr)
     return EXIT_OK if summary["ok"] else EXIT_FAILED
 
 
@@ -560,7 +571,9 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions_export(args: argparse.Namespace) -> int:
-    """``voiceprobe sessions export ID --html FILE``."""
+    """``voiceprobe sessions export ID --html FILE`` (and ``report session``): the
+    session's page with its verdicts."""
+    from app.store.index import SessionIndex
     from app.store.reader import load_session
     from app.store.report import html_report
     from app.store.writer import atomic_write_text
@@ -568,8 +581,9 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
     folder = _find_session(args.session_id)
     record = load_session(folder)
     out = _report_target(Path(args.html), folder.parent)
+    verdicts = SessionIndex(folder.parent.parent / "sessions.db").verdicts(record.session_id)
     # A new file renamed over the target: never half a report. The user's umask applies.
-    atomic_write_text(out, html_report(record), private=False)
+    atomic_write_text(out, html_report(record, verdicts), private=False)
     print(printable(out))
     return EXIT_OK
 

@@ -51,8 +51,7 @@ FIXES: dict[str, str] = {
     "connection_closed": "the connection dropped: check the network and call again",
     "reconnect_failed": "the connection dropped and could not be restored: check the network "
     "and call again",
-    "message_too_big": "the server sent a message over the size limit: report it to the "
-    "provider",
+    "message_too_big": "the server sent a message over the size limit: report it to the provider",
     "session_expired": "the provider ended the session: call again",
 }
 #: The fix when a code has none of its own.

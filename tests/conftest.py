@@ -15,7 +15,8 @@ import pytest
 from tests.pulse import pulse_server  # noqa: F401  (session fixture: private PulseAudio)
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-if "VOICEPROBE_HOME" not in os.environ:
+if "VOICEPROBE_HOME" not in os.environ or os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each pytest-xdist worker gets a data folder of its own (sessions.db, sessions).
     os.environ["VOICEPROBE_HOME"] = tempfile.mkdtemp(prefix="voiceprobe-test-")
 
 REPO = Path(__file__).resolve().parent.parent

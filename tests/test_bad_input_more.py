@@ -91,6 +91,7 @@ def _bomb(indent: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.serial  # a CPU-time bound
 def test_profile_alias_bomb_is_refused_quickly(home: Path, tmp_path: Path, wav: Path) -> None:
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(
@@ -105,6 +106,7 @@ def test_profile_alias_bomb_is_refused_quickly(home: Path, tmp_path: Path, wav: 
     assert not (home / "sessions").exists() or not any((home / "sessions").iterdir())
 
 
+@pytest.mark.serial  # a CPU-time bound
 def test_scenario_alias_bomb_is_refused_quickly(home: Path, tmp_path: Path, wav: Path) -> None:
     bomb = tmp_path / "sbomb.yaml"
     bomb.write_text(

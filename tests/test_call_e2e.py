@@ -21,6 +21,9 @@ from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
 from tests.conftest import REPO, TIME_SCALE
 
+#: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
+pytestmark = pytest.mark.serial
+
 TOL_MS = 20 * TIME_SCALE
 TRUNC_TOL_MS = 40 * TIME_SCALE
 

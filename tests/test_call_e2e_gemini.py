@@ -26,6 +26,9 @@ from tests import test_call_e2e as openai_e2e
 from tests.conftest import TIME_SCALE
 from tests.test_call_e2e import TOL_MS, first_sound_after, run_cli, truth_by
 
+#: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
+pytestmark = pytest.mark.serial
+
 MODEL = "gemini-live-test"
 #: After the caller starts talking over the agent: local VAD start (30 ms) plus a frame.
 CUT_MS = 120 * TIME_SCALE

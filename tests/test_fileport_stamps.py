@@ -195,6 +195,7 @@ def _span(turn: dict[str, Any], name: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # figures compared to ±30 ms
 def test_a_300_ms_freeze_does_not_bend_later_turns(tmp_path: Path) -> None:
     wav = tmp_path / "caller.wav"
     write_caller_wav(load_scenario(str(DEFAULT_SCENARIO)), wav)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from junitparser import Error, Failure, JUnitXml
 
 from tests.suite_helpers import (
@@ -20,6 +21,9 @@ from tests.suite_helpers import (
     run_cli,
     run_json,
 )
+
+#: Twelve calls at once: run alone, so their load skews no other test's timing.
+pytestmark = pytest.mark.serial
 
 LONG_FR = (
     "Désolé, je ne sais pas, mais je peux vous raconter une très longue histoire sur la "

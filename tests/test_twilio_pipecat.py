@@ -25,6 +25,9 @@ from app.sim.scenario import load_scenario
 from tests.conftest import REPO, TIME_SCALE
 from tests.test_call_e2e import first_sound_after, speech_end_after
 
+#: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
+pytestmark = pytest.mark.serial
+
 TOL_MS = 20 * TIME_SCALE
 
 

@@ -27,6 +27,9 @@ from tests.conftest import REPO, TIME_SCALE
 from tests.test_call_e2e import truth_by
 from tests.test_twilio_pipecat import stop
 
+#: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
+pytestmark = pytest.mark.serial
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop  # the reference's μ-law, independent of app.audio.g711

@@ -100,7 +100,7 @@ def test_http_401_shows_the_reason_and_the_fix_everywhere(
     win.extra_options.update({"provider": "openai", "url": refusing_server})
     win.show()
     win.toggle_call()
-    qtbot.waitUntil(lambda: not win.in_call, timeout=30_000)
+    qtbot.waitUntil(lambda: not win.in_call and controller.last_summary is not None, timeout=30_000)
     banner = win.banner.text()
     assert win.banner.isVisible()
     assert "HTTP 401" in banner and REASON in banner, banner
@@ -168,5 +168,31 @@ def test_no_audio_device_says_start_the_audio_server(qtbot, tmp_path: Path) -> N
     code, message, fix = win.vm.failure
     assert code == "audio_device" and "no-such-device-xyz" in message
     assert "start PulseAudio" in win.banner.text()
+    win.close()
+    controller.shutdown()
+
+
+def test_refused_connection_asks_whether_the_url_is_right(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    import socket
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    silence = np.zeros(16000, dtype=np.int16)
+    controller = CallController(
+        data_root=tmp_path / "home", port_factory=lambda _o: WavFilePort(silence)
+    )
+    win = build_main_window(controller, devices=lambda: [], settings=Settings())
+    qtbot.addWidget(win)
+    win.confirm_key_host = lambda host: True
+    win.extra_options.update({"provider": "openai", "url": f"ws://127.0.0.1:{port}/v1"})
+    win.toggle_call()
+    qtbot.waitUntil(lambda: not win.in_call and controller.last_summary is not None, timeout=30_000)
+    assert win.vm.failure is not None and win.vm.failure[0] == "connect_failed"
+    assert "connection refused" in win.banner.text()
+    assert "is the URL right" in win.banner.text()
     win.close()
     controller.shutdown()

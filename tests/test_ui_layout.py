@@ -166,3 +166,47 @@ def test_shortcuts_are_shown_in_the_menus(qtbot) -> None:
     assert shown["Push to talk"].shortcut().toString() == "Ctrl+T"
     assert shown["Hold to talk"].text().endswith("\tF9 (hold)")
     assert menus["View"].actions()[0].shortcut().toString() == "F11"
+
+
+HIDPI_SCRIPT = """
+import sys
+from PySide6.QtWidgets import QApplication
+from ui.app import build_main_window, ensure_app
+from ui.demo import demo_events
+from tests.conftest_qt import FakeController
+from tests.test_ui_layout import _cut_off
+app = ensure_app()
+win = build_main_window(FakeController(), devices=lambda: [], settings=False)
+for ev in demo_events():
+    win.vm.apply(ev)
+win.vm.flush()
+win.resize(1024, 768)
+win.show()
+for _ in range(5):
+    app.processEvents()
+assert win.devicePixelRatioF() == 2.0, win.devicePixelRatioF()
+assert win.size().toTuple() == (1024, 768), win.size()
+bad = _cut_off(win)
+print("\\n".join(bad))
+sys.exit(1 if bad else 0)
+"""
+
+
+def test_fits_at_1024x768_on_a_high_dpi_screen(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, QT_SCALE_FACTOR="2", QT_QPA_PLATFORM="offscreen")
+    env["VOICEPROBE_HOME"] = str(tmp_path / "home")
+    proc = subprocess.run(
+        [sys.executable, "-c", HIDPI_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]

@@ -19,7 +19,7 @@ class Dev:
         self.max_input_channels, self.max_output_channels = ins, outs
 
 
-def test_scripted_call_fills_the_window(qtbot, no_leaked_threads):  # noqa: F811
+def test_scripted_call_fills_the_window(qtbot, no_leaked_threads, tmp_path):  # noqa: F811
     events = demo_events()
     ctl = FakeController(events)
     win = build_main_window(ctl, devices=lambda: [Dev("pulse", 32, 32), Dev("hdmi", 0, 2)])
@@ -54,7 +54,7 @@ def test_scripted_call_fills_the_window(qtbot, no_leaked_threads):  # noqa: F811
     assert win.state_label.text() == "Closed — hangup"
     assert not win.pump.running
     win.waterfall.select_turn(1)
-    assert save_screenshot(win, "/tmp/vp_main.png").stat().st_size > 20_000
+    assert save_screenshot(win, str(tmp_path / "main.png")).stat().st_size > 20_000
     win.close()
 
 

@@ -4,9 +4,10 @@ event loop, and the composition root stops the core (issue 12, item 8)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
@@ -57,3 +58,9 @@ def test_quit_closes_every_window_and_stops_every_thread(qapp, tmp_path, monkeyp
     assert left == [], [w.windowTitle() for w in left]
     threads = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert threads == [], threads
+    # No stale quit request is left behind: the next event loop runs normally.
+    loop = QEventLoop()
+    QTimer.singleShot(100, loop.quit)
+    started = time.monotonic()
+    loop.exec()
+    assert time.monotonic() - started >= 0.09

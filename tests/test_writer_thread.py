@@ -47,6 +47,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # a 40 ms bound on every frame
 def test_a_slow_disk_does_not_delay_caller_audio(tmp_path: Path) -> None:
     wav = tmp_path / "caller.wav"
     write_caller_wav(load_scenario(str(DEFAULT_SCENARIO)), wav)

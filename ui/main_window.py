@@ -3,16 +3,17 @@
 It talks to the core only through a *controller* (duck-typed; the real one lives in
 ``app/bridge``)::
 
-    start_call(options: dict) -> None   # profile, input_device, output_device,
-                                        # mute, push_to_talk, half_duplex
+    start_call(options: dict) -> None   # profile, provider, scenario, input_device,
+                                        # output_device, mute, push_to_talk, half_duplex
     hangup() -> None
     set_mute(muted: bool) -> None
     set_push_to_talk_pressed(pressed: bool) -> None
     levels() -> tuple[float, float]     # caller, agent dBFS; cheap, any thread
     subscribe(callback) -> None         # callback(ev) runs on the core thread
 
-Status and errors come back as events (``Notice``, ``ProviderErrorEvent``, ``CallEnded``);
-a :class:`~app.errors.VoiceprobeError` raised by ``start_call`` is shown in the banner.
+Status and errors come back as events (``Notice``, ``ProviderErrorEvent``, ``CallFailed``,
+``CallEnded``); a ``CallFailed`` puts its reason and its fix in the banner, and a
+:class:`~app.errors.VoiceprobeError` raised by ``start_call`` is shown there too.
 """
 
 from __future__ import annotations
@@ -611,7 +612,16 @@ class MainWindow(QMainWindow):
         """File → Quit: close this window and every window opened from it, and end the
         event loop (the composition root then shuts the core down)."""
         self.close()
-        QApplication.quit()
+        app = QApplication.instance()
+        if not isinstance(app, QApplication):
+            return
+        left = [w for w in app.topLevelWidgets() if w.isVisible()]
+        # Closing the last window already ends the loop; a second, stale quit request
+        # would end the next event loop of the process at once.
+        if left or not app.quitOnLastWindowClosed():
+            for w in left:
+                w.close()
+            app.quit()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         """Push to talk: the agent hears the caller while the talk key is held."""

@@ -4,7 +4,9 @@ clock to the sample.
 Each channel is placed on one timeline that starts at ``t0_ns``: sample ``k`` of the file
 is at clock time ``t0_ns + k / rate``. Synchronous; one owner thread (the bridge's) calls
 every method. Samples go to the file (unbuffered, so what the OS accepted is known to the
-byte) as soon as both channels cover them.
+byte) once both channels cover :data:`BATCH_MS` of them: one write per five 20 ms frames
+rather than one per frame (the bridge's per-frame cost), so a crash loses at most that
+much audio; :meth:`StereoRecorder.flush` and ``close`` write whatever is covered.
 
 A disk that refuses a write (full, I/O error, size limit) ends the recording, not the
 program: the file is cut back to the last whole frame, its header is made to match, and
@@ -25,6 +27,9 @@ from numpy.typing import NDArray
 from app.audio.pcm import FRAME_MS
 from app.audio.wavio import wav_header
 from app.private_files import open_private
+
+#: Audio both channels cover before it is written (one write per this many ms).
+BATCH_MS = 100
 
 
 class _Track:
@@ -62,9 +67,10 @@ class StereoRecorder:
     (zeros before; samples before ``t0_ns`` are dropped). Later writes follow on
     contiguously, unless their ``start_ns`` maps more than one 20 ms frame past the
     channel's cursor, in which case the gap is filled with zeros (a sink that paused).
-    Frames are written to disk as soon as both channels cover them; the WAV sizes are
-    rewritten at least once per second of audio and on :meth:`flush`, so after a flush
-    the file is a valid WAV, and after a crash ``repair_wav_header`` makes it whole.
+    Frames are written to disk once both channels cover :data:`BATCH_MS` of them; the WAV
+    sizes are rewritten at least once per second of audio and on :meth:`flush` (which
+    writes every covered frame first), so after a flush the file is a valid WAV, and
+    after a crash ``repair_wav_header`` makes it whole.
 
     When the disk refuses a write, recording stops for good: the file keeps every whole
     frame the OS accepted, with a header that says so; :attr:`error` holds one line naming
@@ -88,6 +94,7 @@ class StereoRecorder:
         self._frames_on_disk = 0
         self._frames_at_header = 0
         self._gap = rate * FRAME_MS // 1000
+        self._batch = max(1, rate * BATCH_MS // 1000)
         self._fh = open_private(self.path, "wb")  # 0600; closed by close()
         # Every write goes to the descriptor itself, so the file object never holds bytes
         # the OS has not taken, and a failed write leaves a known length behind.
@@ -148,26 +155,28 @@ class StereoRecorder:
         track.append(pcm)
         self._commit()
 
-    def _commit(self) -> None:
+    def _commit(self, force: bool = False) -> None:
+        """Write the samples both channels cover: at least a batch of them, or, with
+        ``force``, all."""
         left, right = self._tracks
         if not (left.anchored and right.anchored):
             return
         n = min(left.pending, right.pending)
-        if n <= 0:
+        if n <= 0 or (n < self._batch and not force):
             return
         self._write_frames(left.take(n), right.take(n))
 
     def _write_frames(self, left: NDArray[np.int16], right: NDArray[np.int16]) -> None:
-        frames = np.empty((len(left), 2), dtype="<i2")
-        frames[:, 0] = left
-        frames[:, 1] = right
-        if not self._append(frames.tobytes()):
+        frames = np.empty(2 * len(left), dtype="<i2")
+        frames[0::2] = left
+        frames[1::2] = right
+        if not self._append(memoryview(frames.data).cast("B")):
             return
         self._frames_on_disk += len(left)
         if self._frames_on_disk - self._frames_at_header >= self.rate:
             self._write_header()
 
-    def _append(self, data: bytes) -> bool:
+    def _append(self, data: bytes | memoryview) -> bool:
         """Write ``data`` at the end of the file; False if the disk refused (recording
         has then stopped, see :meth:`_stop_at`)."""
         if self.error is not None:
@@ -216,9 +225,10 @@ class StereoRecorder:
         self._frames_on_disk = self._frames_at_header = frames
 
     def flush(self) -> None:
-        """Rewrite the WAV sizes (every sample is already with the OS; no fsync)."""
+        """Write every sample both channels cover and rewrite the WAV sizes (no fsync)."""
         if self._closed:
             return
+        self._commit(force=True)
         self._write_header()
 
     def close(self) -> None:
@@ -232,7 +242,7 @@ class StereoRecorder:
         for track in self._tracks:
             track.anchored = True
             track.append(np.zeros(end - track.cursor, dtype=np.int16))
-        self._commit()
+        self._commit(force=True)
         self._write_header()
         self._closed = True
         with contextlib.suppress(OSError):

@@ -142,7 +142,8 @@ def _filter(
         (rows, width), dtype=np.float64, buffer=data, offset=s0 * data.itemsize,
         strides=(down * data.itemsize, data.itemsize),
     )
-    return np.dot(windows, matrix).ravel()[:count]
+    out: NDArray[np.float64] = np.dot(windows, matrix).ravel()[:count]
+    return out
 
 
 class StreamResampler:

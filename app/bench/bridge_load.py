@@ -1,4 +1,4 @@
-"""Benchmark: bridge CPU and added delay over a long call against the simulator.
+"""Benchmark: bridge CPU, added delay and loop stalls over one long call against the simulator.
 
     .venv/bin/python -m app.bench.bridge_load --seconds 60
 
@@ -6,87 +6,74 @@ The simulator runs in its own process (``voiceprobe sim``), so the CPU figure is
 bridge process alone: user+system CPU time over wall time, as a percentage of one core.
 The delays are the bridge's own processing (see :class:`app.bridge.stats.BridgeStats`):
 caller frame captured → its audio handed to the websocket, and websocket receive → agent
-audio queued for the sink. Prints one JSON object.
+audio queued for the sink; ``loop_lag`` is how late the event loop woke the bridge's
+audio loop (its longest stall). Prints one JSON object. For voiceprobe beside the bare
+``openai`` client and Pipecat, see :mod:`app.bench.compare`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
+import contextlib
 import json
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from app.audio.fileport import WavFilePort
-from app.bridge.providers import DEFAULT_SCENARIO, ProviderPlan
-from app.bridge.session import CallSetup, run_call
-from app.clock import MONOTONIC
-from app.profile import load_profile
-from app.sim.caller import caller_track
-from app.sim.scenario import load_scenario
+from app.bench import client_voiceprobe
+from app.bench.harness import Simulator, StallTracer, cpu_s, make_workload
+from app.metrics.timeline import summarize
 
 
-def _cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+async def _call(
+    port: WavFilePort, base: str, data: Path, tracer: StallTracer | None
+) -> dict[str, Any]:
+    task = asyncio.create_task(tracer.run()) if tracer is not None else None
+    try:
+        return await client_voiceprobe.call(port, base, data)
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures as JSON."""
     ap = argparse.ArgumentParser(prog="bridge_load")
     ap.add_argument("--seconds", type=float, default=60.0)
-    args = ap.parse_args(argv)
-    scenario = load_scenario(str(DEFAULT_SCENARIO))
-    turns = scenario.turns
-    while True:
-        sc = dataclasses.replace(scenario, turns=turns)
-        pcm, _ = caller_track(sc)
-        if len(pcm) / 16000 >= args.seconds:
-            break
-        turns = turns + scenario.turns
-    tmp = Path(tempfile.mkdtemp(prefix="vp-bench-"))
-    import yaml
-
-    raw = yaml.safe_load(Path(DEFAULT_SCENARIO).read_text())
-    raw["turns"] = raw["turns"] * (len(turns) // len(scenario.turns))
-    sc_path = tmp / "scenario.yaml"
-    sc_path.write_text(yaml.safe_dump(raw))
-    env = dict(os.environ, VOICEPROBE_HOME=str(tmp / "home"))
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "sim", "--scenario", str(sc_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
+    ap.add_argument(
+        "--trace-stalls", type=float, metavar="MS", default=None,
+        help="also report where the loop was when it stalled MS or longer (costs CPU)",
     )
-    try:
-        assert sim.stdout is not None
-        url = sim.stdout.readline().strip()
-        base = url.split("/realtime")[0]
-        profile = load_profile(None)
-        plan = ProviderPlan("openai", "openai", base, "bench-key")
-        setup = CallSetup(profile=profile, plan=plan, data_root=tmp / "data")
-        port = WavFilePort(pcm, 16000)
-        cpu0, wall0 = _cpu_s(), time.monotonic()
-        summary = asyncio.run(run_call(setup, port, [], MONOTONIC))
-        cpu, wall = _cpu_s() - cpu0, time.monotonic() - wall0
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    args = ap.parse_args(argv)
+    tracer = StallTracer(args.trace_stalls / 1000) if args.trace_stalls else None
+    tmp = Path(tempfile.mkdtemp(prefix="vp-bench-"))
+    work = make_workload(tmp, args.seconds)
+    port = client_voiceprobe.prepare(work.wav)
+    with Simulator(work.scenario, tmp / "home") as sim:
+        cpu0, wall0 = cpu_s(), time.monotonic()
+        summary = asyncio.run(_call(port, sim.base, tmp / "data", tracer))
+        cpu, wall = cpu_s() - cpu0, time.monotonic() - wall0
     out = {
         "call_seconds": round(wall, 2),
-        "caller_audio_seconds": round(len(pcm) / 16000, 2),
+        "caller_audio_seconds": round(work.seconds, 2),
         "turns": len(summary["turns"]),
         "ok": summary["ok"],
         "bridge_cpu_percent_of_one_core": round(100 * cpu / wall, 2),
         "bridge_added_delay": summary["bridge"],
         "voice_to_voice": summary["voice_to_voice"],
+        "playback_latency": summarize(summary["turns"], "playback_latency"),
     }
+    if tracer is not None:
+        out["stalls"] = [
+            {"ms": round(ms, 1), "stack": stack}
+            for ms, stack in sorted(tracer.stalls, key=lambda s: -s[0])[:10]
+        ]
     print(json.dumps(out, indent=2))
     return 0 if summary["ok"] else 1
 

@@ -82,19 +82,19 @@ async def run(frames: list[bytes], url: str, session: dict[str, Any]) -> ClientR
     done = asyncio.Event()
     speaking = [False]
 
-    class Service(OpenAIRealtimeLLMService):  # type: ignore[misc]
+    class Service(OpenAIRealtimeLLMService):
         async def _connect(self) -> None:
-            await super()._connect()
+            await super()._connect()  # type: ignore[no-untyped-call]
             if self._websocket is not None:
                 self._websocket = _StampedSocket(self._websocket, stamps)
 
         async def _handle_evt_session_updated(self, evt: Any) -> None:
-            await super()._handle_evt_session_updated(evt)
+            await super()._handle_evt_session_updated(evt)  # type: ignore[no-untyped-call]
             ready.set()
 
         async def _handle_evt_response_created(self, evt: Any) -> None:
             speaking[0] = True
-            await super()._handle_evt_response_created(evt)
+            await super()._handle_evt_response_created(evt)  # type: ignore[no-untyped-call]
 
         async def _handle_evt_response_done(self, evt: Any) -> None:
             speaking[0] = False
@@ -104,7 +104,7 @@ async def run(frames: list[bytes], url: str, session: dict[str, Any]) -> ClientR
             await super()._send_user_audio(frame)
             out.send_ns.append(time.monotonic_ns() - frame.metadata["due_ns"])
 
-    class Source(FrameProcessor):  # type: ignore[misc]
+    class Source(FrameProcessor):
         async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
             await super().process_frame(frame, direction)
             await self.push_frame(frame, direction)
@@ -125,7 +125,7 @@ async def run(frames: list[bytes], url: str, session: dict[str, Any]) -> ClientR
             await pace(frames, bytes(len(frames[0])), send, sink, idle, out)
             done.set()
 
-    class Sink(FrameProcessor):  # type: ignore[misc]
+    class Sink(FrameProcessor):
         async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
             await super().process_frame(frame, direction)
             if isinstance(frame, TTSAudioRawFrame):

@@ -26,12 +26,19 @@ def prepare(wav: Path) -> WavFilePort:
     return WavFilePort(pcm, rate)
 
 
-async def run(port: WavFilePort, base: str, data_root: Path) -> ClientRun:
-    """Place one call through the bridge against the simulator at ``base``."""
+async def call(
+    port: WavFilePort, base: str, data_root: Path, handle: CallHandle | None = None
+) -> dict[str, Any]:
+    """Place one call through the bridge against the simulator at ``base``; its summary."""
     plan = ProviderPlan("openai", "openai", base, "bench-key")
     setup = CallSetup(profile=load_profile(None), plan=plan, data_root=data_root)
+    return await run_call(setup, port, [], MONOTONIC, handle)
+
+
+async def run(port: WavFilePort, base: str, data_root: Path) -> ClientRun:
+    """:func:`call`, with the bridge's raw figures."""
     handle = CallHandle()
-    summary: dict[str, Any] = await run_call(setup, port, [], MONOTONIC, handle)
+    summary = await call(port, base, data_root, handle)
     assert handle.bridge is not None
     stats = handle.bridge.stats
     return ClientRun(

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import time
 import resource
 import subprocess
 import sys
+import threading
+import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,3 +227,56 @@ async def pace(
             idle_since = now
         elif now - idle_since >= TAIL_NS:
             return
+
+
+class StallTracer:
+    """Finds what blocks an event loop: a ticker on the loop marks every ``tick_s``; a
+    watcher thread that sees no mark for ``threshold_s`` records the loop thread's stack
+    once per stall (the code running, or the call blocked in, at that moment).
+
+    Costs a wake-up per tick: for diagnosis (``bridge_load --trace-stalls``), not for the
+    figures. A whole process held off the CPU shows no stall here (the watcher is off the
+    CPU too); a loop kept busy or blocked in a system call does.
+    """
+
+    def __init__(self, threshold_s: float = 0.05, tick_s: float = 0.005) -> None:
+        self.threshold_s = threshold_s
+        self.tick_s = tick_s
+        self._open: list[list[Any]] = []
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._loop_thread = threading.get_ident()
+
+    async def run(self) -> None:
+        """The ticker: run as a task on the loop to watch (cancel it to stop)."""
+        self._loop_thread = threading.get_ident()
+        watcher = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
+        watcher.start()
+        try:
+            while True:
+                self._last = time.monotonic()
+                await asyncio.sleep(self.tick_s)
+        finally:
+            self._stop.set()
+            watcher.join(1.0)
+
+    def _watch(self) -> None:
+        current: list[Any] | None = None  # [ms, stack, tick it started after]
+        while not self._stop.wait(self.tick_s / 2):
+            last = self._last
+            late = time.monotonic() - last
+            if late < self.threshold_s:
+                current = None
+            elif current is not None and current[2] == last:
+                current[0] = late * 1000  # the same stall, longer
+            else:
+                frame = sys._current_frames().get(self._loop_thread)
+                stack = [f"{f.filename}:{f.lineno} {f.name}"
+                         for f in traceback.extract_stack(frame)[-8:]] if frame else []
+                current = [late * 1000, stack, last]
+                self._open.append(current)
+
+    @property
+    def stalls(self) -> list[tuple[float, list[str]]]:
+        """(stall length in ms, innermost frames of the loop thread) per stall seen."""
+        return [(ms, stack) for ms, stack, _ in self._open]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.audio.pcm import FRAME_MS, SILENCE_DBFS, int16_to_bytes, rms_dbfs
 from app.audio.port import CallerFrame, CallerPort
@@ -702,10 +703,41 @@ class Bridge:
             heard = np.zeros_like(pcm)
         else:
             heard = pcm
-        self.levels = (rms_dbfs(pcm), self.levels[1])
-        # Local VAD on 16 kHz; edges mapped to the clock via the frame's capture stamp.
-        x16 = self._to_vad.process(heard) if self._to_vad is not None else heard
         frame_vad_pos = self.vad.position
+        if self.options.manual_turns:
+            # The turn's start/end messages must reach the server before this frame.
+            await self._local_vad(frame, heard)
+        send = heard
+        if self._to_provider is not None:
+            send = self._to_provider.process(send)
+        data = int16_to_bytes(send)
+        self._history.append(frame_vad_pos, data)
+        if len(send) and self._online.is_set():
+            try:
+                await self.provider.send_audio(data)
+            except ProviderError:
+                # The socket is gone; the event pump reports it and ends (or recovers) the
+                # call. The caller audio stays in the recording.
+                self.stats.unsent_frames += 1
+        self.stats.send_delay_ns.append(self.clock.now_ns() - frame.t_ns)
+        self.stats.frames += 1
+        if not self.options.manual_turns:
+            # After the send: the frame's audio waits for nothing it does not need.
+            await self._local_vad(frame, heard)
+        self.levels = (rms_dbfs(pcm), self.levels[1])
+        if self.recorder is not None:
+            self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
+        self.playback.play_frame(self.clock.now_ns(), frame.t_ns)
+        if self.provider.protocol.reports_playout:
+            await self._report_playout()
+        self.levels = (self.levels[0], self.playback.level)
+        if self.recorder is not None and self.recorder.error is not None:
+            if not self._stop.is_set():  # the disk refused a write: recording has stopped
+                self._fail("store", self.recorder.error)
+
+    async def _local_vad(self, frame: CallerFrame, heard: NDArray[np.int16]) -> None:
+        """Local VAD on 16 kHz; edges mapped to the clock via the frame's capture stamp."""
+        x16 = self._to_vad.process(heard) if self._to_vad is not None else heard
         for edge in self.vad.feed(x16):
             t = frame.t_ns - int((self.vad.position - edge.sample) * 1e9 / VAD_RATE)
             if edge.speaking:
@@ -721,29 +753,6 @@ class Bridge:
                 self.emit(LocalSpeechStopped(t_ns=t, sample=edge.sample))
                 if self.options.manual_turns:
                     await self._send_quietly(self.provider.protocol.manual_turn_end())
-        send = heard
-        if self._to_provider is not None:
-            send = self._to_provider.process(send)
-        data = int16_to_bytes(send)
-        self._history.append(frame_vad_pos, data)
-        if len(send) and self._online.is_set():
-            try:
-                await self.provider.send_audio(data)
-            except ProviderError:
-                # The socket is gone; the event pump reports it and ends (or recovers) the
-                # call. The caller audio stays in the recording.
-                self.stats.unsent_frames += 1
-        self.stats.send_delay_ns.append(self.clock.now_ns() - frame.t_ns)
-        self.stats.frames += 1
-        if self.recorder is not None:
-            self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
-        self.playback.play_frame(self.clock.now_ns(), frame.t_ns)
-        if self.provider.protocol.reports_playout:
-            await self._report_playout()
-        self.levels = (self.levels[0], self.playback.level)
-        if self.recorder is not None and self.recorder.error is not None:
-            if not self._stop.is_set():  # the disk refused a write: recording has stopped
-                self._fail("store", self.recorder.error)
 
     async def _report_playout(self) -> None:
         """Tell the protocol how much of the item being heard has played (Twilio answers

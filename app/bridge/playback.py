@@ -50,6 +50,10 @@ class Playback:
         self._emit = emit
         self._recorder = recorder
         self._items: dict[str, _Item] = {}
+        # Items started and not stopped, in start order (= the order of ``_items``: the
+        # buffer plays items first in, first out): what each frame looks at, so a long
+        # call's finished items cost nothing per frame.
+        self._active: dict[str, _Item] = {}
         self._discarded: set[str] = set()
         #: Level (dBFS) of the last frame handed to the sink.
         self.level = SILENCE_DBFS
@@ -72,9 +76,9 @@ class Playback:
         if item is None:
             item = _Item(ev.item_id, ev.response_id, StreamResampler(ev.sample_rate, self.rate))
             self._items[ev.item_id] = item
-        x = np.frombuffer(ev.pcm, dtype="<i2").astype(np.int16)
-        if ev.sample_rate != self.rate:
-            x = item.resampler.process(x)
+        x = np.frombuffer(ev.pcm, dtype="<i2")
+        # The resampler makes a new array; without it the buffer needs its own copy.
+        x = item.resampler.process(x) if ev.sample_rate != self.rate else x.astype(np.int16)
         self.buffer.push(ev.item_id, x)
         return True
 
@@ -94,7 +98,8 @@ class Playback:
         and the agent's samples in ``audio.wav`` agree by construction (docs/timing.md).
         """
         block, segments = self.buffer.pull(self.port.frame_samples)
-        self.level = rms_dbfs(block)
+        # Nothing pulled: the block is all zeros (no need to measure it).
+        self.level = rms_dbfs(block) if segments else SILENCE_DBFS
         if frame_t_ns is None:
             play_t = self.port.write(block, now_ns)
         else:
@@ -108,6 +113,7 @@ class Playback:
                 continue
             if seg.first and not item.started:
                 item.started = True
+                self._active[item.item_id] = item
                 self._emit(
                     PlaybackStarted(
                         t_ns=play_t + int(seg.offset * ns_per_sample),
@@ -116,11 +122,9 @@ class Playback:
                     )
                 )
             item.end_play_ns = play_t + int((seg.offset + seg.count) * ns_per_sample)
-        for item in self._items.values():
+        for item in list(self._active.values()):
             if (
-                item.started
-                and not item.stopped
-                and item.response_done
+                item.response_done
                 and self.buffer.played_samples(item.item_id)
                 >= self.buffer.received_samples(item.item_id)
             ):
@@ -132,10 +136,7 @@ class Playback:
         current = self.buffer.current_item
         if current is not None and current in self._items:
             return self._items[current]
-        for item in self._items.values():
-            if item.started and not item.stopped:
-                return item
-        return None
+        return next(iter(self._active.values()), None)
 
     def cut(self, t_ns: int) -> tuple[_Item, int] | None:
         """Barge-in: drop all queued audio now; later chunks of the cut items are
@@ -153,12 +154,12 @@ class Playback:
 
     def stop_all(self, t_ns: int, interrupted: bool) -> None:
         """End every item that started and has not stopped (cut, or end of call)."""
-        for item in self._items.values():
-            if item.started and not item.stopped:
-                self._stop(item, t_ns if interrupted else item.end_play_ns, interrupted)
+        for item in list(self._active.values()):
+            self._stop(item, t_ns if interrupted else item.end_play_ns, interrupted)
 
     def _stop(self, item: _Item, t_ns: int, interrupted: bool) -> None:
         item.stopped = True
+        self._active.pop(item.item_id, None)
         self._emit(
             PlaybackStopped(
                 t_ns=t_ns,

@@ -99,7 +99,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.bounded_yaml import load_yaml
+from app.bounded_yaml import kind_of, load_yaml
 from app.errors import ConfigError
 
 FAULT_ACTIONS = ("close", "error", "malformed", "stall", "slow_pong", "go_away")
@@ -219,10 +219,10 @@ class _Reader:
 
     def mapping(self, value: object, where: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
+            raise self.fail(where, f"expected a mapping, got {kind_of(value)}")
         for k in value:
             if not isinstance(k, str):
-                raise self.fail(where, f"keys must be text, got {_kind(k)}")
+                raise self.fail(where, f"keys must be text, got {kind_of(k)}")
             if k not in allowed:
                 shown = k if k.isprintable() else repr(k)  # messages are one line
                 raise self.fail(_join(where, shown), "unknown key")
@@ -230,7 +230,7 @@ class _Reader:
 
     def text(self, value: object, where: str, *, nonempty: bool = False) -> str:
         if not isinstance(value, str):
-            raise self.fail(where, f"expected text, got {_kind(value)}")
+            raise self.fail(where, f"expected text, got {kind_of(value)}")
         if nonempty and not value.strip():
             raise self.fail(where, "must not be empty")
         if "\0" in value:  # cannot be spoken: espeak-ng takes the text as an argument
@@ -258,7 +258,7 @@ class _Reader:
         lo_open: bool = False,
     ) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(where, f"expected a number, got {_kind(value)}")
+            raise self.fail(where, f"expected a number, got {kind_of(value)}")
         try:
             v = float(value)
         except OverflowError:  # an integer beyond float range (YAML allows any length)
@@ -273,19 +273,19 @@ class _Reader:
 
     def integer(self, value: object, where: str, *, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"expected an integer, got {_kind(value)}")
+            raise self.fail(where, f"expected an integer, got {kind_of(value)}")
         if not lo <= value <= hi:
             raise self.fail(where, f"must be between {lo} and {hi}")
         return value
 
     def boolean(self, value: object, where: str) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(where, f"expected true or false, got {_kind(value)}")
+            raise self.fail(where, f"expected true or false, got {kind_of(value)}")
         return value
 
     def listing(self, value: object, where: str) -> list[Any]:
         if not isinstance(value, list | tuple):
-            raise self.fail(where, f"expected a list, got {_kind(value)}")
+            raise self.fail(where, f"expected a list, got {kind_of(value)}")
         return list(value)
 
     # --- records -------------------------------------------------------------------
@@ -321,7 +321,7 @@ class _Reader:
         if args is None:
             args = {}
         if not isinstance(args, Mapping):
-            raise self.fail(_join(where, "arguments"), f"expected a mapping, got {_kind(args)}")
+            raise self.fail(_join(where, "arguments"), f"expected a mapping, got {kind_of(args)}")
         _check_json(self, args, _join(where, "arguments"))
         args = dict(args)
         after = self.text(d.get("after_result", ""), _join(where, "after_result"))
@@ -489,20 +489,6 @@ def _show(key: str) -> str:
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return type(value).__name__
 
 
 def _check_json(r: _Reader, value: object, where: str, depth: int = 0) -> None:
@@ -518,11 +504,11 @@ def _check_json(r: _Reader, value: object, where: str, depth: int = 0) -> None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise r.fail(where, f"keys must be text, got {_kind(k)}")
+                raise r.fail(where, f"keys must be text, got {kind_of(k)}")
             _check_json(r, v, _join(where, k), depth + 1)
         return
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
             _check_json(r, v, f"{where}[{i}]", depth + 1)
         return
-    raise r.fail(where, f"cannot be sent as JSON ({_kind(value)})")
+    raise r.fail(where, f"cannot be sent as JSON ({kind_of(value)})")

@@ -3,12 +3,14 @@
 Every piece of untrusted text (transcripts, tool arguments and results, error messages,
 profile fields) goes through :func:`app.textsafe.printable` (control and bidi characters
 made visible, lone surrogates replaced) and then :func:`html.escape`; the report has no
-script.
+script, and its Content Security Policy (:mod:`app.report.page`) forbids scripts and every
+fetch. The waterfall and the chart are inline SVG; verdicts (manual and automatic) are
+shown per turn, and the summary gives the call quality and cost.
 """
 
 from __future__ import annotations
 
-import html
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.metrics.presentation import (
@@ -17,44 +19,67 @@ from app.metrics.presentation import (
     SPAN_STYLES,
     caller_text,
     span_colour,
-    span_label,
     transcripts_scripted,
     turn_number,
 )
-from app.metrics.timeline import SPAN_ORDER, summarize
+from app.metrics.timeline import summarize
+from app.report.page import CSP_META, PRINT_CSS, esc
+from app.report.svg import bar_chart_svg, waterfall_svg
 from app.store.reader import SessionRecord, session_failures
-from app.textsafe import printable
 
 
 def _e(value: Any) -> str:
-    r"""Untrusted ``value`` as HTML text: control and bidi characters shown as escapes
-    (``\u202e``), lone surrogates as U+FFFD, then HTML-escaped.
-    """
-    return html.escape(printable(value, multiline=True), quote=True)
+    r"""Untrusted ``value`` as HTML text (:func:`app.report.page.esc`)."""
+    return esc(value)
 
 
-def _bar(turn: dict[str, Any], scale_ms: float) -> str:
-    spans = turn.get("spans", {})
-    anchor = spans.get("voice_to_voice", spans.get("end_of_turn_delay", {})).get("start_ns")
-    if anchor is None:
+def _verdicts_html(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """A turn's verdicts: the one that counts first (manual over automatic), the other
+    struck through."""
+    if not verdicts:
         return ""
-    rows = []
-    names = [n for n in SPAN_ORDER if n in spans]
-    names += sorted(n for n in spans if n not in names)
-    for name in names:
-        s = spans[name]
-        if not isinstance(s, dict) or not isinstance(s.get("start_ns"), int):
-            continue
-        left = max(0.0, (s["start_ns"] - anchor) / 1e6) / scale_ms * 100
-        width = max(0.3, s["ms"] / scale_ms * 100)
-        title = f"{span_label(name)}: {s['ms']:.0f} ms, from {s.get('from')} to {s.get('to')}"
-        rows.append(
-            f'<div class="row" title="{_e(title)}"><span class="lbl">{_e(span_label(name))}'
-            f'</span><span class="track"><span class="seg" style="left:{left:.2f}%;'
-            f'width:{min(width, 100 - left):.2f}%;background:{span_colour(name)}"></span>'
-            f'</span><span class="ms">{s["ms"]:.0f} ms</span></div>'
+    ordered = sorted(verdicts, key=lambda v: v.get("source") != "manual")
+    out = []
+    for i, v in enumerate(ordered):
+        verdict = "pass" if v.get("verdict") == "pass" else "fail"
+        cls = f"v {verdict}" + (" over" if i else "")
+        who = v.get("who") or ""
+        detail = " · ".join(str(x) for x in (v.get("reason"), v.get("note"), who, v.get("at")) if x)
+        out.append(
+            f'<p><span class="{cls}">{"✓" if verdict == "pass" else "✗"} {verdict}</span>'
+            f"{_e(v.get('source'))}: {_e(detail)}</p>"
         )
-    return "".join(rows)
+    return "".join(out)
+
+
+def _quality_rows(meta: Mapping[str, Any]) -> list[str]:
+    """Tags, call quality (network round trip, errors, dropped events) and cost rows."""
+    rows = []
+    tags = meta.get("tags") or []
+    if tags:
+        rows.append(f"<tr><th>tags</th><td>{_e(', '.join(map(str, tags)))}</td></tr>")
+    raw = meta.get("summary")
+    summary: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    rtt = summary.get("network_rtt")
+    if isinstance(rtt, Mapping) and rtt.get("count"):
+        rows.append(
+            f"<tr><th>network round trip</th><td>p50 {_e(rtt.get('p50_ms'))} ms · p95 "
+            f"{_e(rtt.get('p95_ms'))} ms over {_e(rtt.get('count'))} pings</td></tr>"
+        )
+    errors = summary.get("errors")
+    count = len(errors) if isinstance(errors, list) else errors
+    quality = f"{_e(count or 0)} errors"
+    if summary.get("events_dropped"):
+        quality += f" · {_e(summary['events_dropped'])} events dropped"
+    if meta.get("skipped_lines"):
+        quality += f" · {_e(meta['skipped_lines'])} unreadable event lines"
+    rows.append(f"<tr><th>call quality</th><td>{quality}</td></tr>")
+    cost = summary.get("cost_usd")
+    known = isinstance(cost, int | float) and not isinstance(cost, bool)
+    rows.append(
+        f"<tr><th>cost</th><td>{'$' + format(cost, '.4f') if known else 'unknown'}</td></tr>"
+    )
+    return rows
 
 
 def _legend() -> str:
@@ -67,10 +92,14 @@ def _legend() -> str:
     return f'<h2>Legend</h2><ul class="legend">{items}</ul>'
 
 
-def html_report(record: SessionRecord) -> str:
-    """Render ``record`` as one HTML page (escaped, no scripts)."""
+def html_report(record: SessionRecord, verdicts: Sequence[Mapping[str, Any]] = ()) -> str:
+    """Render ``record`` as one HTML page (escaped, no scripts); ``verdicts`` are the
+    session's verdict rows (:meth:`app.store.index.SessionIndex.verdicts`)."""
     meta = record.meta
     turns = record.turns
+    by_turn: dict[int, list[Mapping[str, Any]]] = {}
+    for v in verdicts:
+        by_turn.setdefault(int(v["turn"]), []).append(v)
     v2v = summarize([t for t in turns if "spans" in t])
     longest = 1000.0
     for t in turns:
@@ -80,6 +109,7 @@ def html_report(record: SessionRecord) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>voiceprobe session {_e(record.session_id)}</title>",
+        CSP_META,
         "<style>body{font:14px system-ui,sans-serif;margin:2em;color:#222}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
         "vertical-align:top}.row{display:flex;align-items:center;gap:8px;margin:2px 0}"
@@ -88,7 +118,11 @@ def html_report(record: SessionRecord) -> str:
         "text-align:right;font-family:monospace}.legend{list-style:none;padding:0}"
         ".sw{display:inline-block;width:12px;height:12px;margin-right:6px;border-radius:2px}"
         ".fail{background:#fdecea;color:#b71c1c;border:1px solid #f5c2c0;padding:8px}"
-        ".scripted{color:#8a5a00;font-size:90%}</style></head><body>",
+        ".scripted{color:#8a5a00;font-size:90%}.lbl{font:11px monospace;fill:#333}"
+        ".ms{font:10px monospace;fill:#333}.v{padding:2px 6px;border-radius:3px;"
+        "margin-right:6px}.v.pass{background:#e6f4ea;color:#1b5e20}.v.fail{background:"
+        "#fdecea;color:#b71c1c}.v.over{text-decoration:line-through;opacity:.6}"
+        f"{PRINT_CSS}</style></head><body>",
         f"<h1>Session {_e(record.session_id)}</h1>",
         "<table>",
     ]
@@ -100,7 +134,18 @@ def html_report(record: SessionRecord) -> str:
             f"{v2v['p95_ms']:.0f} ms over {v2v['count']} turns (LocalSpeechStopped → "
             "PlaybackStarted)</td></tr>"
         )
+    parts.extend(_quality_rows(meta))
     parts.append("</table>")
+    if sum(1 for t in turns if "voice_to_voice" in t.get("spans", {})) > 1:
+        parts.append(
+            bar_chart_svg(
+                [(f"turn {turn_number(t, r)}", t.get("spans", {}).get("voice_to_voice", {})
+                  .get("ms")) for r, t in enumerate(turns)],
+                "voice_to_voice (ms)",
+                span_colour("voice_to_voice"),
+                "voice_to_voice per turn",
+            )
+        )  # fmt: skip
     for fail in session_failures(record):
         parts.append(
             f'<p class="fail"><b>Call failed</b> ({_e(fail.get("code"))}): '
@@ -113,7 +158,9 @@ def html_report(record: SessionRecord) -> str:
         parts.append(f'<p class="scripted">{_e(SCRIPTED_MARK)} {_e(SCRIPTED_NOTE)}</p>')
     for row, turn in enumerate(turns):
         flag = " (barge-in)" if turn.get("interrupted") else ""
-        parts.append(f"<h2>Turn {turn_number(turn, row)}{_e(flag)}</h2>")
+        number = turn_number(turn, row)
+        parts.append(f'<div class="turn"><h2>Turn {number}{_e(flag)}</h2>')
+        parts.append(_verdicts_html(by_turn.get(number, [])))
         user = caller_text(str(turn.get("user_transcript") or ""), scripted)
         parts.append(f"<p><b>Caller:</b> {_e(user)}</p>")
         parts.append(f"<p><b>Agent:</b> {_e(turn.get('agent_transcript'))}</p>")
@@ -122,7 +169,8 @@ def html_report(record: SessionRecord) -> str:
                 f"<p><b>Tool</b> {_e(call.get('name'))}({_e(call.get('arguments'))}) → "
                 f"{_e(call.get('status'))} in {_e(call.get('ms'))} ms</p>"
             )
-        parts.append(_bar(turn, scale))
+        parts.append(waterfall_svg(turn, scale))
+        parts.append("</div>")
     errors = [e for e in record.events if e.get("kind") == "ProviderErrorEvent"]
     if errors:
         parts.append("<h2>Errors</h2><ul>")

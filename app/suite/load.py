@@ -23,7 +23,7 @@ import langcodes
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from app.bounded_yaml import MAX_TEXT_CHARS, load_yaml
+from app.bounded_yaml import MAX_TEXT_CHARS, kind_of, load_yaml
 from app.errors import ConfigError
 from app.probes.conditions import parse_condition
 from app.probes.lang import canonical_tag, primary_subtag
@@ -121,20 +121,6 @@ def _dotted(path: Path_) -> str:
     return out
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 class _Reader:
@@ -152,10 +138,10 @@ class _Reader:
         self, value: object, where: Path_, allowed: tuple[str, ...], required: tuple[str, ...] = ()
     ) -> dict[str, Any]:
         if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, got {_kind(value)}")
+            raise self.fail(where, f"expected a mapping, got {kind_of(value)}")
         for k in value:
             if not isinstance(k, str):
-                raise self.fail(where, f"keys must be text, got {_kind(k)}")
+                raise self.fail(where, f"keys must be text, got {kind_of(k)}")
             if k not in allowed:
                 raise self.fail(
                     (*where, k), f"unknown key (allowed: {', '.join(allowed)})", key=True
@@ -167,7 +153,7 @@ class _Reader:
 
     def text(self, value: object, where: Path_, *, nonempty: bool = True) -> str:
         if not isinstance(value, str):
-            raise self.fail(where, f"expected text, got {_kind(value)}")
+            raise self.fail(where, f"expected text, got {kind_of(value)}")
         if nonempty and not value.strip():
             raise self.fail(where, "must not be empty")
         if "\0" in value:
@@ -184,7 +170,7 @@ class _Reader:
 
     def number(self, value: object, where: Path_, lo: float = 0.0, hi: float = 1e9) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(where, f"expected a number, got {_kind(value)}")
+            raise self.fail(where, f"expected a number, got {kind_of(value)}")
         v = float(value) if abs(value) < 1e300 else math.inf
         if not math.isfinite(v) or not lo <= v <= hi:
             raise self.fail(where, f"must be a number from {lo:g} to {hi:g}")
@@ -192,19 +178,19 @@ class _Reader:
 
     def integer(self, value: object, where: Path_, lo: int, hi: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"expected an integer, got {_kind(value)}")
+            raise self.fail(where, f"expected an integer, got {kind_of(value)}")
         if not lo <= value <= hi:
             raise self.fail(where, f"must be between {lo} and {hi}")
         return value
 
     def boolean(self, value: object, where: Path_) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(where, f"expected true or false, got {_kind(value)}")
+            raise self.fail(where, f"expected true or false, got {kind_of(value)}")
         return value
 
     def listing(self, value: object, where: Path_, *, nonempty: bool = False) -> list[Any]:
         if not isinstance(value, list):
-            raise self.fail(where, f"expected a list, got {_kind(value)}")
+            raise self.fail(where, f"expected a list, got {kind_of(value)}")
         if nonempty and not value:
             raise self.fail(where, "must not be empty")
         return value

@@ -13,6 +13,9 @@ from PySide6.QtWidgets import (
 
 from ui.models.transcript import TranscriptModel
 
+#: How much narrower than a row its text is measured (px).
+WRAP_SLACK_PX = 12
+
 
 class _SizeCachingDelegate(QStyledItemDelegate):
     """The default delegate, with each row's size remembered until the row changes.
@@ -39,7 +42,13 @@ class _SizeCachingDelegate(QStyledItemDelegate):
         hit = self._sizes.get(key)
         if hit is not None and hit[0] == version:
             return hit[1]
-        size = super().sizeHint(option, index)
+        # Measured a little narrower than the row: Qt wraps the painted text in a rect a
+        # few pixels narrower than the one it measures with, and a row measured too short
+        # is painted with its last line elided ("…").
+        narrower = QStyleOptionViewItem(option)
+        narrower.rect.setWidth(max(1, option.rect.width() - WRAP_SLACK_PX))
+        size = super().sizeHint(narrower, index)
+        size.setWidth(option.rect.width() if option.rect.width() > 0 else size.width())
         self._sizes[key] = (version, size)
         return size
 

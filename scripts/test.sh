@@ -11,20 +11,26 @@ export PYTHONDONTWRITEBYTECODE=1
 .venv/bin/ruff check app ui sip tests
 .venv/bin/lint-imports --config pyproject.toml
 .venv/bin/mypy
-# Two phases. Real-time calls mostly wait, so most test files run on several workers (each
-# file whole on one worker, so module fixtures such as a recorded call run once); tests
-# marked `serial` (a build, fuzzing, many calls at once, a CPU-time bound) then run alone,
-# so their load never skews a timing check. VOICEPROBE_TEST_WORKERS=0: all serially.
+# Three phases. Real-time calls mostly wait, so most test files run on several workers
+# (each file whole on one worker, so module fixtures such as a recorded call run once).
+# Tests that load pjsua2 (marked `sip`) then run in one process of their own: pjsua2 must
+# not share a worker with unrelated tests. Last, tests marked `serial` (a build, fuzzing,
+# many calls at once, timing checked to the millisecond) run alone, so no other load skews
+# them. VOICEPROBE_TEST_WORKERS=0 runs everything in one process.
 workers="${VOICEPROBE_TEST_WORKERS:-3}"
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
 if [ "$workers" = "0" ]; then
   exec "${pytest[@]}" "$@"
 fi
 status=0
-"${pytest[@]}" -n "$workers" --dist loadfile -m "not serial" "$@" || status=$?
-serial=0
-"${pytest[@]}" -m serial "$@" || serial=$?
-[ "$serial" -eq 5 ] && serial=0  # the arguments selected no serial test
-[ "$status" -eq 5 ] && status=0
-if [ "$status" -ne 0 ]; then exit "$status"; fi
-exit "$serial"
+run_phase() {
+  local code=0
+  "${pytest[@]}" "$@" || code=$?
+  [ "$code" -eq 5 ] && code=0  # the arguments selected no test of this phase
+  [ "$status" -eq 0 ] && status=$code
+  return 0
+}
+run_phase -n "$workers" --dist loadfile -m "not serial and not sip" "$@"
+run_phase -m "sip and not serial" "$@"
+run_phase -m serial "$@"
+exit "$status"

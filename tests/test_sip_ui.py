@@ -17,6 +17,9 @@ from sip.config import SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
 from tests.sip_peers import Kamailio, have, run_kamailio
 
+#: The SIP phase of scripts/test.sh runs every pjsua2 user in one process.
+pytestmark = pytest.mark.sip
+
 T = 1_000_000_000
 
 

@@ -310,20 +310,29 @@ class WebSocketProvider(Provider):
 
     async def _sample_network(self, ws: ClientConnection, period_s: float) -> None:
         """Sampler task: the socket's TCP round-trip time every ``period_s`` and, where
-        enabled, a ping → pong round trip every ``rtt_ping_s``, until the socket ends.
-        Missing pongs are the keepalive's business, not this task's."""
+        enabled, a ping → pong round trip every ``rtt_ping_s``, until the socket ends or is
+        being closed. Missing pongs are the keepalive's business, not this task's.
+
+        Cancellation must always end it: the pong wait uses ``asyncio.timeout`` (whose
+        TimeoutError is only its own), never ``wait_for`` inside a blanket suppress, which
+        on Python 3.11 can swallow a cancel and leave :meth:`close` waiting forever.
+        """
         sock = ws.transport.get_extra_info("socket")
         next_ping = 0.0
         elapsed = 0.0
-        while not self._finished:
+        while not (self._finished or self._closing):
             rtt = tcp_rtt_ms(sock)
             if rtt is not None:
                 self._emit(self._sample("tcp", rtt))
             if self._rtt_ping_s is not None and elapsed >= next_ping:
                 next_ping = elapsed + self._rtt_ping_s
-                with contextlib.suppress(ConnectionClosed, TimeoutError, RuntimeError):
+                try:
                     waiter = await ws.ping()
-                    latency = await asyncio.wait_for(waiter, timeout=self._rtt_ping_s * 5)
+                    async with asyncio.timeout(self._rtt_ping_s * 5):
+                        latency = await waiter
+                except (ConnectionClosed, TimeoutError):
+                    pass
+                else:
                     self._emit(self._sample("ping", latency * 1000.0))
             await asyncio.sleep(period_s)
             elapsed += period_s
@@ -476,8 +485,7 @@ class WebSocketProvider(Provider):
         ws, reader, sampler = self._ws, self._reader, self._sampler
         if sampler is not None:
             sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampler
+            await asyncio.wait({sampler}, timeout=1.0)  # never hang a close on a sample
         if ws is not None:
             with contextlib.suppress(websockets.WebSocketException, OSError):
                 await ws.close()

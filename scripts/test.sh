@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE=1
 # Three phases. Real-time calls mostly wait, so most test files run on several workers
 # (each file whole on one worker, so module fixtures such as a recorded call run once).
 # Tests that load pjsua2 (marked `sip`) then run in one process of their own: pjsua2 must
-# not share a worker with unrelated tests. Last, tests marked `serial` (a build, fuzzing,
+# not share a worker with unrelated tests. Last, tests marked `serial` (a build,
 # many calls at once, timing checked to the millisecond) run alone, so no other load skews
 # them. VOICEPROBE_TEST_WORKERS=0 runs everything in one process.
 workers="${VOICEPROBE_TEST_WORKERS:-3}"

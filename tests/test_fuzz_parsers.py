@@ -38,8 +38,6 @@ from app.sim.scenario import load_scenario, scenario_from_dict
 from app.store.reader import read_events
 from app.store.writer import SessionWriter
 
-pytestmark = pytest.mark.serial  # hypothesis keeps a core busy
-
 FUZZ = settings(
     max_examples=500,
     deadline=None,

@@ -13,12 +13,18 @@ document stands for, *with every alias expanded*, and refuses it past the budget
 
 A recursive alias (``a: &x [*x]``) is refused as well. Counting is linear in the size of
 the file (each node is counted once and its total reused), never in the expansion.
+
+:class:`FieldReader` then checks the loaded plain data field by field (the scenario and
+suite loaders subclass it with their own records), so every file format says "expected a
+number, got text" the same way and every message is one line naming the field.
 """
 
 from __future__ import annotations
 
+import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -142,3 +148,122 @@ def kind_of(value: object) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     return type(value).__name__
+
+
+def shown_key(key: str) -> str:
+    """A key from the file made safe for a one-line message: escaped, at most 40
+    characters."""
+    shown = key.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+#: How a loader names a place in its document (a dotted string, a path of keys, ...).
+Where = TypeVar("Where")
+
+
+class FieldReader(ABC, Generic[Where]):
+    """Checks plain data loaded from YAML/JSON, value by value, into Python values.
+
+    Every check returns the value (converted where said) or raises the
+    :class:`~app.errors.ConfigError` made by :meth:`fail`, whose message is one line
+    naming the field. A subclass says how a place in its document is written
+    (:meth:`fail`, :meth:`at`) and adds its own records on top of these checks.
+
+    Attributes:
+        max_text: the longest text value accepted (characters).
+        max_number: the default upper bound of :meth:`number`.
+    """
+
+    max_text: int = 10_000
+    max_number: float = 1e9
+
+    @abstractmethod
+    def fail(self, where: Where, problem: str, *, key: bool = False) -> ConfigError:
+        """The error for ``problem`` at ``where`` (``key``: the problem is the key
+        itself, not its value)."""
+
+    @abstractmethod
+    def at(self, where: Where, step: str | int) -> Where:
+        """The place of key or index ``step`` inside ``where``."""
+
+    def mapping(
+        self,
+        value: object,
+        where: Where,
+        allowed: tuple[str, ...],
+        required: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """A mapping whose keys are text, all in ``allowed``, with every ``required`` one."""
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"expected a mapping, got {kind_of(value)}")
+        for k in value:
+            if not isinstance(k, str):
+                raise self.fail(where, f"keys must be text, got {kind_of(k)}")
+            if k not in allowed:
+                raise self.fail(
+                    self.at(where, k), f"unknown key (allowed: {', '.join(allowed)})", key=True
+                )
+        for k in required:
+            if k not in value:
+                raise self.fail(self.at(where, k), "is required")
+        return dict(value)
+
+    def text(self, value: object, where: Where, *, nonempty: bool = False) -> str:
+        """Text of at most :attr:`max_text` characters with no NUL (it may be handed to
+        a program as an argument); ``nonempty``: not blank."""
+        if not isinstance(value, str):
+            raise self.fail(where, f"expected text, got {kind_of(value)}")
+        if nonempty and not value.strip():
+            raise self.fail(where, "must not be empty")
+        if "\0" in value:
+            raise self.fail(where, "must not contain a NUL character")
+        if len(value) > self.max_text:
+            raise self.fail(where, f"too long ({len(value)} characters; at most {self.max_text})")
+        return value
+
+    def number(
+        self,
+        value: object,
+        where: Where,
+        lo: float = 0.0,
+        hi: float | None = None,
+        *,
+        lo_open: bool = False,
+    ) -> float:
+        """A finite number (not a boolean) from ``lo`` (excluded with ``lo_open``) to
+        ``hi`` (default :attr:`max_number`), as a float."""
+        hi = self.max_number if hi is None else hi
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(where, f"expected a number, got {kind_of(value)}")
+        try:
+            v = float(value)
+        except OverflowError:  # an integer beyond float range (YAML allows any length)
+            v = math.inf
+        if not math.isfinite(v):
+            raise self.fail(where, "must be a finite number")
+        if v < lo or (lo_open and v <= lo) or v > hi:
+            span = f"more than {lo:g} and at most {hi:g}" if lo_open else f"from {lo:g} to {hi:g}"
+            raise self.fail(where, f"must be a number {span}")
+        return v
+
+    def integer(self, value: object, where: Where, lo: int, hi: int) -> int:
+        """An integer (not a boolean) from ``lo`` to ``hi``."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"expected an integer, got {kind_of(value)}")
+        if not lo <= value <= hi:
+            raise self.fail(where, f"must be between {lo} and {hi}")
+        return value
+
+    def boolean(self, value: object, where: Where) -> bool:
+        """``true`` or ``false``."""
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {kind_of(value)}")
+        return value
+
+    def listing(self, value: object, where: Where, *, nonempty: bool = False) -> list[Any]:
+        """A list (``nonempty``: with at least one item), as a new list."""
+        if not isinstance(value, list | tuple):
+            raise self.fail(where, f"expected a list, got {kind_of(value)}")
+        if nonempty and not value:
+            raise self.fail(where, "must not be empty")
+        return list(value)

@@ -1,48 +1,52 @@
 """The command line: ``voiceprobe sim | call | sessions | sample | keys``.
 
-Contract (DESIGN.md, "CLI contract"): bad input anywhere gives ONE line naming the problem
-on stderr and exit code 2, never a traceback; a call that fails exits 1; ``--json`` prints
-exactly one JSON object on stdout. The desktop app and the SIP commands are added by the
-composition root (``ui.entry``), since ``app`` imports neither ``ui`` nor ``sip``.
+Contract (docs/architecture.md#command-line-contract): bad input anywhere gives ONE line
+naming the problem on stderr and exit code 2, never a traceback; a call that fails exits
+1; ``--json`` prints exactly one JSON object on stdout. The desktop app and the SIP
+commands are added by the composition root (``ui.entry``), since ``app`` imports neither
+``ui`` nor ``sip``. The helpers other command modules share are public in
+:mod:`app.cli_support` (arguments, agent set-up) and :mod:`app.cli_output` (what a call
+prints).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import io
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from app.cli_output import print_summary, print_turn_table, progress_printer
+from app.cli_support import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    Parser,
+    UsageError,
+    add_agent_options,
+    agent_setup,
+    bridge_options,
+    cancel_on_signals,
+    find_session,
+    report_target,
+)
 from app.errors import ConfigError, VoiceprobeError
-from app.textsafe import json_text, printable, safe_text
+from app.textsafe import json_text, printable
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class UsageError(ConfigError):
-    """A command-line usage problem."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: error: {message}")
-
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "UsageError", "build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     """The parser and its subparsers object (the composition root adds commands to it)."""
-    parser = _Parser(prog="voiceprobe", description="Test realtime voice agents.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="voiceprobe", description="Test realtime voice agents.")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
 
     p = sub.add_parser("sim", help="run the local realtime simulator")
     p.add_argument("--host", default="127.0.0.1")
@@ -57,8 +61,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     )
     p.set_defaults(handler=cmd_sim)
 
-    p = sub.add_parser("call", help="a headless call: stream a WAV as the caller")
-    p.add_argument("--input", required=True, help="caller WAV (any common rate/width/channels)")
+    p = sub.add_parser("call", help="a headless call: a WAV or the microphone as the caller")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="caller WAV (any common rate/width/channels)")
+    src.add_argument(
+        "--mic",
+        nargs="?",
+        const="",
+        metavar="DEVICE",
+        help="the desktop's mic call: microphone by index or name (default: the system's)",
+    )
+    p.add_argument("--speaker", metavar="DEVICE", help="with --mic: speaker by index or name")
+    p.add_argument(
+        "--aec", choices=("on", "off"), help="with --mic: echo cancellation (default: on)"
+    )
     add_agent_options(p)
     p.add_argument("--barge-in", choices=("local", "server"), default="local")
     p.add_argument(
@@ -75,7 +91,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     p.set_defaults(handler=cmd_call)
 
     p = sub.add_parser("sessions", help="list, show or export recorded sessions")
-    ssub = p.add_subparsers(dest="sessions_command", parser_class=_Parser, required=True)
+    ssub = p.add_subparsers(dest="sessions_command", parser_class=Parser, required=True)
     q = ssub.add_parser("list", help="recent sessions")
     q.add_argument("--limit", type=int, default=30)
     q.add_argument("--search", help="filter by id, provider, model, tags, profile")
@@ -106,7 +122,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     p.set_defaults(handler=cmd_sample)
 
     p = sub.add_parser("keys", help="store API keys in the OS keyring")
-    ksub = p.add_subparsers(dest="keys_command", parser_class=_Parser, required=True)
+    ksub = p.add_subparsers(dest="keys_command", parser_class=Parser, required=True)
     q = ksub.add_parser("set", help="store a key read from stdin")
     q.add_argument("name", choices=("openai", "gemini", "sip"))
     q.set_defaults(handler=cmd_keys_set)
@@ -120,99 +136,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
 
     add_serve_command(sub, add_agent_options)
     return parser, sub
-
-
-def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
-    """The options every command that places calls shares (``call``, ``sip answer|dial``):
-    which agent, where it lives, where the session goes."""
-    p.add_argument("--provider", default="sim", help="sim | openai | gemini | twilio-ws")
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="with --provider twilio-ws: a start.customParameters entry (repeatable)",
-    )
-    p.add_argument("--profile", help="profile name or YAML/JSON file")
-    p.add_argument("--scenario", help="simulator scenario (with --provider sim)")
-    p.add_argument("--url", help="provider endpoint (regional, Azure, Vertex, proxy, simulator)")
-    p.add_argument("--ca-file", help="extra CA bundle for wss:// endpoints")
-    p.add_argument(
-        "--truth", help=truth_help or "with --provider sim: write the simulator's ground truth here"
-    )
-    p.add_argument("--out", help="data folder (default: the user data folder)")
-    p.add_argument("--json", action="store_true", help="print the session summary as JSON")
-    p.add_argument("--tag", action="append", default=[], help="tag the session (repeatable)")
-    p.add_argument("--no-record", action="store_true", help="do not write audio.wav")
-    p.add_argument("--max-seconds", type=float, default=900.0, help="limit on each call")
-
-
-def plan_agent(args: argparse.Namespace, profile: Any) -> tuple[Any, Any]:
-    """The provider plan for the agent options of ``args`` (see :func:`add_agent_options`);
-    tells the user on stderr which host receives the API key before any call starts.
-
-    ``--url`` is named on the command line, so its host may receive the key; a profile's
-    URL may not send it off the vendor's hosts (``app.providers.keyhost``).
-
-    Raises:
-        VoiceprobeError: bad input (see :func:`app.bridge.providers.plan_provider`), or a
-            bad ``--tag`` (:func:`app.store.tags.check_tag`).
-    """
-    from app.bridge.providers import plan_provider
-    from app.store.tags import check_tags
-
-    check_tags(getattr(args, "tag", []))  # every command that places calls tags sessions
-
-    plan, profile = plan_provider(
-        args.provider,
-        profile,
-        args.url,
-        args.ca_file,
-        args.scenario,
-        args.truth,
-        params=parse_params(getattr(args, "param", [])),
-    )
-    if plan.key_destination is not None:
-        print(f"voiceprobe: {plan.key_destination.describe()}", file=sys.stderr)
-    return plan, profile
-
-
-def parse_params(items: Sequence[str]) -> dict[str, str]:
-    """``--param K=V`` options as a dict.
-
-    Raises:
-        UsageError: an item without ``=`` or with an empty name.
-    """
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--param must be K=V, got {printable(item[:60])!r}")
-        out[name.strip()] = value
-    return out
-
-
-def cancel_on_signals() -> list[signal.Signals]:
-    """SIGINT/SIGTERM cancel the running task (call from inside it), so a command's
-    ``finally`` blocks hang up calls and close sessions.
-
-    Returns:
-        The list each signal received is appended to, so the command can exit with
-        ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
-    """
-    received: list[signal.Signals] = []
-    task = asyncio.current_task()
-    if task is None:
-        return received
-    loop = asyncio.get_running_loop()
-
-    def cancel(sig: signal.Signals) -> None:
-        received.append(sig)
-        task.cancel()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, cancel, sig)
-    return received
 
 
 def main(
@@ -304,33 +227,25 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 def cmd_call(args: argparse.Namespace) -> int:
     """``voiceprobe call``: stream a WAV in real time as the caller and record the agent."""
-    from app.audio.fileport import WavFilePort
-    from app.bridge.session import CallSetup, run_call
-    from app.profile import load_profile
-    from app.store.paths import data_dir
-    from app.store.tags import check_tags
+    if args.mic is not None or args.speaker is not None or args.aec is not None:
+        from app.bridge.miccall import run_mic_call  # the desktop's mic call, headless
 
-    tags = check_tags(args.tag)  # before anything is read or written
-    if args.max_seconds <= 0:
-        raise UsageError("--max-seconds must be positive")
+        return run_mic_call(args)
+    from app.audio.fileport import WavFilePort
+    from app.bridge.session import run_call
+    from app.store.reader import recover_unfinished
+
     if args.rollover_s is not None and args.rollover_s <= 0:
         raise UsageError("--rollover-s must be positive")
+    agent = agent_setup(args, bridge_options(args))  # --tag first: before anything is read
     port = WavFilePort.from_wav(args.input, rate=16000)
-    profile = load_profile(args.profile)
-    plan, profile = plan_agent(args, profile)
-    root = Path(args.out) if args.out else data_dir()
-    _recover(root)
-    setup = CallSetup(
-        profile=profile,
-        plan=plan,
-        data_root=root,
-        tags=tags,
+    recover_unfinished(agent.data_root)
+    setup = agent.call_setup(
+        f"file:{Path(args.input).name}",
         record=not args.no_record,
-        options=_call_options(args),
-        source=f"file:{Path(args.input).name}",
         prices=Path(args.prices) if args.prices else None,
     )
-    progress = None if args.json else _progress_printer()
+    progress = None if args.json else progress_printer()
     folders: list[Path] = []
     caught: list[signal.Signals] = []
 
@@ -356,172 +271,21 @@ def cmd_call(args: argparse.Namespace) -> int:
             where = f": session {printable(folders[0].name)} in {printable(folders[0])}"
         print(f"interrupted by {caught[0].name}{where}", file=sys.stderr)
         return 128 + int(caught[0])
-    if args.json:
-        print(json_text(summary))
-    else:
-        from app.metrics.presentation import transcripts_scripted
-
-        scripted = transcripts_scripted(summary["provider"])
-        print_turn_table(summary["turns"], sys.stdout, scripted=scripted)
-        v2v = summary["voice_to_voice"]
-        if v2v["count"]:
-            print(
-                f"voice_to_voice (LocalSpeechStopped → PlaybackStarted): "
-                f"p50 {v2v['p50_ms']:.0f} ms, p95 {v2v['p95_ms']:.0f} ms over {v2v['count']} turns"
-            )
-        print(cost_line(summary))
-        print(f"session {summary['session_id']}: {summary['session_dir']}")
-    for err in summary["errors"]:  # on stderr with --json too: stdout holds only the JSON
-        code, message = printable(err.get("code")), printable(err.get("message"))
-        fix = f" ({printable(err['fix'])})" if err.get("fix") else ""
-        print(f"error: {code}: {message}{fix}", file=sys.stderr)
+    print_summary(summary, args.json)
     return EXIT_OK if summary["ok"] else EXIT_FAILED
 
 
-def cost_line(summary: dict[str, Any]) -> str:
-    """The call's cost as one inert line: the figure and the price it used, or why it
-    is unknown."""
-    usage = summary.get("usage")
-    if not usage:
-        return "cost: unknown (the provider reported no token usage)"
-    tokens = f"{usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens"
-    cost, price = summary.get("cost_usd"), usage.get("price")
-    if isinstance(cost, int | float) and price:
-        where = printable(price.get("source") or price.get("table"))
-        return (
-            f"cost: ${cost:.4f} ({tokens}; {printable(price.get('model'))} at "
-            f"{where}, {printable(price.get('retrieved') or 'undated')})"
-        )
-    why = str(usage.get("notice") or "no price").removeprefix("cost unknown: ")
-    return f"cost: unknown ({tokens}; {printable(why)})"
-
-
-def _call_options(args: argparse.Namespace) -> Any:
-    """Bridge knobs from ``call``'s flags."""
-    from app.bridge.call import BridgeOptions
-
-    options = BridgeOptions(
-        barge_in=args.barge_in, max_seconds=args.max_seconds, session_max_s=args.rollover_s
-    )
-    if args.no_reconnect:
-        options = dataclasses.replace(options, reconnect_attempts=0)
-    return options
-
-
-def _progress_printer() -> Callable[[Any], None]:
-    from app.events import CallStarted, ConnectionState, Notice, ProviderErrorEvent, TurnCompleted
-
-    def show(ev: Any) -> None:
-        p = printable  # everything here may hold server text (details, messages)
-        if isinstance(ev, CallStarted):
-            print(f"call {ev.session_id} → {p(ev.provider)} ({p(ev.model)})", file=sys.stderr)
-        elif isinstance(ev, ConnectionState):
-            print(f"  connection: {p(ev.state)} {p(ev.detail)}".rstrip(), file=sys.stderr)
-        elif isinstance(ev, TurnCompleted):
-            v2v = ev.turn["spans"].get("voice_to_voice")
-            fig = f"{v2v['ms']:.0f} ms" if v2v else "-"
-            print(f"  turn {ev.turn['index'] + 1} done, voice_to_voice {fig}", file=sys.stderr)
-        elif isinstance(ev, ProviderErrorEvent):
-            print(f"  provider error {p(ev.code)}: {p(ev.message)}", file=sys.stderr)
-        elif isinstance(ev, Notice) and ev.level != "info":
-            print(f"  {p(ev.level)}: {p(ev.message)}", file=sys.stderr)
-
-    return show
-
-
-TABLE_SPANS = (
-    ("eot", "end_of_turn_delay"),
-    ("resp", "response_start"),
-    ("ttfb", "ttfb"),
-    ("tools", None),
-    ("follow", "tool_followup"),
-    ("play", "playback_latency"),
-    ("v2v", "voice_to_voice"),
-)
-
-
-def _clip(text: object, width: int) -> str:
-    """Untrusted ``text`` as one inert line of at most ``width`` characters."""
-    text = printable(" ".join(safe_text(text).split()))
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def print_turn_table(turns: list[dict[str, Any]], out: Any, scripted: bool = False) -> None:
-    """One row per turn with the span figures in ms (``-`` where a span does not apply).
-
-    ``turns`` are turn records (``index`` required; the other keys may be missing, as in
-    a checked ``turns.json``); transcripts are printed as inert text. Turns are numbered
-    from 1 (``index`` + 1), as everywhere a person reads them. ``scripted`` marks the
-    caller's words as the simulator's script (``[scripted]``).
-    """
-    from app.metrics.presentation import caller_text, turn_number
-
-    # The cost column appears once turns are priced (sessions recorded before have none).
-    priced = any("cost_usd" in t for t in turns)
-    head = f"{'#':>2}  {'caller':<28} {'agent':<28} " + " ".join(f"{h:>7}" for h, _ in TABLE_SPANS)
-    print(head + (f" {'cost':>8}" if priced else ""), file=out)
-    print(
-        f"{'':>2}  {'':<28} {'':<28} "
-        + " ".join(f"{'ms':>7}" for _ in TABLE_SPANS)
-        + (f" {'$':>8}" if priced else ""),
-        file=out,
-    )
-    for turn in turns:
-        spans = turn.get("spans", {})
-        cells = []
-        for _, span in TABLE_SPANS:
-            if span is None:
-                ms = sum(
-                    v["ms"]
-                    for k, v in spans.items()
-                    if k.startswith("tool:") and v.get("ms") is not None
-                )
-                cells.append(f"{ms:7.0f}" if turn.get("tool_calls") else f"{'-':>7}")
-            elif span in spans:
-                cells.append(f"{spans[span]['ms']:7.0f}")
-            else:
-                cells.append(f"{'-':>7}")
-        if priced:
-            cost = turn.get("cost_usd")
-            known = isinstance(cost, int | float) and not isinstance(cost, bool)
-            cells.append(f"{cost:8.4f}" if known else f"{'-':>8}")
-        agent = ("[cut] " if turn.get("interrupted") else "") + turn.get("agent_transcript", "")
-        user = caller_text(str(turn.get("user_transcript", "")), scripted)
-        print(
-            f"{turn_number(turn)!s:>2}  {_clip(user, 28):<28} "
-            f"{_clip(agent, 28):<28} " + " ".join(cells),
-            file=out,
-        )
-
-
 # --- sessions ----------------------------------------------------------------------------
-
-
-def _recover(root: Path) -> list[str]:
-    """Close out sessions a crash left open (run at start-up)."""
-    from app.store.index import SessionIndex
-    from app.store.reader import recover_unfinished
-
-    return recover_unfinished(root, SessionIndex(root / "sessions.db"))
-
-
-def _find_session(session_id: str) -> Path:
-    from app.store.paths import data_dir
-
-    root = data_dir()
-    folder = root / "sessions" / session_id
-    if "/" in session_id or session_id in (".", "..") or not (folder / "session.json").exists():
-        raise ConfigError(f"no session {session_id!r} in {root}")
-    return folder
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
     """``voiceprobe sessions list``."""
     from app.store.index import SessionIndex
     from app.store.paths import data_dir
+    from app.store.reader import recover_unfinished
 
     root = data_dir()
-    _recover(root)
+    recover_unfinished(root)
     rows = SessionIndex(root / "sessions.db").list(limit=args.limit, query=args.search)
     if args.json:
         print(json_text(rows))
@@ -548,7 +312,7 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
     from app.metrics.presentation import SCRIPTED_MARK, SCRIPTED_NOTE, transcripts_scripted
     from app.store.reader import load_session, session_failures
 
-    record = load_session(_find_session(args.session_id))
+    record = load_session(find_session(args.session_id))
     if args.json:
         print(json_text({"meta": record.meta, "turns": record.turns}))
         return EXIT_OK
@@ -578,32 +342,14 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
     from app.store.report import html_report
     from app.store.writer import atomic_write_text
 
-    folder = _find_session(args.session_id)
+    folder = find_session(args.session_id)
     record = load_session(folder)
-    out = _report_target(Path(args.html), folder.parent)
+    out = report_target(Path(args.html), folder.parent)
     verdicts = SessionIndex(folder.parent.parent / "sessions.db").verdicts(record.session_id)
     # A new file renamed over the target: never half a report. The user's umask applies.
     atomic_write_text(out, html_report(record, verdicts), private=False)
     print(printable(out))
     return EXIT_OK
-
-
-def _report_target(path: Path, sessions: Path) -> Path:
-    """Where an export may go: not into voiceprobe's session folders (symlinks resolved),
-    not a folder, and into a folder that exists. Returns the resolved path.
-
-    Raises:
-        ConfigError: one line naming ``path``.
-    """
-    target = path.resolve()
-    store = sessions.resolve()
-    if target == store or store in target.parents:
-        raise ConfigError(f"is inside voiceprobe's session folder {store}", str(path))
-    if target.is_dir():
-        raise ConfigError("is a folder, not a file", str(path))
-    if not target.parent.is_dir():
-        raise ConfigError(f"folder {path.parent} does not exist", str(path))
-    return target
 
 
 # --- sample, keys --------------------------------------------------------------------------

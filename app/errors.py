@@ -68,13 +68,6 @@ class ProviderError(VoiceprobeError):
         super().__init__(message)
 
 
-class ProtocolError(ProviderError):
-    """A provider message could not be parsed or violates the protocol."""
-
-    def __init__(self, message: str, code: str = "protocol_error") -> None:
-        super().__init__(message, code=code, retryable=False)
-
-
 class ToolError(VoiceprobeError):
     """A tool call failed (timeout, HTTP error, ceiling reached)."""
 

@@ -5,20 +5,43 @@ playout, barge-in, tools, turns), and the UI, CLI, store and reports all read th
 stream. Every event carries ``t_ns``, a stamp from the one monotonic clock
 (:mod:`app.clock`), and optionally ``raw``: the provider message it came from, with audio
 payloads replaced by their size so that logs stay small.
+
+:data:`Event` is the closed union of the core's event classes (a new class is added to it,
+or :func:`event_from_dict` cannot read it back); enum-like fields are ``Literal`` types.
+:func:`event_to_dict` and :func:`event_from_dict` are the two directions of the stored
+form (``events.jsonl``). :class:`EventBase` is the common base, which the SIP adapter's
+events (``sip/events.py``) also extend.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, Union, cast, get_args
+
+from app.metrics.records import TurnRecord
 
 Direction = Literal["in", "out"]
+#: :attr:`ConnectionState.state`.
+ConnState = Literal["connecting", "connected", "reconnecting", "closed", "failed"]
+#: :attr:`ResponseFinished.status` (OpenAI's ``response.done`` statuses; other providers
+#: map onto them).
+ResponseStatus = Literal["completed", "cancelled", "failed", "incomplete"]
+#: :attr:`Notice.level`.
+NoticeLevel = Literal["info", "warning", "error"]
+
+
+def response_status(text: str) -> ResponseStatus:
+    """A provider's response status as a :data:`ResponseStatus`: one of the four as it
+    is, anything else (a status this version does not know) as ``incomplete``."""
+    return cast(ResponseStatus, text) if text in get_args(ResponseStatus) else "incomplete"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Base of every event.
+class EventBase:
+    """Base of every event class (the core's, listed in :data:`Event`, and the SIP
+    adapter's). Annotate with :data:`Event`, the closed union, wherever only core events
+    can arrive; ``EventBase`` is for sinks that also take the SIP adapter's events.
 
     Attributes:
         t_ns: monotonic stamp (ns). For audio-derived events, the clock time of the sample.
@@ -38,20 +61,25 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionState(Event):
+class ConnectionState(EventBase):
     """The provider connection changed state.
 
     ``state`` is one of ``connecting``, ``connected``, ``reconnecting``, ``closed``,
-    ``failed``. ``detail`` is a human-readable reason (never a secret).
+    ``failed``. ``detail`` is a human-readable reason (never a secret). ``close_code``:
+    on a final ``closed``/``failed`` state, the WebSocket close code that ended the
+    connection (the server's, or the one the client failed it with: 1009 for a message
+    over the size limit, 1011 for a missed pong); ``None`` when the client closed it,
+    the socket dropped without a close frame, or the dial failed.
     """
 
     provider: str
-    state: str
+    state: ConnState
     detail: str = ""
+    close_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NetworkSample(Event):
+class NetworkSample(EventBase):
     """One measurement of the network path to the provider (``docs/timing.md``).
 
     ``source``: ``connect`` (TCP + TLS + WebSocket upgrade, the whole dial, once per
@@ -66,7 +94,7 @@ class NetworkSample(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SessionConfigured(Event):
+class SessionConfigured(EventBase):
     """The provider acknowledged the session configuration (``session.updated`` /
     ``setupComplete``).
     """
@@ -76,21 +104,31 @@ class SessionConfigured(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClientMessageSent(Event):
+class SessionCreated(EventBase):
+    """The provider opened a session but has not confirmed our configuration yet
+    (``session.created``). Caller audio waits for :class:`SessionConfigured`.
+    """
+
+    provider: str
+    session_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientMessageSent(EventBase):
     """A non-audio message was sent to the provider (audio appends are not logged one by one)."""
 
     type: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnknownMessage(Event):
+class UnknownMessage(EventBase):
     """A provider message of a type this version does not know; kept raw, never fatal."""
 
     type: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProviderErrorEvent(Event):
+class ProviderErrorEvent(EventBase):
     """The provider reported an error, or a message could not be parsed.
 
     ``fatal`` means the session cannot go on as it is (e.g. ``session_expired``).
@@ -102,7 +140,7 @@ class ProviderErrorEvent(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Reconnected(Event):
+class Reconnected(EventBase):
     """The call goes on in a new provider session after a drop, an expiry or a rollover.
 
     Attributes:
@@ -127,14 +165,14 @@ class Reconnected(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GoAway(Event):
+class GoAway(EventBase):
     """Gemini: the server will close this connection in ``time_left_ms``."""
 
     time_left_ms: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ResumptionUpdate(Event):
+class ResumptionUpdate(EventBase):
     """Gemini: a new session resumption handle."""
 
     handle: str
@@ -145,21 +183,21 @@ class ResumptionUpdate(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LocalSpeechStarted(Event):
+class LocalSpeechStarted(EventBase):
     """The local VAD found caller speech starting at ``sample`` (caller stream, 16 kHz)."""
 
     sample: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LocalSpeechStopped(Event):
+class LocalSpeechStopped(EventBase):
     """The local VAD found caller speech ending at ``sample`` (caller stream, 16 kHz)."""
 
     sample: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServerSpeechStarted(Event):
+class ServerSpeechStarted(EventBase):
     """The server's VAD found speech (OpenAI ``input_audio_buffer.speech_started``)."""
 
     item_id: str = ""
@@ -167,7 +205,7 @@ class ServerSpeechStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServerSpeechStopped(Event):
+class ServerSpeechStopped(EventBase):
     """The server's VAD found the end of speech (OpenAI ``speech_stopped``)."""
 
     item_id: str = ""
@@ -175,7 +213,7 @@ class ServerSpeechStopped(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InputCommitted(Event):
+class InputCommitted(EventBase):
     """The server committed the input audio buffer as a user item."""
 
     item_id: str
@@ -183,7 +221,7 @@ class InputCommitted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UserTranscript(Event):
+class UserTranscript(EventBase):
     """Caller transcript from the provider: a delta (``final=False``) or the final text."""
 
     item_id: str
@@ -195,14 +233,14 @@ class UserTranscript(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseStarted(Event):
+class ResponseStarted(EventBase):
     """The provider started a response (OpenAI ``response.created``)."""
 
     response_id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentAudio(Event):
+class AgentAudio(EventBase):
     """A chunk of agent audio: PCM16 mono little-endian at ``sample_rate``."""
 
     response_id: str
@@ -217,7 +255,7 @@ class AgentAudio(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentTranscript(Event):
+class AgentTranscript(EventBase):
     """Agent transcript: a delta (``final=False``) or the final text of an item."""
 
     response_id: str
@@ -227,7 +265,7 @@ class AgentTranscript(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCallRequested(Event):
+class ToolCallRequested(EventBase):
     """The agent asked for a tool call; ``arguments`` is the JSON text the model produced."""
 
     call_id: str
@@ -237,24 +275,24 @@ class ToolCallRequested(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCallCancelled(Event):
+class ToolCallCancelled(EventBase):
     """Gemini: the server cancelled tool calls (``toolCallCancellation``)."""
 
     call_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ResponseFinished(Event):
+class ResponseFinished(EventBase):
     """A response ended. ``status``: completed/cancelled/failed/incomplete."""
 
     response_id: str
-    status: str = "completed"
+    status: ResponseStatus = "completed"
     reason: str = ""
     usage: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Usage(Event):
+class Usage(EventBase):
     """Tokens the provider billed for one response, in vendor-neutral terms (``docs/cost.md``).
 
     Emitted just before the :class:`ResponseFinished` of its response (OpenAI
@@ -287,14 +325,14 @@ class Usage(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AgentInterrupted(Event):
+class AgentInterrupted(EventBase):
     """The server says the agent's output was interrupted (Gemini ``interrupted``)."""
 
     response_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ItemTruncated(Event):
+class ItemTruncated(EventBase):
     """The server acknowledged a truncate (OpenAI ``conversation.item.truncated``)."""
 
     item_id: str
@@ -305,7 +343,7 @@ class ItemTruncated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallStarted(Event):
+class CallStarted(EventBase):
     """A call began; the session folder exists."""
 
     session_id: str
@@ -315,7 +353,7 @@ class CallStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallEnded(Event):
+class CallEnded(EventBase):
     """A call ended. ``reason``: completed/hangup/failed/…"""
 
     session_id: str
@@ -324,7 +362,7 @@ class CallEnded(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallFailed(Event):
+class CallFailed(EventBase):
     """Why a call failed or could not start, and what the user can do about it.
 
     Emitted once per call, for the first failure (later errors are its consequences), by
@@ -344,7 +382,7 @@ class CallFailed(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlaybackStarted(Event):
+class PlaybackStarted(EventBase):
     """The first sample of an agent item reached the sink (``t_ns`` = its play time)."""
 
     item_id: str
@@ -352,7 +390,7 @@ class PlaybackStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlaybackStopped(Event):
+class PlaybackStopped(EventBase):
     """Playout of an agent item ended (drained or cut). ``t_ns`` = last sample play time."""
 
     item_id: str
@@ -362,7 +400,7 @@ class PlaybackStopped(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BargeIn(Event):
+class BargeIn(EventBase):
     """The caller spoke over the agent: playout cut and (OpenAI) a truncate sent."""
 
     item_id: str
@@ -372,7 +410,7 @@ class BargeIn(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ToolCallFinished(Event):
+class ToolCallFinished(EventBase):
     """A tool call finished and its result was sent (``t_ns`` = result sent)."""
 
     call_id: str
@@ -384,25 +422,70 @@ class ToolCallFinished(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TurnCompleted(Event):
-    """A turn's timeline is final. ``turn`` is the JSON-ready turn record."""
+class TurnCompleted(EventBase):
+    """A turn's timeline is final (or changed after it was: a late transcript or usage
+    sends the turn again with the same ``index``). ``turn`` is the frozen record."""
 
-    turn: dict[str, Any]
+    turn: TurnRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Notice(Event):
+class Notice(EventBase):
     """A message for the tester (``level``: info/warning/error)."""
 
-    level: str
+    level: NoticeLevel
     message: str
 
 
-def event_to_dict(ev: Event) -> dict[str, Any]:
+#: The closed union of the core's events: what the bridge emits and ``events.jsonl`` holds.
+#: A new event class is added here too (and becomes readable by :func:`event_from_dict`).
+Event: TypeAlias = Union[  # noqa: UP007 (a runtime alias: isinstance and get_args use it)
+    ConnectionState,
+    NetworkSample,
+    SessionConfigured,
+    SessionCreated,
+    ClientMessageSent,
+    UnknownMessage,
+    ProviderErrorEvent,
+    Reconnected,
+    GoAway,
+    ResumptionUpdate,
+    LocalSpeechStarted,
+    LocalSpeechStopped,
+    ServerSpeechStarted,
+    ServerSpeechStopped,
+    InputCommitted,
+    UserTranscript,
+    ResponseStarted,
+    AgentAudio,
+    AgentTranscript,
+    ToolCallRequested,
+    ToolCallCancelled,
+    ResponseFinished,
+    Usage,
+    AgentInterrupted,
+    ItemTruncated,
+    CallStarted,
+    CallEnded,
+    CallFailed,
+    PlaybackStarted,
+    PlaybackStopped,
+    BargeIn,
+    ToolCallFinished,
+    TurnCompleted,
+    Notice,
+]
+
+#: Event classes by their stored ``kind``.
+KINDS: dict[str, type[EventBase]] = {cls.__name__: cls for cls in get_args(Event)}
+
+
+def event_to_dict(ev: EventBase) -> dict[str, Any]:
     """Turn an event into JSON-ready fields: ``{"t_ns", "kind", ..., "raw"}``.
 
     Audio payloads are replaced by their byte count (``pcm_bytes``); the audio itself
-    lives in the session's WAV.
+    lives in the session's WAV. A turn record becomes its JSON form
+    (:meth:`~app.metrics.records.TurnRecord.to_dict`).
     """
     out: dict[str, Any] = {"t_ns": ev.t_ns, "kind": ev.kind}
     for f in dataclasses.fields(ev):
@@ -413,8 +496,55 @@ def event_to_dict(ev: Event) -> dict[str, Any]:
             out[f"{f.name}_bytes"] = len(value)
         elif isinstance(value, tuple):
             out[f.name] = list(value)
+        elif isinstance(value, TurnRecord):
+            out[f.name] = value.to_dict()
         else:
             out[f.name] = value
     if ev.raw is not None:
         out["raw"] = ev.raw
     return out
+
+
+def event_from_dict(
+    d: dict[str, Any], kinds: dict[str, type[EventBase]] | None = None
+) -> EventBase | None:
+    """Rebuild an event from its stored dict (the inverse of :func:`event_to_dict`).
+
+    Audio comes back as silence of the stored length; lists become tuples where the field
+    is a tuple; a turn record is read with
+    :meth:`~app.metrics.records.TurnRecord.from_dict`. Unknown fields are ignored (a newer
+    writer must not break an older reader).
+
+    Args:
+        d: one ``events.jsonl`` line, parsed.
+        kinds: the classes to accept by ``kind`` (default :data:`KINDS`, the core's; the
+            SIP adapter adds its own).
+
+    Returns:
+        The event, or ``None`` when the kind is unknown, ``t_ns`` is not an integer or a
+        required field is missing.
+    """
+    cls = (KINDS if kinds is None else kinds).get(str(d.get("kind", "")))
+    if cls is None or not isinstance(d.get("t_ns"), int) or isinstance(d.get("t_ns"), bool):
+        return None
+    kwargs: dict[str, Any] = {"t_ns": d["t_ns"]}
+    if isinstance(d.get("raw"), dict):
+        kwargs["raw"] = d["raw"]
+    for f in dataclasses.fields(cls):
+        if f.name in ("t_ns", "raw"):
+            continue
+        if f.name in d:
+            value = d[f.name]
+            if isinstance(value, list) and f.name.endswith("ids"):
+                value = tuple(value)
+            elif cls is TurnCompleted and f.name == "turn":
+                if not isinstance(value, dict):
+                    return None
+                value = TurnRecord.from_dict(value)
+            kwargs[f.name] = value
+        elif f"{f.name}_bytes" in d and isinstance(d[f"{f.name}_bytes"], int):
+            kwargs[f.name] = bytes(max(0, d[f"{f.name}_bytes"]))
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None

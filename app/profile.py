@@ -17,11 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.audio.aec import AudioProcessing
 from app.bounded_yaml import load_yaml
 from app.errors import ConfigError
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-PROVIDERS = ("openai", "gemini")
+PROVIDERS = ("openai", "gemini", "twilio-ws")
+#: Providers reached without an API key: the agent's own server (its URL is required).
+STREAM_PROVIDERS = ("twilio-ws",)
+#: Most ``params`` entries a ``twilio-ws`` profile may carry.
+MAX_PARAMS = 64
 AUDIO_FORMATS = ("pcm16", "pcmu", "pcma")
 VAD_TYPES = ("server_vad", "semantic_vad", "none")
 EAGERNESS = ("low", "medium", "high", "auto")
@@ -81,8 +86,11 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """An agent profile. ``provider`` is ``openai`` or ``gemini``; ``url`` overrides the
-    provider's default endpoint.
+    """An agent profile. ``provider`` is ``openai``, ``gemini`` or ``twilio-ws``; ``url``
+    overrides the provider's default endpoint (``twilio-ws``: the agent's Media Streams
+    URL, here or on the command line). ``params`` are a ``twilio-ws`` stream's
+    ``start.customParameters`` (a secret-named one is redacted from everything written,
+    see docs/twilio.md).
     """
 
     name: str = "default"
@@ -97,6 +105,9 @@ class Profile:
     tools: tuple[ToolSpec, ...] = ()
     tool_call_limit: int = 20
     url: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    #: Mic mode's mic-path processing (echo cancellation on by default; docs/audio.md).
+    audio_processing: AudioProcessing = field(default_factory=AudioProcessing)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (a profile holds no secret)."""
@@ -253,9 +264,50 @@ def profile_from_dict(data: Any, path: str = "<profile>") -> Profile:
             "tools": _tools,
             "tool_call_limit": _non_negative(int),
             "url": str,
+            "params": _params,
+            "audio_processing": lambda v, p, f: _build(
+                AudioProcessing,
+                v,
+                p,
+                f,
+                {"aec": _on_off, "noise_suppression": bool, "auto_gain": bool},
+            ),
         },
     )
+    if profile.params and profile.provider not in STREAM_PROVIDERS:
+        raise ConfigError(
+            f"only applies to provider {' or '.join(STREAM_PROVIDERS)}", path, "params"
+        )
+    stream = profile.provider in STREAM_PROVIDERS
+    if stream and profile.url and not profile.url.startswith(("ws://", "wss://")):
+        raise ConfigError(
+            f"provider {profile.provider} needs the agent's ws:// or wss:// URL", path, "url"
+        )
     return profile
+
+
+def _on_off(value: Any, path: str, fld: str) -> bool:
+    """``on``/``off`` (YAML also reads a bare on/off as true/false)."""
+    if isinstance(value, bool):
+        return value
+    if value in ("on", "off"):
+        return bool(value == "on")
+    raise ConfigError(f"must be on or off, got {value!r}", path, fld)
+
+
+def _params(value: Any, path: str, fld: str) -> dict[str, str]:
+    """A stream's custom parameters: a mapping of short text names to text values."""
+    _check_type(value, dict, path, fld)
+    if len(value) > MAX_PARAMS:
+        raise ConfigError(f"at most {MAX_PARAMS} entries", path, fld)
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key.strip() or not key.isprintable():
+            raise ConfigError("names are non-empty printable text", path, fld)
+        _check_type(item, str, path, f"{fld}.{key}")
+        _check_length(item, key, path, f"{fld}.{key}")
+        out[key] = item
+    return out
 
 
 def parse_structured(text: str, path: str) -> Any:

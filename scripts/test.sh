@@ -17,8 +17,16 @@ export PYTHONDONTWRITEBYTECODE=1
 # not share a worker with unrelated tests. Last, tests marked `serial` (a build,
 # many calls at once, timing checked to the millisecond) run alone, so no other load skews
 # them. VOICEPROBE_TEST_WORKERS=0 runs everything in one process.
+# Order: pytest-randomly shuffles test files and the tests inside each file (a file's
+# tests stay together, so its module fixtures still run once; xdist workers share the
+# seed). Every run of this command draws a new seed, printed below, so two runs test two
+# different orders at no extra cost and order dependence cannot come back silently;
+# VOICEPROBE_TEST_SEED=N repeats the order of a failed run (plain pytest:
+# `-p randomly --randomly-seed=N`; `-p no:randomly` keeps file order).
 workers="${VOICEPROBE_TEST_WORKERS:-3}"
-pytest=(.venv/bin/python -m pytest -p no:cacheprovider)
+seed="${VOICEPROBE_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
+echo "test order: --randomly-seed=$seed (repeat it with VOICEPROBE_TEST_SEED=$seed)"
+pytest=(.venv/bin/python -m pytest -p no:cacheprovider -p randomly --randomly-seed="$seed")
 if [ "$workers" = "0" ]; then
   exec "${pytest[@]}" "$@"
 fi

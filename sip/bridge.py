@@ -35,12 +35,12 @@ from app.events import (
     AgentAudio,
     CallEnded,
     CallStarted,
-    Event,
+    EventBase,
     Notice,
     PlaybackStarted,
     SessionConfigured,
 )
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
 from sip.call import SipCall
 from sip.events import CallQuality, CallState, Dtmf, RegistrationState
 
@@ -87,7 +87,7 @@ class _DelayProbe:
     estimate_error: list[int] = field(default_factory=list)
     _last_sampled: int = -1
 
-    def on_event(self, ev: Event) -> None:
+    def on_event(self, ev: EventBase) -> None:
         """Session events, loop thread."""
         if isinstance(ev, AgentAudio):
             self.first_recv.setdefault(ev.item_id, ev.t_ns)
@@ -150,7 +150,7 @@ class _SipFeed:
         self.loop = loop
         self.handle = handle
         self.answer_when_ready = answer_when_ready
-        self.pending: list[Event] = []
+        self.pending: list[EventBase] = []
         self.seen: set[int] = set()
         self.live = False
         self.closed = False
@@ -161,7 +161,7 @@ class _SipFeed:
 
     # SIP thread --------------------------------------------------------------------------
 
-    def on_sip(self, ev: Event) -> None:
+    def on_sip(self, ev: EventBase) -> None:
         """Endpoint listener (SIP thread): keep this call's events and account/endpoint
         notices; hop them onto the loop."""
         # By identity, not Call-ID: both legs of a call between two local accounts share
@@ -183,7 +183,7 @@ class _SipFeed:
 
     # loop thread -------------------------------------------------------------------------
 
-    def deliver(self, ev: Event) -> None:
+    def deliver(self, ev: EventBase) -> None:
         """One SIP event on the loop: update the figures, then record it."""
         if isinstance(ev, CallState):
             # Replayed from call.states and heard live: once (call.states keeps every
@@ -211,15 +211,13 @@ class _SipFeed:
             if self.handle.bridge is not None and not self.closed:
                 self.handle.bridge.emit(ev)
 
-    def sink(self, ev: Event) -> None:
+    def sink(self, ev: EventBase) -> None:
         """Session subscriber (loop thread)."""
         if isinstance(ev, CallStarted):
             self.loop.call_soon(self._flush)
             if self.call.ended.is_set():
                 self.loop.call_soon(self.hangup_bridge)
-        elif isinstance(ev, SessionConfigured):
-            if ev.raw and ev.raw.get("type") == "session.created":
-                return  # the bridge waits for session.updated too
+        elif isinstance(ev, SessionConfigured):  # confirmed (not merely created)
             if self.answer_when_ready and not self.answered and not self.call.ended.is_set():
                 self.answered = True
                 if self.call.direction == "in" and not self.call.confirmed.is_set():
@@ -284,7 +282,7 @@ async def bridge_sip_call(
     if not setup.source:
         setup.source = f"sip:{call.remote_uri or call.direction}"
 
-    def sink(ev: Event) -> None:
+    def sink(ev: EventBase) -> None:
         feed.sink(ev)
         probe.on_event(ev)
 

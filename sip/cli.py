@@ -2,10 +2,10 @@
 calls to the agent through the same core as ``voiceprobe call``.
 
 :func:`register` adds the commands to the CLI (the composition root calls it; ``app``
-never imports ``sip``). Contract (DESIGN.md, "CLI contract"): exit 0 when every call
-went well, 1 when a registration or call failed (one status line on stderr), 2 on bad
-input (one line, raised as :class:`ConfigError`/:class:`SipError` and printed by
-:func:`app.cli.main`). The SIP password comes from ``--account FILE``, the OS keyring
+never imports ``sip``). Contract (docs/architecture.md#command-line-contract): exit 0
+when every call went well, 1 when a registration or call failed (one status line on
+stderr), 2 on bad input (one line, raised as :class:`ConfigError`/:class:`SipError` and
+printed by :func:`app.cli.main`). The SIP password comes from ``--account FILE``, the OS keyring
 (``voiceprobe keys set sip``) or ``VOICEPROBE_SIP_PASSWORD``; never from argv, never
 printed.
 
@@ -24,18 +24,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import queue
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.cli import add_agent_options, cancel_on_signals
+from app.cli_output import print_summary, progress_printer
+from app.cli_support import (
+    AgentSetup,
+    Parser,
+    add_agent_options,
+    agent_setup,
+    bridge_options,
+    cancel_on_signals,
+)
 from app.errors import ConfigError, SipError, VoiceprobeError
-from app.events import Event
+from app.events import EventBase
+
+if TYPE_CHECKING:
+    from app.bridge.session import CallSetup
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -64,10 +74,8 @@ STATUS_MEANING = {
 
 def register(subparsers: Any) -> None:
     """Add ``sip answer`` and ``sip dial`` to the CLI's subparsers."""
-    from app.cli import _Parser
-
     p = subparsers.add_parser("sip", help="answer or place SIP calls bridged to the agent")
-    ssub = p.add_subparsers(dest="sip_command", parser_class=_Parser, required=True)
+    ssub = p.add_subparsers(dest="sip_command", parser_class=Parser, required=True)
 
     q = ssub.add_parser("answer", help="register, answer N incoming calls, bridge each")
     _account_options(q)
@@ -171,22 +179,16 @@ def account_from_args(args: argparse.Namespace) -> Any:
     return cfg
 
 
-def _agent_setup(args: argparse.Namespace) -> tuple[Any, Any, Path, Any]:
-    """Resolve everything about the agent side that can fail on bad input."""
-    from app.bridge.call import BridgeOptions
-    from app.cli import plan_agent
-    from app.profile import load_profile
-    from app.store.paths import data_dir
+def _agent_setup(args: argparse.Namespace) -> AgentSetup:
+    """The agent side of the calls (:func:`app.cli_support.agent_setup`), after checking
+    ``--timeout``; sessions a crash left open in its data folder are closed out first."""
+    from app.store.reader import recover_unfinished
 
-    if args.max_seconds <= 0:
-        raise ConfigError("--max-seconds must be positive")
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")
-    profile = load_profile(args.profile)
-    plan, profile = plan_agent(args, profile)
-    root = Path(args.out) if args.out else data_dir()
-    options = BridgeOptions(max_seconds=args.max_seconds)
-    return profile, plan, root, options
+    agent = agent_setup(args, bridge_options(args))
+    recover_unfinished(agent.data_root)
+    return agent
 
 
 def _dial_uri(target: str, domain: str) -> str:
@@ -213,16 +215,16 @@ def _status(line: str) -> None:
     print(f"voiceprobe: {line}", file=sys.stderr, flush=True)
 
 
-def _sip_printer() -> Callable[[Event], None]:
+def _sip_printer() -> Callable[[EventBase], None]:
     """Status lines for SIP events (loop thread). One printer may serve every call: an
     account event that reaches each call's session is printed once."""
     from collections import deque
 
     from sip.events import CallState, Dtmf, RegistrationState
 
-    shown: deque[Event] = deque(maxlen=16)  # by identity; holding them keeps ids unique
+    shown: deque[EventBase] = deque(maxlen=16)  # by identity; holding them keeps ids unique
 
-    def show(ev: Event) -> None:
+    def show(ev: EventBase) -> None:
         if any(e is ev for e in shown):
             return
         shown.append(ev)
@@ -234,45 +236,6 @@ def _sip_printer() -> Callable[[Event], None]:
             _status(f"sip {ev.reason}")
 
     return show
-
-
-def print_call(summary: dict[str, Any], as_json: bool) -> None:
-    """One call's result: the JSON line, or the turn table and the SIP figures."""
-    if as_json:
-        print(json.dumps(summary, ensure_ascii=False), flush=True)
-        return
-    from app.cli import print_turn_table
-
-    print_turn_table(summary["turns"], sys.stdout)
-    v2v = summary["voice_to_voice"]
-    if v2v["count"]:
-        print(
-            f"voice_to_voice (LocalSpeechStopped → PlaybackStarted): "
-            f"p50 {v2v['p50_ms']:.0f} ms, p95 {v2v['p95_ms']:.0f} ms over {v2v['count']} turns"
-        )
-    q = summary.get("call_quality") or {}
-    if q.get("codec"):
-        rtt = f"{q['rtt_ms']:.0f} ms" if q.get("rtt_ms") is not None else "-"
-        print(
-            f"call quality: {q['codec']}, jitter {q['jitter_ms']:.1f} ms, "
-            f"loss {q['loss_pct']:.1f} %, rtt {rtt}, MOS {q['mos']:.2f}"
-            + (f", DTMF {q['dtmf']}" if q.get("dtmf") else "")
-        )
-    d = summary.get("sip_bridge_delay") or {}
-
-    def fig(name: str) -> str:
-        f = d.get(name) or {}
-        if not f.get("count"):
-            return "-"
-        return f"p50 {f['p50_ms']:.1f} / p95 {f['p95_ms']:.1f} ms"
-
-    print(
-        f"bridge delay: SIP in → provider {fig('sip_in_to_provider')}; "
-        f"provider → SIP out {fig('provider_to_sip_out')}"
-    )
-    for err in summary["errors"]:
-        print(f"error: {err.get('code')}: {err.get('message')}", file=sys.stderr)
-    print(f"session {summary['session_id']}: {summary['session_dir']}", flush=True)
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -372,14 +335,12 @@ def _run(main: Callable[[], Any]) -> int:
 
 
 def _subscribers(
-    args: argparse.Namespace, sip_printer: Callable[[Event], None] | None = None
-) -> list[Callable[[Event], None]]:
-    from app.cli import _progress_printer
-
+    args: argparse.Namespace, sip_printer: Callable[[EventBase], None] | None = None
+) -> list[Callable[[EventBase], None]]:
     subs = [sip_printer or _sip_printer()]
     # Progress lines name no call: with several calls at once they would be ambiguous.
     if not args.json and getattr(args, "concurrent", 1) == 1:
-        subs.append(_progress_printer())
+        subs.append(progress_printer())
     return subs
 
 
@@ -392,34 +353,21 @@ def _call_truth_path(path: str | None, index: int, concurrent: int) -> str | Non
 
 
 def _setup(
-    args: argparse.Namespace, agent: tuple[Any, Any, Path, Any], source: str, index: int = 1
-) -> Any:
+    args: argparse.Namespace, agent: AgentSetup, source: str, index: int = 1
+) -> CallSetup:
     """The call's agent side. The plan is copied: starting it (the simulator) fills in its
     URL, which must not be shared by calls running at the same time."""
-    from app.bridge.session import CallSetup
-
-    profile, plan, root, options = agent
     plan = dataclasses.replace(
-        plan,
-        truth_path=_call_truth_path(plan.truth_path, index, getattr(args, "concurrent", 1)),
+        agent.plan,
+        truth_path=_call_truth_path(agent.plan.truth_path, index, getattr(args, "concurrent", 1)),
         sim=None,
     )
-    return CallSetup(
-        profile=profile,
-        plan=plan,
-        data_root=root,
-        tags=["sip", *args.tag],
-        record=not args.no_record,
-        options=options,
-        source=source,
-    )
+    return agent.call_setup(source, record=not args.no_record, plan=plan, extra_tags=["sip"])
 
 
 def cmd_sip_answer(args: argparse.Namespace) -> int:
     """``voiceprobe sip answer``: bridge ``--calls`` incoming calls, up to ``--concurrent``
     at a time, then exit (0 when every call was bridged and ended well)."""
-    from app.cli import _recover
-
     if args.calls < 1:
         raise ConfigError("--calls must be at least 1")
     if not 1 <= args.concurrent <= MAX_CONCURRENT:
@@ -429,7 +377,6 @@ def cmd_sip_answer(args: argparse.Namespace) -> int:
         )
     cfg = account_from_args(args)
     agent = _agent_setup(args)
-    _recover(agent[2])
     gate = _Gate(args.calls, args.concurrent)
     ep, acc = _start_endpoint(cfg, gate.decide)
     try:
@@ -440,8 +387,7 @@ def cmd_sip_answer(args: argparse.Namespace) -> int:
         ep.shutdown()
 
 
-async def _serve(args: argparse.Namespace, cfg: Any, agent: tuple[Any, Any, Path, Any],
-                 gate: _Gate) -> int:
+async def _serve(args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: _Gate) -> int:
     """Bridge the calls the gate takes, each in its own task; return the exit code.
 
     Gives up (exit 1) when no call is in progress and none has arrived for ``--timeout``
@@ -469,7 +415,7 @@ async def _serve(args: argparse.Namespace, cfg: Any, agent: tuple[Any, Any, Path
         finally:
             gate.release()
             last_activity = loop.time()
-        print_call(summary, args.json)
+        print_summary(summary, args.json)
         outcomes.append(bool(summary["ok"]))
 
     timed_out = False
@@ -505,12 +451,9 @@ async def _serve(args: argparse.Namespace, cfg: Any, agent: tuple[Any, Any, Path
 
 def cmd_sip_dial(args: argparse.Namespace) -> int:
     """``voiceprobe sip dial TARGET``: call TARGET and bridge the call to the agent."""
-    from app.cli import _recover
-
     cfg = account_from_args(args)
     target = _dial_uri(args.target, cfg.domain)
     agent = _agent_setup(args)
-    _recover(agent[2])
     ep, acc = _start_endpoint(cfg, lambda call: 486)  # a dialling softphone is busy
     try:
         if not _registered(cfg, acc):
@@ -544,7 +487,7 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
             if not sip_info["answered"]:
                 status = describe_status(sip_info["end_code"], sip_info["end_reason"])
                 _status(f"call to {target} failed: {status}")
-            print_call(summary, args.json)
+            print_summary(summary, args.json)
             return EXIT_OK if summary["ok"] else EXIT_FAILED
 
         return _run(dial)

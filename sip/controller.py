@@ -26,11 +26,12 @@ from typing import Any
 from app.bridge.session import CallHandle, CallSetup
 from app.clock import MONOTONIC, Clock
 from app.errors import VoiceprobeError
-from app.events import Event, Notice
+from app.events import EventBase, Notice, NoticeLevel
+from app.loop_thread import stop_loop_thread
 from sip.config import SipAccountConfig
 from sip.events import CallQuality, CallState, Dtmf, RegistrationState
 
-Subscriber = Callable[[Event], None]
+Subscriber = Callable[[EventBase], None]
 SetupFactory = Callable[[Any], CallSetup]
 
 _SIP_KINDS = (RegistrationState, CallState, CallQuality, Dtmf)
@@ -89,7 +90,7 @@ class SipController:
         self._call: Any = None
         self._handle: CallHandle | None = None
         self._pending: set[Future[Any]] = set()
-        self._recent_notices: collections.deque[Event] = collections.deque(maxlen=32)
+        self._recent_notices: collections.deque[EventBase] = collections.deque(maxlen=32)
         self._listen_on = False
         self._listen: Any = None
         self._closed = False
@@ -111,7 +112,7 @@ class SipController:
         with self._lock:
             self._subs = tuple(s for s in self._subs if s is not callback)
 
-    def _dispatch(self, ev: Event) -> None:
+    def _dispatch(self, ev: EventBase) -> None:
         for cb in self._subs:
             try:
                 cb(ev)
@@ -121,10 +122,10 @@ class SipController:
                 logging.getLogger(__name__).error("SIP subscriber raised %s: %s",
                                                   type(exc).__name__, exc)
 
-    def _notice(self, level: str, message: str) -> None:
+    def _notice(self, level: NoticeLevel, message: str) -> None:
         self._dispatch(Notice(t_ns=self.clock.now_ns(), level=level, message=message))
 
-    def _on_endpoint_event(self, ev: Event) -> None:
+    def _on_endpoint_event(self, ev: EventBase) -> None:
         """SIP thread: every endpoint event goes out once, from here."""
         if isinstance(ev, RegistrationState):
             self.registration = ev
@@ -136,7 +137,7 @@ class SipController:
             self._recent_notices.append(ev)
         self._dispatch(ev)
 
-    def _on_bridge_event(self, ev: Event) -> None:
+    def _on_bridge_event(self, ev: EventBase) -> None:
         """Loop thread: the bridged call's events, minus the SIP events it re-emits."""
         if isinstance(ev, _SIP_KINDS):
             return
@@ -361,5 +362,4 @@ class SipController:
         self._account = None
         if ep is not None:
             ep.shutdown()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        stop_loop_thread(self._loop, self._thread)

@@ -51,7 +51,7 @@ import pjsua2 as pj
 
 from app.clock import MONOTONIC, Clock
 from app.errors import SipError
-from app.events import Event, Notice
+from app.events import EventBase, Notice, NoticeLevel
 from sip.account import PjAccount, SipAccount, build_account_config
 from sip.call import STATE_NAMES, PjCall, SipCall
 from sip.config import SipAccountConfig, TlsPolicy, system_ca_file
@@ -169,7 +169,7 @@ class SipEndpoint:
 
     def __init__(
         self,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[EventBase], None] | None = None,
         *,
         on_incoming: Callable[[SipCall], int] | None = None,
         clock: Clock = MONOTONIC,
@@ -213,7 +213,7 @@ class SipEndpoint:
         self.recent_calls: collections.deque[SipCall] = collections.deque(maxlen=32)
         self._incoming: collections.deque[SipCall] = collections.deque(maxlen=16)
         self._incoming_cond = threading.Condition()
-        self._listeners: tuple[Callable[[Event], None], ...] = ()
+        self._listeners: tuple[Callable[[EventBase], None], ...] = ()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -447,7 +447,7 @@ class SipEndpoint:
 
     # --- events -----------------------------------------------------------------------------
 
-    def add_listener(self, fn: Callable[[Event], None]) -> None:
+    def add_listener(self, fn: Callable[[EventBase], None]) -> None:
         """Also deliver every event to ``fn`` (on the SIP thread, after ``on_event``).
 
         ``fn`` has the same contract as ``on_event``: return quickly, never call blocking
@@ -456,12 +456,12 @@ class SipEndpoint:
         with self._lock:
             self._listeners = (*self._listeners, fn)
 
-    def remove_listener(self, fn: Callable[[Event], None]) -> None:
+    def remove_listener(self, fn: Callable[[EventBase], None]) -> None:
         """Stop delivering events to ``fn`` (a no-op if it was not added)."""
         with self._lock:
             self._listeners = tuple(f for f in self._listeners if f is not fn)
 
-    def _emit(self, ev: Event) -> None:
+    def _emit(self, ev: EventBase) -> None:
         for fn in (self._on_event, *self._listeners):
             if fn is None:
                 continue
@@ -470,7 +470,7 @@ class SipEndpoint:
             except Exception as exc:
                 log.error("event listener raised %s: %s", type(exc).__name__, exc)
 
-    def _notice(self, level: str, message: str) -> None:
+    def _notice(self, level: NoticeLevel, message: str) -> None:
         self._emit(Notice(t_ns=self._clock.now_ns(), level=level, message=message))
 
     def callback_failed(self, where: str, exc: BaseException) -> None:

@@ -1,4 +1,4 @@
-"""SIP events: frozen, slotted records derived from :class:`app.events.Event`.
+"""SIP events: frozen, slotted records derived from :class:`app.events.EventBase`.
 
 They are emitted by :class:`sip.endpoint.SipEndpoint` through its ``on_event`` callback,
 on the SIP thread, so the store and the UI can take them like any other event.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.events import Event
+from app.events import EventBase
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RegistrationState(Event):
+class RegistrationState(EventBase):
     """A registration attempt finished (or was refreshed, or ended).
 
     Attributes:
@@ -29,7 +29,7 @@ class RegistrationState(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallState(Event):
+class CallState(EventBase):
     """A call changed state.
 
     Attributes:
@@ -49,7 +49,7 @@ class CallState(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CallQuality(Event):
+class CallQuality(EventBase):
     """RTP statistics of a call, sampled every few seconds.
 
     Attributes:
@@ -70,7 +70,7 @@ class CallQuality(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Dtmf(Event):
+class Dtmf(EventBase):
     """A DTMF digit was received (RFC 2833 telephone-event, or SIP INFO)."""
 
     call_id: str

@@ -1,7 +1,8 @@
-"""Qt test helpers for the UI tests: offscreen platform, a fake controller, leak checks.
+"""Qt test helpers for the UI tests: offscreen platform and a fake controller.
 
-Import it from a test module (``from tests.conftest_qt import ...``); the lead's
-``conftest.py`` may re-export the fixtures.
+Thread leaks are checked for every test by ``tests/conftest.py``.
+
+Import it from a test module (``from tests.conftest_qt import ...``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import threading
 from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-import pytest  # noqa: E402
 
 
 class FakeController:
@@ -64,11 +63,3 @@ class FakeController:
     def levels(self) -> tuple[float, float]:
         return self._levels
 
-
-@pytest.fixture
-def no_leaked_threads():
-    """Fail the test if it leaves non-daemon threads running."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
-    assert not leaked, f"leaked threads: {leaked}"

@@ -2,7 +2,7 @@
 
 ``google.genai.types.LiveClientMessage`` / ``LiveServerMessage`` (google-genai 3.6.1) take
 camelCase aliases and forbid unknown fields (``extra='forbid'``), so a misspelt or made-up
-field fails here, which is the point (PROTOCOLS.md §3 "SDK types and local testing").
+field fails here, which is the point (docs/protocols.md#gemini-sdk-types-and-local-testing).
 
 One known gap in the SDK model: ``LiveClientSetup`` lacks ``realtimeInputConfig``, although
 the SDK's own converter sends it (``_live_converters.py``: ``['setup',

@@ -5,13 +5,14 @@
 ``vmic``). Both are kept clocked with ``pacat`` writing silence, because an idle null sink
 renders in ~2 s bursts and its monitor would stall.
 
-Use the ``pulse_server`` fixture (session scope); it sets ``PULSE_SERVER`` in
-``os.environ`` for the test process and re-initialises PortAudio if sounddevice was
-already imported (PortAudio scans devices at import).
+Use the ``pulse_server`` fixture (session scope, defined in ``tests/conftest.py`` only);
+it sets ``PULSE_SERVER`` in ``os.environ`` for the test process and re-initialises
+PortAudio if sounddevice was already imported (PortAudio scans devices at import).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -66,9 +67,17 @@ def _wait_ready(env: dict[str, str], deadline_s: float) -> None:
     raise RuntimeError("PulseAudio did not become ready")
 
 
-@pytest.fixture(scope="session")
-def pulse_server() -> Iterator[PulseServer]:
-    """Start a private PulseAudio daemon with ``vsink`` and ``vmic`` null sinks."""
+@contextlib.contextmanager
+def running_pulse_server() -> Iterator[PulseServer]:
+    """Run a private PulseAudio daemon with ``vsink`` and ``vmic`` null sinks.
+
+    It points ``PULSE_SERVER`` (process-wide) and PortAudio at itself while it runs, so a
+    process must run one at a time: the session fixture ``pulse_server`` in
+    ``tests/conftest.py`` is the only user. (A second copy of the fixture, imported into a
+    test module, used to start a second daemon that took the environment over from the
+    first one while tests still held the first, so later device tests played into one
+    server and recorded from the other.)
+    """
     if shutil.which("pulseaudio") is None or shutil.which("pacat") is None:
         pytest.fail("pulseaudio / pacat not installed: ./scripts/setup.sh installs it")
     tmp = Path(tempfile.mkdtemp(prefix="vp-pulse-"))

@@ -3,7 +3,7 @@
 ``openai.types.realtime.RealtimeClientEvent`` / ``RealtimeServerEvent`` are unions tagged
 with the SDK's own ``PropertyInfo(discriminator=...)``, which pydantic ignores (a bad event
 then yields ~130 errors). They are rebuilt here as real discriminated unions on ``type``
-so a bad message gives one precise error (PROTOCOLS.md §2).
+so a bad message gives one precise error (docs/protocols.md#validating-against-the-openai-sdk).
 
 The SDK models accept unknown fields (``extra="allow"``); by default these oracles also
 reject them anywhere in the message, which is what catches beta names such as

@@ -1,8 +1,8 @@
 """Bad input from the command line: exit code 2 and ONE line on stderr, never a traceback.
 
-Each case runs the real CLI in a subprocess (DESIGN.md "CLI contract"): a missing or
-wrong WAV, a broken profile or scenario, a missing key, a misused flag, an unknown
-command. A call to an endpoint nobody listens on is a failed call instead: exit 1 with a
+Each case runs the real CLI in a subprocess (docs/architecture.md#command-line-contract):
+a missing or wrong WAV, a broken profile or scenario, a missing key, a misused flag, an
+unknown command. A call to an endpoint nobody listens on is a failed call instead: exit 1 with a
 clear error line.
 """
 

@@ -27,6 +27,7 @@ from app.audio.wavio import write_wav
 from app.clock import MONOTONIC
 from app.errors import ConfigError
 from app.events import TurnCompleted
+from app.metrics.records import TurnRecord
 from app.profile import ToolImpl, ToolSpec
 from app.store.writer import SessionWriter
 from app.tools import ToolRunner
@@ -238,7 +239,7 @@ def _session(home: Path) -> tuple[str, Path]:
         "tool_calls": [],
     }
     w = SessionWriter(home, "20261127-120000-beef", {"provider": "sim", "model": "m"})
-    w.append_event(TurnCompleted(t_ns=1, turn=turn))
+    w.append_event(TurnCompleted(t_ns=1, turn=TurnRecord.from_dict(turn)))
     w.write_turns([turn])
     w.finish("complete")
     return w.session_id, w.dir

@@ -22,9 +22,14 @@ from app.bridge.providers import DEFAULT_SCENARIO
 from app.profile import RESOURCES
 from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
-from tests import test_call_e2e as openai_e2e
+from tests.call_e2e_helpers import (
+    TOL_MS,
+    check_recording_alignment,
+    first_sound_after,
+    run_cli,
+    truth_by,
+)
 from tests.conftest import TIME_SCALE
-from tests.test_call_e2e import TOL_MS, first_sound_after, run_cli, truth_by
 
 #: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
 pytestmark = pytest.mark.serial
@@ -150,7 +155,7 @@ def test_spans_match_simulator_ground_truth(demo_call: dict[str, Any]) -> None:
 def test_recording_is_aligned_and_voice_to_voice_matches_the_silence(
     demo_call: dict[str, Any],
 ) -> None:
-    openai_e2e.test_recording_is_aligned_and_voice_to_voice_matches_the_silence(demo_call)
+    check_recording_alignment(demo_call)
 
 
 @pytest.mark.slow

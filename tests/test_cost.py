@@ -365,7 +365,7 @@ def test_the_shipped_table_says_where_each_figure_comes_from() -> None:
 
 
 def test_turn_table_shows_cost() -> None:
-    from app.cli import print_turn_table
+    from app.cli_output import print_turn_table
 
     out = io.StringIO()
     print_turn_table(
@@ -374,7 +374,7 @@ def test_turn_table_shows_cost() -> None:
     lines = out.getvalue().splitlines()
     assert "cost" in lines[0] and "$" in lines[1]
     assert "0.0123" in lines[2] and lines[3].rstrip().endswith("-")
-    from app.cli import cost_line
+    from app.cli_output import cost_line
 
     usage = {"input_tokens": 5, "output_tokens": 1, "price": None,
              "notice": "cost unknown: no price for model 'x' in the price table"}  # fmt: skip

@@ -41,13 +41,11 @@ from app.events import (
 )
 from app.profile import Profile, ToolSpec, Transcription, TurnDetection
 from app.providers.gemini import GeminiProtocol, connect_gemini, gemini_url
+from app.providers.gemini import messages as ops
 from app.providers.gemini.connection import auth_headers
-from app.providers.gemini.protocol import (
-    DEFAULT_MODEL,
-    MAX_MESSAGE_SIZE,
-    parse_duration_ms,
-    to_gemini_schema,
-)
+from app.providers.gemini.messages import MAX_MESSAGE_SIZE, parse_duration_ms
+from app.providers.gemini.session_setup import DEFAULT_MODEL, to_gemini_schema
+from app.providers.gemini.usage import usage_counts
 from tests.gemini_oracle import validate_gemini_client, validate_gemini_server
 
 TIME_SCALE = float(os.environ.get("VOICEPROBE_TEST_TIME_SCALE", "1"))
@@ -637,6 +635,35 @@ def test_oversized_message_is_malformed_without_parsing() -> None:
     text = '{"a": "' + "x" * MAX_MESSAGE_SIZE + '"}'
     (ev,) = make().receive(text, 1)
     assert isinstance(ev, ProviderErrorEvent) and "too large" in ev.message
+
+
+def test_a_message_parses_into_typed_operations_in_the_order_they_apply() -> None:
+    """Usage goes after the content that opens the turn and before its turnComplete; the
+    parse itself is a pure function of the message."""
+    msg = {
+        "usageMetadata": {"totalTokenCount": 7},
+        "serverContent": {
+            "interrupted": True,
+            "outputTranscription": {"text": "Hi"},
+            "generationComplete": True,
+            "turnComplete": True,
+            "turnCompleteReason": "STOP",
+        },
+        "voiceActivity": {"voiceActivityType": "ACTIVITY_START", "audioOffset": "1.5s"},
+        "toolCallCancellation": {"ids": ["a"]},
+        "bogus": 1,
+    }
+    assert ops.parse_message(msg) == [
+        ops.UnknownKey("bogus"),
+        ops.SpeechStarted(1500),
+        ops.Interrupted(),
+        ops.OutputTranscript("Hi"),
+        ops.UsageReport(msg["usageMetadata"], usage_counts(msg["usageMetadata"])),
+        ops.TurnComplete("STOP"),
+        ops.ToolCancel(("a",)),
+    ]
+    with pytest.raises(ops.Malformed):
+        ops.parse_message({"serverContent": {"generationComplete": "yes"}})
 
 
 def test_malformed_message_changes_no_state() -> None:

@@ -19,7 +19,8 @@ from app.events import (
     ToolCallRequested,
     UserTranscript,
 )
-from app.metrics.timeline import Timeline, percentile, summarize
+from app.metrics.percentile import percentile
+from app.metrics.timeline import Timeline, summarize
 
 MS = 1_000_000
 
@@ -122,7 +123,7 @@ def test_barge_in_closes_the_turn_and_opens_the_next() -> None:
     assert len(turns) == 2
     assert turns[0]["interrupted"] and turns[0]["spans"]["agent_speech"]["ms"] == 1110
     assert turns[1]["spans"]["user_speech"]["ms"] == 1000
-    assert [d.turn["index"] for d in done] == [0]
+    assert [d.turn.index for d in done] == [0]
 
 
 def test_percentiles() -> None:

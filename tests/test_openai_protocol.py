@@ -48,6 +48,7 @@ from app.events import (
     ServerSpeechStarted,
     ServerSpeechStopped,
     SessionConfigured,
+    SessionCreated,
     ToolCallRequested,
     UnknownMessage,
     Usage,
@@ -313,7 +314,7 @@ def test_session_updated() -> None:
     (out,) = proto().receive(json.dumps(data), T)
     assert out == SessionConfigured(t_ns=T, raw=data, provider="openai", session_id="sess_42")
     (created,) = proto().receive(json.dumps({**data, "type": "session.created"}), T)
-    assert isinstance(created, SessionConfigured)
+    assert isinstance(created, SessionCreated) and created.session_id == "sess_42"
 
 
 def test_speech_and_commit_events() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from app.audio.wavio import read_wav
 from app.events import AgentTranscript, ProviderErrorEvent, ResponseStarted, TurnCompleted
+from app.metrics.records import TurnRecord
 from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
 from app.store.writer import SessionWriter
@@ -68,7 +69,7 @@ def make_session(home: Path) -> Path:
     w.append_event(ResponseStarted(t_ns=1, response_id="r1"))
     w.append_event(AgentTranscript(t_ns=2, response_id="r1", item_id="a", text=HOSTILE, final=True))
     w.append_event(ProviderErrorEvent(t_ns=3, code="x" + HOSTILE, message=HOSTILE))
-    w.append_event(TurnCompleted(t_ns=4, turn=_turn()))
+    w.append_event(TurnCompleted(t_ns=4, turn=TurnRecord.from_dict(_turn())))
     w.write_turns([_turn()])
     w.finish("complete")
     return w.dir
@@ -138,7 +139,7 @@ def test_print_turn_table_on_a_real_stdout() -> None:
     code = textwrap.dedent(
         f"""
         import sys
-        from app.cli import print_turn_table
+        from app.cli_output import print_turn_table
         turns = [{_turn()!r}]
         print_turn_table(turns, sys.stdout)
         """

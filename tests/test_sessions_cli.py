@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from app.events import AgentTranscript, ResponseStarted, TurnCompleted
+from app.metrics.records import TurnRecord
 from app.store.writer import SessionWriter
 from tests.conftest import REPO
 
@@ -50,7 +51,7 @@ def make_session(home: Path) -> str:
     w.append_event(
         AgentTranscript(t_ns=2, response_id="r1", item_id="a1", text=HOSTILE, final=True)
     )
-    w.append_event(TurnCompleted(t_ns=3, turn=turn))
+    w.append_event(TurnCompleted(t_ns=3, turn=TurnRecord.from_dict(turn)))
     w.write_turns([turn])
     w.finish("complete", {"voice_to_voice": {"p50_ms": 950.0, "p95_ms": 950.0}})
     return w.session_id

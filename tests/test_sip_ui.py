@@ -15,6 +15,7 @@ from app.errors import ConfigError
 from app.events import Event, Notice
 from sip.config import SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
+from tests.conftest import module_owns_threads
 from tests.sip_peers import Kamailio, have, run_kamailio
 
 #: The SIP phase of scripts/test.sh runs every pjsua2 user in one process.
@@ -257,8 +258,14 @@ turns:
 
 
 @pytest.fixture(scope="module")
-def real(registrar: Kamailio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    """One real SipController for the module (one pjsua2 endpoint per process)."""
+def real(
+    registrar: Kamailio, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple]:
+    """One real SipController for the module (one pjsua2 endpoint per process).
+
+    Its endpoint thread and loop workers start when a test first registers and stop at
+    ``shutdown`` below.
+    """
     from app.bridge.providers import plan_provider
     from app.bridge.session import CallSetup
     from app.profile import load_profile
@@ -273,6 +280,7 @@ def real(registrar: Kamailio, tmp_path_factory: pytest.TempPathFactory) -> Itera
         return CallSetup(profile=profile, plan=plan, data_root=tmp / "data", tags=["sip"])
 
     ctl = SipController(setup)
+    module_owns_threads(request, "voiceprobe-sip", "asyncio_")
     seen: list[Event] = []
     ctl.subscribe(seen.append)
     try:

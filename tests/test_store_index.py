@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from app.errors import StoreError
-from app.store.index import SCHEMA_VERSION, SessionIndex, percentile
+from app.metrics.percentile import percentile
+from app.store.index import SCHEMA_VERSION, SessionIndex
 
 REPO = Path(__file__).resolve().parents[1]
 

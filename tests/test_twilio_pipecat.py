@@ -22,40 +22,14 @@ from app.audio.wavio import read_wav, read_wav_channels
 from app.bridge.providers import DEFAULT_SCENARIO
 from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
+from tests.call_e2e_helpers import first_sound_after, speech_end_after
 from tests.conftest import REPO, TIME_SCALE
-from tests.test_call_e2e import first_sound_after, speech_end_after
+from tests.twilio_helpers import start_line, stop
 
 #: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
 pytestmark = pytest.mark.serial
 
 TOL_MS = 20 * TIME_SCALE
-
-
-def start_line(
-    args: list[str], env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    """Start a process whose first stdout line is its URL; return it and the line."""
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()  # the process prints it once it listens
-    assert line.startswith("ws://"), line
-    return proc, line
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 @pytest.fixture(scope="module")

@@ -217,9 +217,9 @@ def test_timeline_barge_in_reaction_and_no_ttfb_without_a_response_event() -> No
     tl.feed(LocalSpeechStarted(t_ns=2000 * MS, sample=32000))
     tl.feed(AgentInterrupted(t_ns=2350 * MS, response_id="tw1"))
     spans = tl.turns[0].spans()
-    assert spans["end_of_turn_delay"]["ms"] == 500.0
-    assert spans["voice_to_voice"]["ms"] == 520.0
+    assert spans["end_of_turn_delay"].ms == 500.0
+    assert spans["voice_to_voice"].ms == 520.0
     assert "ttfb" not in spans
-    assert spans["barge_in_reaction"]["ms"] == 350.0
-    assert spans["barge_in_reaction"]["from"] == "LocalSpeechStarted"
-    assert spans["barge_in_reaction"]["to"] == "AgentInterrupted"
+    assert spans["barge_in_reaction"].ms == 350.0
+    assert spans["barge_in_reaction"].start_event == "LocalSpeechStarted"
+    assert spans["barge_in_reaction"].end_event == "AgentInterrupted"

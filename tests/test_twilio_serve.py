@@ -23,9 +23,10 @@ from websockets.exceptions import ConnectionClosed
 from app.bridge.providers import DEFAULT_SCENARIO
 from app.sim.caller import caller_track, write_caller_wav
 from app.sim.scenario import load_scenario
+from tests.call_e2e_helpers import truth_by
 from tests.conftest import REPO, TIME_SCALE
-from tests.test_call_e2e import truth_by
-from tests.test_twilio_pipecat import stop
+from tests.twilio_helpers import ServeTwilio as Server
+from tests.twilio_helpers import stop
 
 #: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
 pytestmark = pytest.mark.serial
@@ -35,52 +36,6 @@ with warnings.catch_warnings():
     import audioop  # the reference's μ-law, independent of app.audio.g711
 
 TOL_MS = 20 * TIME_SCALE
-
-
-class Server:
-    """A ``voiceprobe serve twilio --provider sim`` process."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.out = tmp / "data"
-        self.truth = tmp / "truth.jsonl"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "app.cli",
-                "serve",
-                "twilio",
-                "--provider",
-                "sim",
-                "--truth",
-                str(self.truth),
-                "--out",
-                str(self.out),
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        assert self.url.startswith("ws://127.0.0.1:") and self.url.endswith("/twilio")
-        self.twiml = self.proc.stdout.readline() + self.proc.stdout.readline()
-        assert "<Connect><Stream url=" in self.twiml
-        self.token = self.twiml.split('value="')[1].split('"')[0]
-        assert len(self.token) >= 24
-
-    def next_call(self) -> dict[str, Any]:
-        """The next finished call's summary (one JSON line per call)."""
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # the server prints it when the call ends
-        assert line, "server exited"
-        return dict(json.loads(line))
-
-    def sessions(self) -> list[Path]:
-        root = self.out / "sessions"
-        return sorted(root.iterdir()) if root.exists() else []
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from app.errors import AudioDeviceError
-from tests.pulse import RATE, pulse_server  # noqa: F401  (fixture)
+from tests.pulse import RATE
 
 pytestmark = pytest.mark.device
 
@@ -29,7 +29,7 @@ def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) if len(x) else 0.0
 
 
-def test_list_devices_sees_pulse(pulse_server):  # noqa: F811
+def test_list_devices_sees_pulse(pulse_server):
     from app.audio.deviceport import list_devices
 
     devices = list_devices()
@@ -40,7 +40,7 @@ def test_list_devices_sees_pulse(pulse_server):  # noqa: F811
     assert pulse.host_api == "ALSA"
 
 
-def test_missing_device_is_a_clear_error(pulse_server):  # noqa: F811
+def test_missing_device_is_a_clear_error(pulse_server):
     from app.audio.deviceport import DevicePort
 
     port = DevicePort(input_device="no-such-device-xyz", output_device="pulse")
@@ -51,7 +51,7 @@ def test_missing_device_is_a_clear_error(pulse_server):  # noqa: F811
     port.stop()
 
 
-def test_capture_and_playback_through_null_sinks(pulse_server, tmp_path: Path):  # noqa: F811
+def test_capture_and_playback_through_null_sinks(pulse_server, tmp_path: Path):
     from app.audio.deviceport import DevicePort
 
     wav = tmp_path / "caller.wav"

@@ -27,7 +27,6 @@ from app.bridge.controller import CallController
 from app.store.reader import load_session
 from app.store.report import html_report
 from tests.conftest import REPO
-from tests.conftest_qt import no_leaked_threads  # noqa: F401  (fixture)
 from ui.app import build_main_window
 from ui.history import SessionViewer
 from ui.settings_store import Settings
@@ -88,7 +87,6 @@ def test_http_401_shows_the_reason_and_the_fix_everywhere(
     tmp_path: Path,
     monkeypatch,
     refusing_server: str,
-    no_leaked_threads,  # noqa: F811
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     home = tmp_path / "home"

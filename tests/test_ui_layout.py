@@ -25,6 +25,17 @@ from ui.main_window import MainWindow
 from ui.views.elided_label import ElidedLabel
 
 
+def _visible_point(a: float, b: float, above: list[tuple[float, float]]) -> float | None:
+    """The middle of the widest part of [a, b] that no interval in ``above`` covers."""
+    cuts = sorted({a, b, *(x for lo, hi in above for x in (lo, hi) if a < x < b)})
+    free = [(lo, hi) for lo, hi in zip(cuts, cuts[1:], strict=False)
+            if not any(c <= lo and hi <= d for c, d in above)]  # fmt: skip
+    if not free:
+        return None
+    lo, hi = max(free, key=lambda p: p[1] - p[0])
+    return (lo + hi) / 2
+
+
 def _window(qtbot, w: int, h: int) -> MainWindow:
     win = build_main_window(FakeController(), devices=lambda: [], settings=False)
     qtbot.addWidget(win)
@@ -136,14 +147,20 @@ def test_every_bar_lane_meter_and_button_has_a_tooltip(qtbot) -> None:
     assert rows
     for lay in rows:
         turn = win.vm.turns.turn(lay.row)
-        for name, (x0, w) in lay.segments.items():
+        segs = list(lay.segments.items())
+        for i, (name, (x0, w)) in enumerate(segs):
             from app.metrics.presentation import span_style
             from ui.views.waterfall import STRIPS
 
-            centre, _h = STRIPS[span_style(name).lane]
-            text = wf.tooltip_at(x0 + max(w, 0.5) / 2, lay.row + centre)
-            span = turn["spans"][name]
-            events = (span.get("from"), span.get("to"))
+            lane = span_style(name).lane
+            centre, _h = STRIPS[lane]
+            # Hover where this bar shows: not under a bar drawn after it in its strip.
+            above = [(a, a + b) for n, (a, b) in segs[i + 1 :] if span_style(n).lane == lane]
+            x = _visible_point(x0, x0 + max(w, 0.5), above)
+            assert x is not None, (name, "hidden under", above)
+            text = wf.tooltip_at(x, lay.row + centre)
+            span = turn.spans[name]
+            events = (span.start_event, span.end_event)
             events = events if all(events) else span_style(name).events
             assert f"from {events[0]} to {events[1]}" in text, (name, text)
             assert "ms" in text

@@ -43,8 +43,8 @@ def test_last_turn_appears_before_hang_up(qtbot, tmp_path: Path) -> None:
     qtbot.waitUntil(lambda: win.vm.turns.rowCount() == 2, timeout=60_000)
     assert win.in_call and controller.in_call  # shown while the call goes on
     last = win.vm.turns.turn(1)
-    assert last["agent_transcript"] == "Goodbye then."
-    assert "agent_speech" in last["spans"] and "voice_to_voice" in last["spans"]
+    assert last.agent_transcript == "Goodbye then."
+    assert "agent_speech" in last.spans and "voice_to_voice" in last.spans
     assert win.latency_label.text().startswith("2 turns")
     win.toggle_call()  # hang up
     qtbot.waitUntil(lambda: not win.in_call, timeout=30_000)

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from app.errors import AudioDeviceError  # noqa: E402
 from app.profile import Profile  # noqa: E402
-from tests.conftest_qt import FakeController, no_leaked_threads  # noqa: F401
+from tests.conftest_qt import FakeController  # noqa: E402
 from ui.app import build_main_window, save_screenshot  # noqa: E402
 from ui.demo import demo_events  # noqa: E402
 
@@ -19,7 +19,7 @@ class Dev:
         self.max_input_channels, self.max_output_channels = ins, outs
 
 
-def test_scripted_call_fills_the_window(qtbot, no_leaked_threads, tmp_path):  # noqa: F811
+def test_scripted_call_fills_the_window(qtbot, tmp_path):
     events = demo_events()
     ctl = FakeController(events)
     win = build_main_window(ctl, devices=lambda: [Dev("pulse", 32, 32), Dev("hdmi", 0, 2)])
@@ -126,7 +126,7 @@ class KeyHostController(FakeController):
         return None if self.host in options.get("confirmed_hosts", ()) else self.host
 
 
-def test_key_host_is_confirmed_before_the_call(qtbot, no_leaked_threads):  # noqa: F811
+def test_key_host_is_confirmed_before_the_call(qtbot):
     ctl = KeyHostController(demo_events())
     win = build_main_window(ctl, devices=lambda: [])
     qtbot.addWidget(win)

@@ -12,7 +12,7 @@ from ui.bus import EventBus  # noqa: E402
 from ui.demo import V2V_MS, demo_events  # noqa: E402
 from ui.models import CallViewModel  # noqa: E402
 from ui.models.event_log import EventFilterProxy  # noqa: E402
-from ui.models.replay import event_from_dict, replay_into  # noqa: E402
+from ui.models.replay import replay_into  # noqa: E402
 from ui.models.tool_calls import SLOW_ROLE  # noqa: E402
 from ui.models.transcript import INTERRUPTED_ROLE, KIND_ROLE, TEXT_ROLE  # noqa: E402
 
@@ -112,7 +112,8 @@ def test_replay_of_stored_dicts_matches_live(qapp):
     stored = [E.event_to_dict(ev) for ev in events]
     assert "pcm" not in stored[next(i for i, e in enumerate(events) if e.kind == "AgentAudio")]
     live, replayed = fed(events), CallViewModel()
-    n = replay_into(replayed, stored + [{"kind": "FutureEvent", "t_ns": 1}, {"kind": "Notice"}])
+    back = [E.event_from_dict(d) for d in stored]
+    n = replay_into(replayed, [ev for ev in back if ev is not None])
     assert n == len(events)
     for name in ("transcript", "tools", "turns", "events"):
         a, b = getattr(live, name), getattr(replayed, name)
@@ -121,9 +122,9 @@ def test_replay_of_stored_dicts_matches_live(qapp):
         for r in range(a.rowCount()):
             for c in range(cols):
                 assert a.index(r, c).data(DISPLAY) == b.index(r, c).data(DISPLAY)
-    assert event_from_dict(
+    assert E.event_from_dict(
         {"kind": "ToolCallCancelled", "t_ns": 5, "call_ids": ["a", "b"]}
-    ).call_ids == ("a", "b")
+    ) == E.ToolCallCancelled(t_ns=5, call_ids=("a", "b"))
 
 
 def test_vad_lane_intervals_and_levels(qapp):
@@ -160,12 +161,12 @@ def test_event_bus_delivers_on_the_main_thread(qtbot):
     assert len(got) == 50
 
 
-def test_qtfix_keeps_true_alive(qapp):
+def test_signal_emit_keeps_true_alive(qapp):
+    """PySide6 6.12.0's ``emit`` stole a reference to ``True`` per call (the interpreter
+    aborts after a few thousand); pyproject excludes that release, and this holds it."""
     import sys
 
     from PySide6.QtCore import QObject, Signal
-
-    import ui.qtfix
 
     class Pinger(QObject):
         ping = Signal(int)
@@ -176,7 +177,6 @@ def test_qtfix_keeps_true_alive(qapp):
     for i in range(5000):
         p.ping.emit(i)
     assert abs(sys.getrefcount(True) - before) < 10
-    assert not ui.qtfix.emit_leaks_true()
 
 
 _KEEP: list[CallViewModel] = []

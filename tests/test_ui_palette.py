@@ -4,12 +4,16 @@ uses the same palette, and turns are numbered from 1 wherever a person reads the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from PySide6.QtGui import QColor
 
+from app import events as E
 from app.events import TurnCompleted
 from app.metrics.presentation import SPAN_STYLES, span_colour, turn_number
+from app.metrics.records import TurnRecord
+from app.metrics.timeline import Timeline
 from app.store.reader import load_session
 from app.store.report import html_report
 from app.store.writer import SessionWriter
@@ -20,24 +24,33 @@ from ui.views.waterfall import WaterfallView
 MS = 1_000_000
 
 
-def _turn_with_reconnect() -> dict:
-    def span(a: int, b: int, f: str, t: str) -> dict:
-        return {"start_ns": a * MS, "end_ns": b * MS, "ms": float(b - a), "from": f, "to": t}
-
-    return {
-        "index": 0,
-        "user_transcript": "Hello",
-        "agent_transcript": "Hi",
-        "spans": {
-            "user_speech": span(0, 900, "LocalSpeechStarted", "LocalSpeechStopped"),
-            "end_of_turn_delay": span(900, 1400, "LocalSpeechStopped", "ServerSpeechStopped"),
-            "tool:lookup": span(1500, 1900, "ToolCallRequested", "ToolCallFinished"),
-            "agent_speech": span(1450, 3000, "PlaybackStarted", "PlaybackStopped"),
-            "reconnect": span(2000, 2600, "ConnectionLost", "Reconnected"),
-            "voice_to_voice": span(900, 1450, "LocalSpeechStopped", "PlaybackStarted"),
-        },
-        "tool_calls": [{"name": "lookup", "arguments": "{}", "status": "ok", "ms": 400.0}],
-    }
+def _turn_with_reconnect() -> TurnRecord:
+    """A turn with a tool call under the agent's speech and a reconnect gap, made by the
+    real timeline from the events of such a call."""
+    tl = Timeline()
+    for ev in [
+        E.LocalSpeechStarted(t_ns=0, sample=0),
+        E.LocalSpeechStopped(t_ns=900 * MS, sample=14400),
+        E.ServerSpeechStopped(t_ns=1400 * MS, item_id="u1"),
+        E.ResponseStarted(t_ns=1420 * MS, response_id="r1"),
+        E.AgentAudio(t_ns=1440 * MS, response_id="r1", item_id="a1", pcm=bytes(480),
+                     sample_rate=24000),
+        E.PlaybackStarted(t_ns=1450 * MS, item_id="a1", response_id="r1"),
+        E.ToolCallRequested(t_ns=1500 * MS, call_id="c1", name="lookup", arguments="{}",
+                            response_id="r1"),
+        E.ToolCallFinished(t_ns=1900 * MS, call_id="c1", name="lookup", arguments="{}",
+                           status="ok", output="{}", ms=400.0),
+        E.Reconnected(t_ns=2600 * MS, provider="openai", reason="connection lost",
+                      dropped_ns=2000 * MS, attempts=1, session_index=2),
+        E.UserTranscript(t_ns=2610 * MS, item_id="u1", text="Hello", final=True),
+        E.AgentTranscript(t_ns=2620 * MS, response_id="r1", item_id="a1", text="Hi", final=True),
+        E.ResponseFinished(t_ns=2700 * MS, response_id="r1"),
+        E.PlaybackStopped(t_ns=3000 * MS, item_id="a1", played_samples=37200,
+                          sample_rate=24000),
+    ]:  # fmt: skip
+        tl.feed(ev)
+    (done,) = tl.close(3100 * MS)
+    return done.turn
 
 
 def test_bars_have_their_legend_colour_and_every_span_is_in_the_legend(qtbot) -> None:
@@ -46,8 +59,8 @@ def test_bars_have_their_legend_colour_and_every_span_is_in_the_legend(qtbot) ->
     qtbot.addWidget(view)
     for ev in demo_events():
         if isinstance(ev, TurnCompleted):
-            model.add_turn(dict(ev.turn))
-    model.add_turn({**_turn_with_reconnect(), "index": 4})
+            model.add_turn(ev.turn)
+    model.add_turn(dataclasses.replace(_turn_with_reconnect(), index=4))
     view.refresh()
     assert set(view.legend_items) == {s.key for s in SPAN_STYLES}
     opts = view._bars.opts
@@ -69,11 +82,11 @@ def test_bars_have_their_legend_colour_and_every_span_is_in_the_legend(qtbot) ->
 def test_report_uses_the_palette_and_numbers_turns_from_1(tmp_path: Path) -> None:
     turn = _turn_with_reconnect()
     w = SessionWriter(tmp_path, "20261203-140000-pal0", {"provider": "openai", "model": "m"})
-    w.write_turns([turn])
+    w.write_turns([turn.to_dict()])
     w.finish("complete", {})
     page = html_report(load_session(w.dir))
     assert "<h2>Turn 1</h2>" in page and "Turn 0" not in page
     for style in SPAN_STYLES:
         assert style.colour in page, style.key  # the legend: every span kind
     assert f"background:{span_colour('reconnect')}" in page
-    assert turn_number(turn) == 1 and turn["index"] == 0  # JSON stays 0-based
+    assert turn_number(turn) == 1 and turn.to_dict()["index"] == 0  # JSON stays 0-based

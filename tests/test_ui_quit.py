@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
 from app.events import TurnCompleted
+from app.metrics.records import TurnRecord
 from app.store.writer import SessionWriter
 from ui.history import HistoryWindow
 from ui.main_window import MainWindow
@@ -20,7 +21,7 @@ from ui.main_window import MainWindow
 def _store_one_session(home: Path) -> None:
     turn = {"index": 0, "user_transcript": "Hi", "agent_transcript": "Hello", "spans": {}}
     w = SessionWriter(home, "20261203-120000-abcd", {"provider": "sim", "model": "m"})
-    w.append_event(TurnCompleted(t_ns=1, turn=turn))
+    w.append_event(TurnCompleted(t_ns=1, turn=TurnRecord.from_dict(turn)))
     w.write_turns([turn])
     w.finish("complete", {})
 

@@ -29,12 +29,16 @@ def test_main_window_runs_a_full_call_against_the_simulator(qtbot, tmp_path: Pat
     qtbot.addWidget(win)
     win.extra_options = {"provider": "sim", "source": "test"}
     win.show()
+    win.verdicts.tags.fields["language"].setText("en-GB")  # the tester's tags go with it
+    win.verdicts.tags.other.setText("noise=cafe")
     qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: controller.last_summary is not None, timeout=120_000)
     qtbot.waitUntil(lambda: not win.in_call, timeout=10_000)
     summary = controller.last_summary
     assert summary is not None and summary["ok"]
     session = Path(summary["session_dir"])
+    meta = json.loads((session / "session.json").read_text())
+    assert {"language=en-GB", "noise=cafe"} <= set(meta["tags"])
     events = (session / "events.jsonl").read_text().splitlines()
     # Every event the core emitted reached the window (the store holds the same stream).
     qtbot.waitUntil(lambda: win.vm.events.event_count == len(events), timeout=10_000)
@@ -54,7 +58,7 @@ def test_main_window_runs_a_full_call_against_the_simulator(qtbot, tmp_path: Pat
     for row, turn in enumerate(turns):
         shown = model.turn(row)
         for name, span in turn["spans"].items():
-            assert shown["spans"][name]["ms"] == pytest.approx(span["ms"]), (row, name)
+            assert shown.span_ms(name) == pytest.approx(span["ms"]), (row, name)
     assert "4 turns" in win.latency_label.text()
     win.close()
     controller.shutdown()

@@ -121,7 +121,7 @@ def _write_session(root: Path, sid: str) -> None:
     with open(d / "events.jsonl", "w") as f:
         for ev in events:
             f.write(json.dumps(E.event_to_dict(ev)) + "\n")
-    turns = [ev.turn for ev in events if isinstance(ev, E.TurnCompleted)]
+    turns = [ev.turn.to_dict() for ev in events if isinstance(ev, E.TurnCompleted)]
     (d / "turns.json").write_text(json.dumps(turns))
     with wave.open(str(d / "audio.wav"), "wb") as w:
         w.setnchannels(2)

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
 from app import events as E  # noqa: E402
+from app.metrics.records import TurnRecord  # noqa: E402
 from tests.conftest_qt import FakeController  # noqa: F401  (sets QT_QPA_PLATFORM first)
 from ui.demo import DEFAULT_AGENT, V2V_MS, demo_events  # noqa: E402
 from ui.levels import LevelPump  # noqa: E402
@@ -170,12 +171,14 @@ def test_vad_lane_and_meters_pull_levels(qtbot):
 
 
 def test_layout_row_without_user_speech_uses_v2v_start():
-    turn = {
+    # Only a record read back from an older or hand-edited turns.json can have a
+    # voice-to-voice figure without the caller's speech span (the timeline always has both).
+    turn = TurnRecord.from_dict({
         "index": 0,
         "spans": {
             "voice_to_voice": {"start_ns": 1_000_000_000, "end_ns": 1_700_000_000, "ms": 700.0},
             "ttfb": {"start_ns": 1_200_000_000, "end_ns": 1_500_000_000, "ms": 300.0},
         },
-    }
+    })  # fmt: skip
     lay = layout_row(turn, 0, False)
     assert lay.segments == {"ttfb": (200.0, 300.0)} and lay.label == "700 ms"

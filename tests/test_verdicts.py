@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import plan_agent
+from app.cli_support import plan_agent
 from app.errors import ConfigError
 from tests.coverage_helpers import cli, make_session, suite_case, write_suite_run
 

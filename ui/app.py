@@ -237,6 +237,8 @@ def build_main_window(
         controller, devices=devices, open_settings=open_settings, open_history=open_history
     )
     window.vm.set_coalescing(LIVE_COALESCE_MS)
+    if devices is None:  # the real sound devices: follow them as they come and go
+        window.watch_devices()
     if settings is False:
         return window
     if settings is True:
@@ -328,27 +330,3 @@ def _exit_after_first_paint(app: QApplication, window: QWidget) -> None:
     raw = os.environ.get(T0_ENV, "")
     t0 = int(raw) if raw.isdigit() else _process_start_ns()
     _FirstPaint(app, window, t0)  # owned by the window
-
-
-def run_demo(screenshot: str | None = None) -> int:
-    """Show the UI fed by the scripted demo call (no core); with ``screenshot``, render
-    it offscreen to that PNG and exit.
-    """
-    if screenshot:
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from ui.demo_controller import DemoController
-
-    app = ensure_app()
-    window = build_main_window(DemoController(), devices=lambda: [])
-    window.show()
-    window.toggle_call()
-    if screenshot:
-        controller: DemoController = window.controller
-        controller.wait_replayed(10.0)
-        for _ in range(20):
-            app.processEvents()
-        window.waterfall.select_turn(1)
-        save_screenshot(window, screenshot)
-        window.close()
-        return 0
-    return int(app.exec())

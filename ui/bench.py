@@ -69,7 +69,7 @@ _NEVER = (E.CallEnded, E.Notice)
 
 
 def _summary(values: Sequence[float]) -> dict[str, float | int | None]:
-    from ui.models.common import percentile
+    from app.metrics.percentile import percentile
 
     def r(v: float | None) -> float | None:
         return None if v is None else round(v, 3)
@@ -94,9 +94,7 @@ def _cycle(template: list[E.Event], k: int) -> Iterator[E.Event]:
             if value:
                 changes[name] = f"{value}.{k}"
         if isinstance(ev, E.TurnCompleted):
-            turn = dict(ev.turn)
-            turn["index"] = k * turns + int(turn.get("index", 0))
-            changes["turn"] = turn
+            changes["turn"] = dataclasses.replace(ev.turn, index=k * turns + ev.turn.index)
         yield dataclasses.replace(ev, **changes) if changes else ev
 
 
@@ -125,16 +123,15 @@ def _restamp(ev: E.Event, now_ns: int) -> E.Event:
     """``ev`` stamped ``now_ns``; a turn's spans move by the same amount."""
     if isinstance(ev, E.TurnCompleted):
         delta = now_ns - ev.t_ns
-        turn = dict(ev.turn)
-        spans: dict[str, Any] = {}
-        for name, span in (turn.get("spans") or {}).items():
-            s = dict(span)
-            for key in ("start_ns", "end_ns"):
-                if isinstance(s.get(key), int):
-                    s[key] += delta
-            spans[name] = s
-        turn["spans"] = spans
-        return dataclasses.replace(ev, t_ns=now_ns, turn=turn)
+        spans = {
+            name: dataclasses.replace(
+                span,
+                start_ns=None if span.start_ns is None else span.start_ns + delta,
+                end_ns=None if span.end_ns is None else span.end_ns + delta,
+            )
+            for name, span in ev.turn.spans.items()
+        }
+        return dataclasses.replace(ev, t_ns=now_ns, turn=dataclasses.replace(ev.turn, spans=spans))
     return dataclasses.replace(ev, t_ns=now_ns)
 
 

@@ -1,4 +1,4 @@
-"""The one thread hop between the core and Qt (STYLE.md, "One object owns each thread hop").
+"""The one thread hop between the core and Qt (docs/architecture.md#threads).
 
 The core emits :class:`app.events.Event` objects on its asyncio thread; :class:`EventBus`
 re-emits each one on the Qt main thread as a queued signal. High-rate data (levels,
@@ -12,9 +12,6 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-from ui.qtfix import install as _install_qtfix
-
-_install_qtfix()
 
 class EventBus(QObject):
     """Re-emits events posted from any thread as :attr:`event` on this object's thread.

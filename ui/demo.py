@@ -7,9 +7,9 @@ core at all. The figures are fixed, so tests can check what the views show.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from app import events as E
+from app.metrics.timeline import Timeline
 
 MS = 1_000_000
 
@@ -39,10 +39,6 @@ class _Script:
 
     def add(self, ev: E.Event) -> None:
         self.out.append(ev)
-
-
-def _span(s: _Script, a_ms: float, b_ms: float) -> dict[str, Any]:
-    return {"start_ns": s.at(a_ms), "end_ns": s.at(b_ms), "ms": round(b_ms - a_ms, 3)}
 
 
 def demo_events(
@@ -78,12 +74,6 @@ def demo_events(
         s.add(E.InputCommitted(t_ns=s.at(stop + eot + 2), item_id=uid))
         resp_at = stop + eot + 35
         s.add(E.ResponseStarted(t_ns=s.at(resp_at), response_id=rid))
-        spans: dict[str, Any] = {
-            "user_speech": _span(s, start, stop),
-            "end_of_turn_delay": _span(s, stop, stop + eot),
-            "response_start": _span(s, stop + eot, resp_at),
-        }
-        tool_calls: list[dict[str, Any]] = []
         words = user.split()
         for i in range(0, len(words), 4):
             s.add(
@@ -125,17 +115,9 @@ def demo_events(
             audio_rid = f"resp_{k}b"
             s.add(E.ResponseStarted(t_ns=s.at(done + 40), response_id=audio_rid))
             first_audio = done + 40 + 210
-            spans["ttfb"] = _span(s, resp_at, resp_at + 300)
-            spans["tool:get_weather"] = _span(s, resp_at + 300, done)
-            spans["tool_followup"] = _span(s, done, first_audio)
-            tool_calls.append(
-                {"name": "get_weather", "arguments": args, "status": "ok", "ms": 250.0}
-            )
         else:
             first_audio = resp_at + 300 + 30 * k
-            spans["ttfb"] = _span(s, resp_at, first_audio)
         played = stop + V2V_MS[k]
-        spans["playback_latency"] = _span(s, first_audio, played)
         chunk_ms = 100
         talk_ms = 2400.0 + 200 * k
         n_chunks = int(talk_ms // chunk_ms)
@@ -220,27 +202,18 @@ def demo_events(
                     sample_rate=24000,
                 )
             )
-        spans["agent_speech"] = _span(s, played, end_play)
-        spans["voice_to_voice"] = _span(s, stop, played)
-        turn = {
-            "index": k,
-            "user_transcript": user,
-            "agent_transcript": agent,
-            "interrupted": interrupted,
-            "spans": spans,
-            "tool_calls": tool_calls,
-            "events_used": [
-                "LocalSpeechStopped",
-                "ServerSpeechStopped",
-                "ResponseStarted",
-                "AgentAudio",
-                "PlaybackStarted",
-            ],
-        }
-        s.add(E.TurnCompleted(t_ns=s.at(end_play + 5), turn=turn))
         carried = interrupted
         start = end_play + 400 if not interrupted else cut - 60
     s.add(E.Notice(t_ns=s.at(start + 100), level="info", message="Caller hung up"))
-    s.add(E.CallEnded(t_ns=s.at(start + 120), session_id="demo-session", reason="hangup"))
     s.out.sort(key=lambda ev: ev.t_ns)  # stable: same-stamp events keep script order
-    return s.out
+    # The turns come from the real timeline, as in a call: each TurnCompleted right after
+    # the event that completed it, and the rest when the call ends.
+    timeline = Timeline()
+    out: list[E.Event] = []
+    for ev in s.out:
+        out.append(ev)
+        out.extend(timeline.feed(ev))
+    end = s.at(start + 120)
+    out.extend(timeline.close(end))
+    out.append(E.CallEnded(t_ns=end, session_id="demo-session", reason="hangup"))
+    return out

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import AudioDeviceError, VoiceprobeError
 from app.metrics.presentation import SCRIPTED_NOTE, transcripts_scripted
+from app.store.reader import session_events, session_turns
 from ui.models.call_view import CallViewModel
 from ui.models.common import ms_text
 from ui.models.replay import replay_into
@@ -206,7 +207,7 @@ class SessionViewer(QWidget):
         self.setWindowTitle(f"voiceprobe — session {record.session_id}")
         self.resize(1200, 780)
         self.vm = CallViewModel(self)
-        self.applied = replay_into(self.vm, record.events, record.turns)
+        self.applied = replay_into(self.vm, session_events(record), session_turns(record))
         self.player = WavPlayer()
 
         meta = record.meta

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QFontInfo, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -44,10 +44,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.bridge.providers import DEFAULT_SCENARIO, KEY_NAMES
+from app.bridge.providers import DEFAULT_SCENARIO, KEY_NAMES, KEYLESS_KINDS
 from app.errors import VoiceprobeError
 from app.metrics.presentation import SCRIPTED_MARK
-from app.secrets import get_secret
+from app.secrets import get_secret, scrub_url
 from ui.bus import EventBus
 from ui.levels import LevelPump
 from ui.models.call_view import CallViewModel
@@ -59,6 +59,7 @@ from ui.views.profile_editor import ProfileEditor
 from ui.views.tool_calls_view import ToolCallsView
 from ui.views.transcript_view import TranscriptView
 from ui.views.vad_lane_view import VadLaneView
+from ui.views.verdicts import FAIL_KEY, PASS_KEY, VerdictPanel
 from ui.views.waterfall import WaterfallView
 
 STATE_COLORS = {
@@ -70,7 +71,12 @@ STATE_COLORS = {
     "failed": ("#fce8e6", "#c5221f"),
 }
 #: The agent side a call can go to, as the Provider picker names them.
-PROVIDER_NAMES = {"sim": "Simulator", "openai": "OpenAI Realtime", "gemini": "Gemini Live"}
+PROVIDER_NAMES = {
+    "sim": "Simulator",
+    "openai": "OpenAI Realtime",
+    "gemini": "Gemini Live",
+    "twilio-ws": "Twilio stream (deployed agent)",
+}
 #: Shortcuts (shown in the Call menu and in the buttons' tooltips).
 CALL_KEY = "Ctrl+Return"
 HANGUP_KEY = "Ctrl+Shift+Return"
@@ -81,6 +87,7 @@ TALK_KEY = Qt.Key.Key_F9
 TALK_KEY_NAME = "F9"
 PRESENTATION_KEY = "F11"
 DEMO_KEY = "Ctrl+D"
+COVERAGE_KEY = "Ctrl+Shift+C"
 #: The side panel's width range (px).
 SIDE_MIN_WIDTH, SIDE_MAX_WIDTH = 290, 420
 #: How much larger the type is in presentation mode.
@@ -88,9 +95,18 @@ PRESENTATION_SCALE = 1.45
 
 
 def _default_devices() -> list[Any]:
-    from app.audio.deviceport import list_devices
+    """PortAudio's devices, then PulseAudio's sinks and sources by name (a call opens
+    them through PortAudio's ``pulse`` device)."""
+    from app.audio.deviceport import DeviceInfo, list_devices
+    from app.audio.devicewatch import pulse_devices
 
-    return list_devices()
+    found: list[Any] = list_devices()
+    for p in pulse_devices():
+        source = p.kind == "source"
+        found.append(
+            DeviceInfo(-1, p.name, "PulseAudio", int(source), int(not source), float(p.rate))
+        )
+    return found
 
 
 def key_configured(provider: str) -> bool:
@@ -245,6 +261,20 @@ class MainWindow(QMainWindow):
         self.side_tabs.addTab(_scroll(self.profile_editor, self), "Agent profile")
         self.side_tabs.setTabToolTip(0, "Microphone, speaker, mute, push to talk, levels")
         self.side_tabs.setTabToolTip(1, "Protocol, model, voice, instructions, turn detection")
+        # --- tags and verdicts page -------------------------------------------------------
+        self.verdicts = VerdictPanel(self.vm.turns, self.data_root, self)
+        verdicts_tab = self.side_tabs.addTab(self.verdicts, "Verdicts")
+        self.side_tabs.setTabToolTip(
+            verdicts_tab,
+            f"Tags for the next call; pass/fail per turn ({PASS_KEY} / {FAIL_KEY}: last turn)",
+        )
+        self.side_tabs.currentChanged.connect(
+            lambda _i: (
+                self.verdicts.refresh_completions()
+                if self.side_tabs.currentWidget() is self.verdicts
+                else None
+            )
+        )
         side = QWidget(self)
         side_layout = QVBoxLayout(side)
         side_layout.setContentsMargins(8, 8, 8, 8)
@@ -345,6 +375,9 @@ class MainWindow(QMainWindow):
         self.pump.sampled.connect(lambda t, c, a: self.vm.vad.add_level(t, c, a))
         self.vm.connectionChanged.connect(self._connection_changed)
         self.vm.callStarted.connect(self._call_started)
+        self.vm.callStarted.connect(
+            lambda sid, *_: self.verdicts.set_session(sid, self.vm.session_dir)
+        )
         self.vm.callEnded.connect(self._call_ended)
         self.vm.notice.connect(self._notice)
         self.vm.failed.connect(self._failed)
@@ -353,7 +386,9 @@ class MainWindow(QMainWindow):
         self.provider.currentIndexChanged.connect(self._provider_picked)
         self.scenario.currentIndexChanged.connect(lambda _i: self.refresh_provider_hint())
         self.profile_editor.provider.currentTextChanged.connect(self._protocol_changed)
-        self._fill_devices(devices or _default_devices)
+        self._devices = devices or _default_devices
+        self._device_watcher: Any = None
+        self._fill_devices(self._devices)
         if self.profile_editor.picker.findData("default") >= 0:
             self.profile_editor.load("default")
         self.choose_default_provider()
@@ -383,7 +418,11 @@ class MainWindow(QMainWindow):
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.quit_app)
-        for a in (self.history_action, self.settings_action, self.sip_action):
+        self.coverage_action = QAction("&Coverage…", self)
+        self.coverage_action.setShortcut(QKeySequence(COVERAGE_KEY))
+        self.coverage_action.triggered.connect(self.open_coverage)
+        for a in (self.history_action, self.coverage_action, self.settings_action,
+                  self.sip_action):  # fmt: skip
             menu.addAction(a)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -419,6 +458,9 @@ class MainWindow(QMainWindow):
             call.addAction(a)
         call.addSeparator()
         call.addAction(self.demo_action)
+        call.addSeparator()
+        for a in self.verdicts.actions_for_window:
+            call.addAction(a)
         self.hangup_action.setEnabled(False)
         self.call_button.setToolTip(f"Call ({CALL_KEY}); hang up ({HANGUP_KEY})")
 
@@ -437,7 +479,9 @@ class MainWindow(QMainWindow):
             self.demo_action,
             self.presentation_action,
             self.history_action,
+            self.coverage_action,
             self.settings_action,
+            *self.verdicts.actions_for_window,
         ):
             self.addAction(a)  # shortcuts work with the menu closed, in full screen too
 
@@ -464,6 +508,7 @@ class MainWindow(QMainWindow):
         }
         if provider == "sim":
             options["scenario"] = self.scenario.currentData()
+        options["tags"] = self.verdicts.call_tags()  # checked like --tag (ConfigError)
         options.update(self.extra_options)
         return options
 
@@ -478,9 +523,14 @@ class MainWindow(QMainWindow):
 
     def choose_default_provider(self) -> None:
         """Pick the profile's provider when its key or an endpoint URL is set (a URL is
-        never ignored: without a key the call asks for one), else the Simulator."""
+        never ignored: without a key the call asks for one) or when it is a deployed
+        agent's stream (no key needed), else the Simulator."""
         protocol = self.profile_editor.provider.currentText()
-        real = key_configured(protocol) or bool(self.extra_options.get("url"))
+        real = (
+            protocol in KEYLESS_KINDS
+            or key_configured(protocol)
+            or bool(self.extra_options.get("url"))
+        )
         self.set_provider(protocol if real else "sim")
 
     def refresh_provider_hint(self) -> None:
@@ -505,6 +555,15 @@ class MainWindow(QMainWindow):
                     f" The {PROVIDER_NAMES.get(protocol, protocol)} URL set in Settings is "
                     "not used by the simulator: choose that provider to call it."
                 )
+        elif provider in KEYLESS_KINDS:
+            agent = url or self.profile_editor.profile().url
+            text = (
+                f"The call goes to the deployed agent at {scrub_url(agent)} as a Twilio "
+                "Media Stream; "
+                "no API key is sent. It reports audio only: no transcripts, no tool calls."
+                if agent
+                else "Set the agent's ws:// or wss:// URL in the profile (Agent URL)."
+            )
         elif not key_configured(provider):
             text = (
                 f"No {PROVIDER_NAMES[provider]} key is set: set it in File → Settings "
@@ -601,6 +660,27 @@ class MainWindow(QMainWindow):
         elif not on and self.isFullScreen():
             self.showNormal()
 
+    def data_root(self) -> Path:
+        """The data folder calls are stored in (the controller's, else the default)."""
+        from app.store.paths import data_dir
+
+        root = getattr(self.controller, "data_root", None)
+        return Path(root) if root else data_dir()
+
+    def open_coverage(self) -> None:
+        """File → Coverage: the coverage matrix of the data folder, in a window of its own
+        (closed with this one)."""
+        from ui.views.coverage import CoverageWindow
+
+        try:
+            window = CoverageWindow(self.data_root())
+        except VoiceprobeError as exc:
+            self.show_error(f"Coverage not opened: {exc}")
+            return
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.adopt_window(window)
+        window.show()
+
     def adopt_window(self, window: QWidget) -> None:
         """Close ``window`` (a history or session window) when this window closes."""
         self.windows.append(window)
@@ -651,10 +731,15 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         if not self._demo_running:
             self.set_source(None)  # give the Microphone picker back after a demo
-        options = self.call_options()
+        try:
+            options = self.call_options()
+        except VoiceprobeError as exc:  # a bad tag: nothing starts
+            self.show_error(f"Call not started: {exc}")
+            return
         if not self._key_host_confirmed(options):
             return
         self.vm.reset()
+        self.verdicts.clear_session()
         try:
             self.controller.start_call(options)
         except VoiceprobeError as exc:
@@ -749,6 +834,8 @@ class MainWindow(QMainWindow):
 
     def _call_ended(self, reason: str, ok: bool) -> None:
         self._set_in_call(False)
+        if self.side_tabs.currentWidget() is self.verdicts:
+            self.verdicts.refresh_completions()  # this call's tags are offered next time
         failure = self.vm.failure
         self._set_state("closed" if ok else "failed", failure[0] if failure else reason)
         if not ok and failure is None:
@@ -769,6 +856,37 @@ class MainWindow(QMainWindow):
 
     def _summary_changed(self) -> None:
         self.latency_label.setText(self.vm.turns.summary_text())
+
+    #: Emitted on the watcher's thread when devices appeared or vanished (delivered queued).
+    _devices_changed = Signal()
+
+    def watch_devices(self, interval_s: float = 1.0) -> None:
+        """Refresh the device pickers when devices appear or vanish: a watcher thread polls
+        (``app.audio.devicewatch``), the pickers refill on the main thread keeping what was
+        chosen; stopped when the window closes. Idempotent.
+
+        PulseAudio's sinks and sources show as they come and go; a new ALSA device needs
+        PortAudio re-initialised, which the watcher does not do behind a running stream.
+        """
+        from app.audio.devicewatch import DeviceWatcher
+
+        if self._device_watcher is not None:
+            return
+        self._devices_changed.connect(self.refresh_devices, Qt.ConnectionType.QueuedConnection)
+        self._device_watcher = DeviceWatcher(
+            lambda _listing: self._devices_changed.emit(),
+            interval_s=interval_s,
+            report_first=True,
+        )
+        self._device_watcher.start()
+
+    def refresh_devices(self) -> None:
+        """List the devices again, keeping the chosen ones where they still exist."""
+        chosen = [c.currentData() for c in (self.input_device, self.output_device)]
+        self._fill_devices(self._devices)
+        for combo, data in zip((self.input_device, self.output_device), chosen, strict=True):
+            index = combo.findData(data)
+            combo.setCurrentIndex(max(index, 0))
 
     def _fill_devices(self, devices: Callable[[], list[Any]]) -> None:
         for combo in (self.input_device, self.output_device):
@@ -799,6 +917,9 @@ class MainWindow(QMainWindow):
         instance = QApplication.instance()
         if instance is not None:
             instance.removeEventFilter(self)
+        watcher, self._device_watcher = self._device_watcher, None
+        if watcher is not None:
+            watcher.stop()
         self.pump.stop()
         self.vad_view.set_live(False)
         self.bus.close()

@@ -13,17 +13,25 @@ process that starts a sound server later must call :func:`rescan_devices`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from app.audio.aec import AudioProcessing, EchoCanceller, ProcessingUnavailable
+from app.audio.drift import DriftCompensator
+from app.audio.pcm import FRAME_MS
 from app.audio.port import CallerFrame, CallerPort
+from app.audio.recorder import StereoRecorder
 from app.audio.resample import SUPPORTED_RATES, StreamResampler
 from app.audio.ringbuffer import RingBuffer
 from app.errors import AudioDeviceError
+from app.events import Notice, NoticeLevel
 
 #: Device rates tried, in order, after the device's own default rate.
 PREFERRED_RATES = (48000, 16000, 24000, 8000)
@@ -31,10 +39,22 @@ PREFERRED_RATES = (48000, 16000, 24000, 8000)
 BLOCK_MS = 10
 #: Capture ring length (how long the bridge may stall before samples are dropped).
 INPUT_BUFFER_MS = 2000
+#: The default mic-path processing: echo cancellation alone.
+ECHO_CANCELLATION = AudioProcessing()
+#: A reference this far behind the capture was cut by an output underflow (see
+#: ``DevicePort._process``); smaller differences are jitter between the two callbacks.
+REF_GAP_MS = 30
 #: Playback ring length (agent audio may arrive much faster than real time).
 OUTPUT_BUFFER_MS = 120_000
-#: Half duplex keeps the mic closed this long after the last agent sample plays (room echo).
-HALF_DUPLEX_TAIL_MS = 150
+#: A stream whose callbacks stop this long after they began is taken for a device that
+#: went away (an unplugged headset); PortAudio's finished callback usually says so first.
+STALL_MS = 2000
+#: How often a named PulseAudio device's presence is checked (s, on a watcher thread).
+PULSE_POLL_S = 0.25
+#: How often :meth:`DevicePort.read` looks at the streams' health.
+HEALTH_EVERY_MS = 100
+#: PulseAudio's per-client default sink / source, read when a stream is opened.
+_PULSE_ENV = {"output": "PULSE_SINK", "input": "PULSE_SOURCE"}
 
 
 def _sd() -> Any:
@@ -116,6 +136,62 @@ def _resolve(sd: Any, device: int | str | None, kind: str) -> tuple[int, dict[st
     except (ValueError, sd.PortAudioError) as exc:
         what = "default" if device is None else repr(device)
         raise AudioDeviceError(f"no {kind} device {what} ({exc})", device) from None
+    return _checked(sd, info, kind)
+
+
+def resolve_device(
+    device: int | str | None, kind: str
+) -> tuple[int, dict[str, Any], str, str | None]:
+    """Find ``device``: a PortAudio device (see :func:`_resolve`) or, failing that, a
+    PulseAudio sink (``kind="output"``) or source (``"input"``) by its exact name, reached
+    through PortAudio's ``pulse`` device.
+
+    Returns:
+        ``(index, info, host API, PulseAudio name or None)``.
+
+    Raises:
+        AudioDeviceError: neither PortAudio nor PulseAudio has it.
+    """
+    sd = _sd()
+    try:
+        return (*_resolve(sd, device, kind), None)
+    except AudioDeviceError:
+        if not isinstance(device, str):
+            raise
+        from app.audio.devicewatch import find_pulse_device
+
+        if find_pulse_device(device, "sink" if kind == "output" else "source") is None:
+            raise
+        try:
+            return (*_resolve(sd, "pulse", kind), device)
+        except AudioDeviceError:
+            raise AudioDeviceError(
+                f"PulseAudio has {kind} device {device!r} but PortAudio has no 'pulse' device",
+                device,
+            ) from None
+
+
+@contextlib.contextmanager
+def _pulse_target(kind: str, name: str | None) -> Iterator[None]:
+    """Point PulseAudio clients opened inside at sink/source ``name`` (``None``: no change),
+    and restore the environment after. Bridge thread only (the environment is shared)."""
+    if name is None:
+        yield
+        return
+    var = _PULSE_ENV[kind]
+    saved = os.environ.get(var)
+    os.environ[var] = name
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = saved
+
+
+def _checked(sd: Any, info: dict[str, Any], kind: str) -> tuple[int, dict[str, Any], str]:
+    """``info``'s index and host API, if it has ``kind`` channels."""
     apis = sd.query_hostapis()
     api = str(apis[info["hostapi"]]["name"]) if 0 <= info["hostapi"] < len(apis) else ""
     channels = info["max_input_channels" if kind == "input" else "max_output_channels"]
@@ -129,10 +205,13 @@ def _pick_rate(
 ) -> int:
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     default = int(info["default_samplerate"])
-    if want is not None:
-        candidates: tuple[int, ...] = (want,)
-    else:
-        candidates = ((default,) if default in SUPPORTED_RATES else ()) + PREFERRED_RATES
+    # A rate we asked for that the device refuses is converted, not refused: the device's
+    # own rate is tried next, then the usual ones (the resampler takes 44.1 kHz and others).
+    candidates = ((want,) if want is not None else ()) + (
+        (default,) if default in SUPPORTED_RATES else ()
+    )
+    candidates += PREFERRED_RATES + (default,)
+    candidates = tuple(dict.fromkeys(r for r in candidates if r > 0))
     for rate in candidates:
         try:
             check(device=index, samplerate=rate, channels=1, dtype="int16")
@@ -148,7 +227,7 @@ def _pick_rate(
 class DevicePort(CallerPort):
     """Microphone and speaker as the caller side of a call.
 
-    Threads: :meth:`start`, :meth:`read`, :meth:`write`, :meth:`clear_output` and
+    Threads: :meth:`start`, :meth:`read`, :meth:`write`, :meth:`flush_output` and
     :meth:`stop` run on the bridge's thread. The two PortAudio callbacks run on
     PortAudio's threads and only copy samples into ring buffers and count xruns; they take
     no lock, log nothing and never call back into the bridge.
@@ -164,8 +243,11 @@ class DevicePort(CallerPort):
         rate: port rate of frames in and out (Hz).
         device_rate: force the device rate; ``None`` picks the device's default if the
             resampler supports it, else the first of :data:`PREFERRED_RATES` that opens.
-        mute: start muted (frames are silence; timing is unchanged).
-        half_duplex: silence the mic while agent audio plays (no echo canceller).
+        processing: echo cancellation and the other mic-path stages
+            (app/audio/aec.py); on by default (echo cancellation alone); ``None`` = no
+            processing at all, and no half duplex either. When it cannot start
+            (the library is missing, an unsupported rate), :attr:`half_duplex_fallback`
+            turns true and a warning :class:`~app.events.Notice` says why.
         capture: open the input device; ``False`` makes an output-only port (a speaker
             for a demo whose caller is a WAV file), whose :meth:`read` returns nothing.
     """
@@ -177,16 +259,34 @@ class DevicePort(CallerPort):
         *,
         rate: int = 16000,
         device_rate: int | None = None,
-        mute: bool = False,
-        half_duplex: bool = False,
+        processing: AudioProcessing | None = ECHO_CANCELLATION,
         capture: bool = True,
     ) -> None:
         self.rate = rate
         self.capture = capture
         self.input_device = input_device
         self.output_device = output_device
-        self.muted = mute
-        self.half_duplex = half_duplex
+        self.processing = processing
+        self._aec: EchoCanceller | None = None
+        # Far-end reference: the output callback copies every block it hands the device
+        # here (silence included); read() resamples it to the port rate for the canceller.
+        self._ref_ring: RingBuffer | None = None
+        self._rs_ref: StreamResampler | None = None
+        self._raw_pending = np.zeros(0, dtype=np.int16)
+        self._far_fed = 0  # port-rate samples of reference fed to the canceller
+        self._near_fed = 0  # port-rate samples of capture fed to it
+        self._ref_lead: int | None = None  # reference ahead of capture at the start
+        #: Output underflows filled with silence in the reference (see _process).
+        self.reference_gaps = 0
+        #: True when processing was asked for but could not start: the owner of the call
+        #: mutes the mic while the agent speaks instead (the bridge's half duplex).
+        self.half_duplex_fallback = False
+        #: Where the raw capture (before processing) goes, stamped as the processed
+        #: frames: a mono recorder set by the session (``mic_raw.wav``), or ``None``.
+        self.raw_recorder: StereoRecorder | None = None
+        #: CPU time spent in the processor (ns) and port-rate samples it processed.
+        self.processing_cpu_ns = 0
+        self.processing_samples = 0
         self._want_rate = device_rate
         self.in_rate = 0
         self.out_rate = 0
@@ -203,15 +303,31 @@ class DevicePort(CallerPort):
         # (ADC time of the block's first sample on PortAudio's clock, its sample index).
         self._in_anchor: tuple[float, int] | None = None
         self._in_count = 0  # callback-owned: device samples written to the ring
-        self._flush = False  # set by clear_output, honoured by the output callback
-        self._play_until_ns = 0
+        self._flush = False  # set by flush_output, honoured by the output callback
         #: PortAudio-reported xruns (input overflow, output underflow) and ring overruns.
         self.input_overflows = 0
         self.output_underflows = 0
 
+    # Device health and drift (set up by :meth:`start`; class defaults keep the
+    # constructor's state as it is).
+    _drift: DriftCompensator | None = None
+    _pulse: dict[str, str | None] = {}  # start() gives each port its own
+    _names: dict[str, str] = {}  # start() gives each port its own
+    _in_calls = 0  # callback-owned counters: a stream that stops calling back is dead
+    _out_calls = 0
+    _in_finished = False  # set by PortAudio's finished callback (the stream ended)
+    _out_finished = False
+    _gone = False  # a device went away and nothing replaced it: the call ends
+    _health: dict[str, tuple[int, float]] = {}  # start() gives each port its own
+    _next_health = 0.0
+    _watcher: Any = None  # a DeviceWatcher while a PulseAudio device is named
+    #: Every notice about the devices, in order (also sent to :attr:`emit`).
+    notices: tuple[Notice, ...] = ()
+
     # --- callbacks (PortAudio threads): copy and count only ------------------------------
 
     def _in_callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        self._in_calls += 1
         if status.input_overflow:
             self.input_overflows += 1
         ring = self._in_ring
@@ -221,7 +337,14 @@ class DevicePort(CallerPort):
         self._in_count = first + ring.write(indata[:, 0])
         self._in_anchor = (time_info.inputBufferAdcTime, first)
 
+    def _in_finished_callback(self) -> None:
+        self._in_finished = True
+
+    def _out_finished_callback(self) -> None:
+        self._out_finished = True
+
     def _out_callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
+        self._out_calls += 1
         if status.output_underflow:
             self.output_underflows += 1
         ring = self._out_ring
@@ -232,11 +355,18 @@ class DevicePort(CallerPort):
             ring.clear()
             self._flush = False
         ring.read_into(outdata[:, 0])
+        ref = self._ref_ring
+        if ref is not None:  # the canceller's reference: exactly what the device gets
+            ref.write(outdata[:, 0])
 
     # --- CallerPort -------------------------------------------------------------------
 
     def start(self, t0_ns: int) -> None:
         """Open both devices and start streaming.
+
+        A device may be a PortAudio device (index or name) or, under PulseAudio, a sink or
+        source by its exact name (see :func:`resolve_device`). A rate the device refuses
+        is converted to one it takes (see :func:`_pick_rate`).
 
         Raises:
             AudioDeviceError: a device is missing, busy, or supports none of the rates.
@@ -244,46 +374,197 @@ class DevicePort(CallerPort):
         if self._in_stream is not None or self._out_stream is not None:
             return
         sd = _sd()
+        self._pulse, self._names, self._health = {}, {}, {}
+        self._gone = False
+        self.notices = ()
         if self.capture:
-            in_idx, in_info, in_api = _resolve(sd, self.input_device, "input")
-        out_idx, out_info, out_api = _resolve(sd, self.output_device, "output")
-        self.out_rate = _pick_rate(sd, out_idx, out_info, out_api, "output", self._want_rate)
-        self._out_ring = RingBuffer(self.out_rate * OUTPUT_BUFFER_MS // 1000)
-        self._rs_out = StreamResampler(self.rate, self.out_rate)
-        if not self.capture:
-            in_info, in_api = out_info, out_api  # named in a start error below
-        else:
+            in_idx, in_info, in_api, in_pulse = resolve_device(self.input_device, "input")
+        out_idx, out_info, out_api, out_pulse = resolve_device(self.output_device, "output")
+        self._open_output(sd, out_idx, out_info, out_api, out_pulse, self._want_rate)
+        if self.capture:
             self.in_rate = _pick_rate(sd, in_idx, in_info, in_api, "input", self._want_rate)
             self._in_ring = RingBuffer(self.in_rate * INPUT_BUFFER_MS // 1000)
             self._rs_in = StreamResampler(self.in_rate, self.rate)
-            self._in_stream = self._open(
-                sd,
-                sd.InputStream,
-                "input",
-                in_idx,
-                in_info,
-                in_api,
-                self.in_rate,
-                self._in_callback,
-            )
-        self._out_stream = self._open(
-            sd,
-            sd.OutputStream,
-            "output",
-            out_idx,
-            out_info,
-            out_api,
-            self.out_rate,
-            self._out_callback,
+            self._in_finished = False
+            with _pulse_target("input", in_pulse):
+                self._in_stream = self._open(
+                    sd,
+                    sd.InputStream,
+                    "input",
+                    in_idx,
+                    in_info,
+                    in_api,
+                    self.in_rate,
+                    self._in_callback,
+                )
+                self._start_stream(sd, self._in_stream, in_info, in_api)
+            self._pulse["input"] = in_pulse
+            self._names["input"] = in_pulse or _shown_name(in_info, "input")
+        if self.capture:
+            self._start_processing()
+        if any(self._pulse.values()):
+            self._watch_pulse()
+        self._notify(
+            "info",
+            ", ".join(
+                f"{'microphone' if kind == 'input' else 'speaker'} {name!r} at "
+                f"{self.in_rate if kind == 'input' else self.out_rate} Hz"
+                for kind, name in sorted(self._names.items())
+            ),
         )
+
+    @property
+    def opened(self) -> dict[str, str]:
+        """The devices open now: ``{"input": name, "output": name}`` (PulseAudio's name
+        when one was named), empty before :meth:`start`."""
+        return dict(self._names)
+
+    def _open_output(
+        self,
+        sd: Any,
+        index: int,
+        info: dict[str, Any],
+        api: str,
+        pulse: str | None,
+        want_rate: int | None,
+    ) -> None:
+        """Open and start the output stream; a new rate gets a new ring and resampler (the
+        ring's queued audio is kept when the rate stays)."""
+        rate = _pick_rate(sd, index, info, api, "output", want_rate)
+        if rate != self.out_rate or self._out_ring is None:
+            self.out_rate = rate
+            self._out_ring = RingBuffer(rate * OUTPUT_BUFFER_MS // 1000)
+            self._rs_out = StreamResampler(self.rate, rate)
+            self._drift = DriftCompensator(rate)
+        elif self._drift is not None:
+            self._drift.reset()
+        self._out_finished = False
+        with _pulse_target("output", pulse):
+            self._out_stream = self._open(
+                sd, sd.OutputStream, "output", index, info, api, rate, self._out_callback
+            )
+            self._start_stream(sd, self._out_stream, info, api)
+        self._pulse["output"] = pulse
+        self._names["output"] = pulse or _shown_name(info, "output")
+
+    # --- device health (bridge thread) -------------------------------------------------
+
+    def _watch_pulse(self) -> None:
+        """Watch PulseAudio's devices on a thread: a named sink or source that is unloaded
+        (a headset unplugged) can leave PortAudio's stream calling back as if nothing
+        happened, so its presence is checked by name."""
+        from app.audio.devicewatch import DeviceWatcher, pulse_devices
+
+        def listing() -> tuple[str, ...]:
+            return tuple(f"{d.kind}:{d.name}" for d in pulse_devices())
+
+        # Its latest listing (``watcher.last``, one attribute store) is all we read.
+        self._watcher = DeviceWatcher(lambda _: None, lister=listing, interval_s=PULSE_POLL_S)
+        self._watcher.start()
+
+    def check_devices(self) -> None:
+        """Notice a device that went away and move the call or end it (bridge thread;
+        :meth:`read` calls it, at most every :data:`HEALTH_EVERY_MS`).
+
+        A stream is dead when PortAudio finished it on its own (the ALSA/PulseAudio stream
+        failed), it is no longer active, or its callbacks stopped for :data:`STALL_MS`
+        after they had begun. A dead speaker moves to the system default output (the
+        queued agent audio is kept when the rate stays); a dead microphone ends the call
+        cleanly (:attr:`exhausted`), since capture stamps cannot be carried across two
+        device clocks. Either way a :class:`~app.events.Notice` says which, and the
+        recording, which the bridge writes, keeps everything up to the end.
+        """
+        now = time.monotonic()
+        if now < self._next_health or self._gone:
+            return
+        self._next_health = now + HEALTH_EVERY_MS / 1000
+        for kind, stream, calls, finished in (
+            ("output", self._out_stream, self._out_calls, self._out_finished),
+            ("input", self._in_stream, self._in_calls, self._in_finished),
+        ):
+            if stream is None:
+                continue
+            seen, since = self._health.get(kind, (0, now))
+            if calls != seen:
+                self._health = {**self._health, kind: (calls, now)}
+            stalled = calls == seen and calls > 0 and now - since >= STALL_MS / 1000
+            pulse = self._pulse.get(kind)
+            present = self._watcher.last if self._watcher is not None else None
+            unloaded = (
+                pulse is not None
+                and present is not None
+                and f"{'sink' if kind == 'output' else 'source'}:{pulse}" not in present
+            )
+            if finished or stalled or unloaded or not stream.active:
+                self._device_lost(kind, "stopped answering" if stalled else "went away")
+                return
+
+    def _device_lost(self, kind: str, how: str) -> None:
+        """Close the dead stream; reopen the speaker on the system default, or end."""
+        what = "speaker" if kind == "output" else "microphone"
+        name = self._names.get(kind, "?")
+        attr = "_out_stream" if kind == "output" else "_in_stream"
+        stream = getattr(self, attr)
+        setattr(self, attr, None)
+        _close_quietly(stream)
+        self._health = {k: v for k, v in self._health.items() if k != kind}
+        if kind == "output":
+            sd = _sd()
+            try:
+                index, info, api, _ = resolve_device(None, "output")
+                self._open_output(sd, index, info, api, None, self.out_rate)
+            except AudioDeviceError as exc:
+                self._gone = True
+                self._notify(
+                    "error",
+                    f"{what} {name!r} {how} and the system default cannot play ({exc}); "
+                    "the call ends, the recording is kept",
+                )
+                return
+            default = self._names["output"]
+            self._notify(
+                "warning", f"{what} {name!r} {how}; playing on the system default {default!r}"
+            )
+            return
+        self._gone = True
+        self._notify("error", f"{what} {name!r} {how}; the call ends, the recording is kept")
+
+    def _notify(self, level: NoticeLevel, message: str) -> None:
+        ev = Notice(t_ns=time.monotonic_ns(), level=level, message=message)
+        self.notices = (*self.notices, ev)
+        if self.emit is not None:
+            self.emit(ev)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once a device went away with nothing to replace it: the bridge ends the
+        call as it ends a finished WAV (after the agent is quiet)."""
+        return self._gone
+
+    @property
+    def drift_ppm(self) -> float:
+        """Speaker clock against the microphone's, measured by the playout's drift
+        compensation (ppm, positive: the speaker runs fast; 0 until measured)."""
+        return self._drift.drift_ppm if self._drift is not None else 0.0
+
+    def device_stats(self) -> dict[str, Any]:
+        """The devices of the call for its summary: names and rates, measured drift,
+        xruns and the notices about devices."""
+        return {
+            "input": {"name": self._names.get("input"), "rate": self.in_rate},
+            "output": {"name": self._names.get("output"), "rate": self.out_rate},
+            "drift_ppm": round(self.drift_ppm, 1),
+            "xruns": self.xruns(),
+            "notices": [n.message for n in self.notices],
+        }
+
+    def _start_stream(self, sd: Any, stream: Any, info: dict[str, Any], api: str) -> None:
         try:
-            self._out_stream.start()
-            if self._in_stream is not None:
-                self._in_stream.start()
+            stream.start()
         except sd.PortAudioError as exc:
             self.stop()
             raise AudioDeviceError(
-                f"cannot start audio streams ({exc})", in_info["name"], in_api
+                f"cannot start audio streams ({exc})", info["name"], api
             ) from None
 
     def _open(
@@ -307,6 +588,9 @@ class DevicePort(CallerPort):
                 blocksize=rate * BLOCK_MS // 1000,
                 latency="low",
                 callback=callback,
+                finished_callback=(
+                    self._in_finished_callback if kind == "input" else self._out_finished_callback
+                ),
             )
         except sd.PortAudioError as exc:
             self.stop()
@@ -318,6 +602,7 @@ class DevicePort(CallerPort):
 
     def read(self, now_ns: int) -> list[CallerFrame]:
         """Drain captured audio as whole 20 ms frames at :attr:`rate` (possibly none)."""
+        self.check_devices()
         ring, rs = self._in_ring, self._rs_in
         if ring is None or rs is None:
             return []
@@ -326,18 +611,88 @@ class DevicePort(CallerPort):
             x = ring.read(avail)
             self._dev_drained += len(x)
             y = rs.process(x)
+            self._raw_pending = (
+                np.concatenate((self._raw_pending, y)) if len(self._raw_pending) else y
+            )
+            if self._aec is not None:
+                y = self._process(y)
             self._pending = np.concatenate((self._pending, y)) if len(self._pending) else y
         n = self.frame_samples
         frames: list[CallerFrame] = []
+        # The processor returns whole 10 ms blocks and a frame is two of them, so a frame
+        # is complete processed exactly when it is complete raw: no added delay.
         while len(self._pending) >= n:
             pcm = self._pending[:n].copy()
+            raw = self._raw_pending[:n]
             self._pending = self._pending[n:]
+            self._raw_pending = self._raw_pending[n:]
             self._frames_out += n
             t_ns = self._capture_ns(self._frames_out - 1, now_ns)
-            if self.muted or (self.half_duplex and t_ns < self._play_until_ns):
-                pcm[:] = 0
+            if self.raw_recorder is not None:
+                # Stamped as the bridge stamps the processed frame in audio.wav.
+                self.raw_recorder.left(raw, t_ns - FRAME_MS * 1_000_000)
             frames.append(CallerFrame(pcm, t_ns))
         return frames
+
+    # --- mic-path processing (bridge thread) --------------------------------------------
+
+    def _start_processing(self) -> None:
+        """Start the processor asked for at the port rate; on failure fall back to half
+        duplex with a warning that says why (never silently)."""
+        config = self.processing
+        if config is None or not config.active or self._aec is not None:
+            return
+        latency_ms = 1000.0 * sum(
+            float(stream.latency) for stream in (self._in_stream, self._out_stream) if stream
+        )
+        try:
+            self._aec = EchoCanceller(config, self.rate, stream_delay_ms=latency_ms)
+        except ProcessingUnavailable as exc:
+            self.half_duplex_fallback = config.aec
+            then = "half duplex instead (the mic is muted while the agent speaks)"
+            self._notify("warning", f"{exc}; {then}" if config.aec else str(exc))
+            return
+        if config.aec:
+            self._ref_ring = RingBuffer(max(self.out_rate, 8000) * INPUT_BUFFER_MS // 1000)
+        self._notify("info", f"mic processing: {config.describe()} at {self.rate} Hz")
+
+    def _process(self, y: NDArray[np.int16]) -> NDArray[np.int16]:
+        """Feed the reference played so far, then process the capture ``y`` (port rate)."""
+        aec = self._aec
+        assert aec is not None
+        started = time.thread_time_ns()
+        ref = self._ref_ring
+        if ref is not None and self.out_rate:
+            if self._rs_ref is None or self._rs_ref.in_rate != self.out_rate:
+                self._rs_ref = StreamResampler(self.out_rate, self.rate)  # speaker moved
+            if ref.available:
+                far = self._rs_ref.process(ref.read(ref.available))
+                aec.far(far)
+                self._far_fed += len(far)
+            # An output underflow plays silence the callback never sees: the reference
+            # then falls behind the capture (both run in real time). Fill the gap with that
+            # silence, so the reference stays on the device's timeline and the canceller
+            # keeps its delay estimate.
+            if self._ref_lead is None:
+                self._ref_lead = self._far_fed - self._near_fed
+            gap = self._near_fed + len(y) + self._ref_lead - self._far_fed
+            if gap > self.rate * REF_GAP_MS // 1000:
+                aec.far(np.zeros(gap, dtype=np.int16))
+                self._far_fed += gap
+                self.reference_gaps += 1
+        self._near_fed += len(y)
+        out = aec.near(y)
+        self.processing_cpu_ns += time.thread_time_ns() - started
+        self.processing_samples += len(y)
+        return out
+
+    @property
+    def processing_state(self) -> str:
+        """What runs on the mic path now: the stages, ``"half duplex (fallback)"`` or
+        ``"off"``."""
+        if self._aec is not None:
+            return self._aec.config.describe()
+        return "half duplex (fallback)" if self.half_duplex_fallback else "off"
 
     def _capture_ns(self, out_index: int, now_ns: int) -> int:
         """Clock time at which port-rate sample ``out_index`` was captured."""
@@ -366,6 +721,8 @@ class DevicePort(CallerPort):
             return now_ns
         y = rs.process(np.asarray(pcm, dtype=np.int16))
         queued = ring.available
+        if self._drift is not None:  # fed on the mic's clock, drained on the speaker's
+            y = self._drift.process(y, queued)
         # The bridge hands over one frame per caller frame; the two device clocks differ
         # a little, so silence is skipped once two frames wait, which keeps the output's
         # latency bounded (agent audio is never skipped).
@@ -374,23 +731,14 @@ class DevicePort(CallerPort):
         latency_s = float(self._out_stream.latency) if self._out_stream is not None else 0.0
         delay_s = rs.delay_ms / 1000
         start_ns = now_ns + int((queued / self.out_rate + latency_s + delay_s) * 1e9)
-        end_ns = start_ns + int(len(y) * 1e9 / self.out_rate)
-        self._play_until_ns = max(self._play_until_ns, end_ns + HALF_DUPLEX_TAIL_MS * 1_000_000)
         return start_ns
 
     def flush_output(self) -> None:
-        """Barge-in: drop queued agent audio (see :meth:`clear_output`)."""
-        self.clear_output()
-
-    def clear_output(self) -> int:
-        """Drop queued agent audio at once (barge-in); returns the samples dropped (at the
-        device rate, approximate). The output callback performs the drop.
-        """
-        ring = self._out_ring
-        dropped = ring.available if ring is not None else 0
+        """Barge-in: drop queued agent audio at once (the output callback performs the
+        drop)."""
         self._flush = True
-        self._play_until_ns = 0
-        return dropped
+        if self._drift is not None and self._out_ring is not None:
+            self._drift.reset(self._out_ring.available)
 
     @property
     def output_queued_ms(self) -> float:
@@ -399,13 +747,6 @@ class DevicePort(CallerPort):
         return (
             1000.0 * ring.available / self.out_rate if ring is not None and self.out_rate else 0.0
         )
-
-    def set_mute(self, muted: bool) -> None:
-        """Mute or unmute the mic (frames keep flowing as silence)."""
-        self.muted = muted
-
-    def set_half_duplex(self, on: bool) -> None:
-        self.half_duplex = on
 
     def xruns(self) -> dict[str, int]:
         """Counters: PortAudio input overflows / output underflows, ring overruns."""
@@ -418,13 +759,36 @@ class DevicePort(CallerPort):
 
     def stop(self) -> None:
         """Stop and close both streams; idempotent."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
         for name in ("_in_stream", "_out_stream"):
             stream = getattr(self, name)
             setattr(self, name, None)
-            if stream is None:
-                continue
-            try:
-                stream.abort(ignore_errors=True)
-                stream.close(ignore_errors=True)
-            except Exception:  # closing a stream whose device vanished; nothing to recover
-                pass
+            if stream is not None:
+                _close_quietly(stream)
+
+
+def _close_quietly(stream: Any) -> None:
+    """Abort and close a stream, whose device may have vanished (nothing to recover)."""
+    try:
+        stream.abort(ignore_errors=True)
+        stream.close(ignore_errors=True)
+    except Exception:  # noqa: BLE001 - a stream whose device vanished cannot be closed twice
+        pass
+
+
+def _shown_name(info: dict[str, Any], kind: str) -> str:
+    """A device's name as a person knows it: PortAudio's ``pulse``/``default`` devices
+    are PulseAudio's default sink or source, shown by that name."""
+    name = str(info["name"])
+    if name in ("pulse", "default"):
+        return _pulse_default("sink" if kind == "output" else "source") or name
+    return name
+
+
+def _pulse_default(kind: str) -> str | None:
+    """PulseAudio's default sink or source now (``None`` without PulseAudio)."""
+    from app.audio.devicewatch import pulse_devices
+
+    return next((d.name for d in pulse_devices() if d.kind == kind and d.is_default), None)

@@ -1,20 +1,22 @@
 """The caller-side port interface shared by the WAV file, the microphone and a SIP call.
 
 A port delivers caller audio as 20 ms PCM16 mono frames at ``rate`` and accepts agent
-audio (same format) for playout. Every source looks the same to the bridge (STYLE.md,
-"Same shape, different I/O").
+audio (same format) for playout. Every source looks the same to the bridge
+(docs/architecture.md#caller-side-and-agent-side).
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.audio.pcm import FRAME_MS
+from app.events import EventBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,13 @@ class CallerPort(abc.ABC):
 
     #: Sample rate of frames in and out.
     rate: int
+    #: True when the port's echo canceller could not start: the bridge then mutes the
+    #: caller while agent audio is audible (half duplex), as if the tester had asked.
+    half_duplex_fallback: bool = False
+    #: Where the port reports events of its own (a device that went away, where the call
+    #: went, an echo canceller that could not start): the bridge sets it to its ``emit``
+    #: before :meth:`start`. ``None``: nobody listens.
+    emit: Callable[[EventBase], None] | None = None
 
     @property
     def frame_samples(self) -> int:

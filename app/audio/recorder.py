@@ -30,6 +30,8 @@ from app.private_files import open_private
 
 #: Audio both channels cover before it is written (one write per this many ms).
 BATCH_MS = 100
+#: The session folder's mono file of the microphone before processing (mic mode).
+MIC_RAW_WAV = "mic_raw.wav"
 
 
 class _Track:
@@ -77,20 +79,28 @@ class StereoRecorder:
     the file and the reason; later :meth:`left`/:meth:`right` calls do nothing, and no
     method raises because of it.
 
+    With ``channels=1`` it writes a mono file of the left channel alone (``mic_raw.wav``,
+    the microphone before processing) under the same rules.
+
     Args:
         path: the file to create (truncated if it exists).
         rate: sample rate of both channels.
         t0_ns: clock time of sample 0.
+        channels: 2 (caller, agent) or 1 (:meth:`left` only).
 
     Raises:
         OSError: the file cannot be created.
     """
 
-    def __init__(self, path: str | Path, rate: int, t0_ns: int) -> None:
+    def __init__(self, path: str | Path, rate: int, t0_ns: int, channels: int = 2) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"a recording has 1 or 2 channels, not {channels}")
         self.path = Path(path)
         self.rate = rate
         self.t0_ns = t0_ns
-        self._tracks = (_Track(), _Track())
+        self.channels = channels
+        self._frame_bytes = 2 * channels
+        self._tracks = tuple(_Track() for _ in range(channels))
         self._frames_on_disk = 0
         self._frames_at_header = 0
         self._gap = rate * FRAME_MS // 1000
@@ -103,7 +113,7 @@ class StereoRecorder:
         self._closed = False
         #: Why recording stopped early (a write the disk refused), else ``None``.
         self.error: str | None = None
-        self._append(wav_header(2, rate, 0))
+        self._append(wav_header(channels, rate, 0))
 
     @property
     def left_samples(self) -> int:
@@ -113,7 +123,7 @@ class StereoRecorder:
     @property
     def right_samples(self) -> int:
         """Timeline length of the agent channel (including leading and gap zeros)."""
-        return self._tracks[1].cursor
+        return self._tracks[-1].cursor
 
     @property
     def frames_on_disk(self) -> int:
@@ -131,6 +141,8 @@ class StereoRecorder:
 
     def right(self, pcm: NDArray[np.int16], start_ns: int) -> None:
         """Record agent audio whose first sample was played at ``start_ns``."""
+        if self.channels == 1:
+            raise ValueError(f"{self.path}: a mono recording has no agent channel")
         self._add(1, pcm, start_ns)
 
     def _position(self, t_ns: int) -> int:
@@ -158,21 +170,22 @@ class StereoRecorder:
     def _commit(self, force: bool = False) -> None:
         """Write the samples both channels cover: at least a batch of them, or, with
         ``force``, all."""
-        left, right = self._tracks
-        if not (left.anchored and right.anchored):
+        tracks = self._tracks
+        if not all(t.anchored for t in tracks):
             return
-        n = min(left.pending, right.pending)
+        n = min(t.pending for t in tracks)
         if n <= 0 or (n < self._batch and not force):
             return
-        self._write_frames(left.take(n), right.take(n))
+        self._write_frames([t.take(n) for t in tracks])
 
-    def _write_frames(self, left: NDArray[np.int16], right: NDArray[np.int16]) -> None:
-        frames = np.empty(2 * len(left), dtype="<i2")
-        frames[0::2] = left
-        frames[1::2] = right
+    def _write_frames(self, columns: list[NDArray[np.int16]]) -> None:
+        k = len(columns)
+        frames = np.empty(k * len(columns[0]), dtype="<i2")
+        for i, column in enumerate(columns):
+            frames[i::k] = column
         if not self._append(memoryview(frames.data).cast("B")):
             return
-        self._frames_on_disk += len(left)
+        self._frames_on_disk += len(columns[0])
         if self._frames_on_disk - self._frames_at_header >= self.rate:
             self._write_header()
 
@@ -196,7 +209,7 @@ class StereoRecorder:
         """Write the header for ``frames`` frames over the first bytes of the file."""
         os.lseek(self._fd, 0, os.SEEK_SET)
         try:
-            os.write(self._fd, wav_header(2, self.rate, frames * 4))
+            os.write(self._fd, wav_header(self.channels, self.rate, frames * self._frame_bytes))
         finally:
             os.lseek(self._fd, 0, os.SEEK_END)
 
@@ -216,11 +229,12 @@ class StereoRecorder:
         this works on a full disk; if even that fails, ``repair_wav_header`` can fix the
         sizes later."""
         self.error = f"cannot write {self.path} ({exc.strerror or exc})"
-        header = len(wav_header(2, self.rate, 0))
-        frames = max(0, self._file_bytes - header) // 4
+        fb = self._frame_bytes
+        header = len(wav_header(self.channels, self.rate, 0))
+        frames = max(0, self._file_bytes - header) // fb
         with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, header + frames * 4 if self._file_bytes >= header else 0)
-            self._file_bytes = header + frames * 4
+            os.ftruncate(self._fd, header + frames * fb if self._file_bytes >= header else 0)
+            self._file_bytes = header + frames * fb
             self._put_header(frames)
         self._frames_on_disk = self._frames_at_header = frames
 
@@ -255,13 +269,14 @@ class StereoRecorder:
         changed)."""
         if not self._closed:
             raise ValueError(f"{self.path}: give_back() needs a closed recorder")
-        drop = min(self._frames_on_disk, math.ceil(n_bytes / 4))
+        fb = self._frame_bytes
+        drop = min(self._frames_on_disk, math.ceil(n_bytes / fb))
         if drop <= 0:
             return 0
         keep = self._frames_on_disk - drop
-        header = wav_header(2, self.rate, keep * 4)
+        header = wav_header(self.channels, self.rate, keep * fb)
         try:
-            os.truncate(self.path, len(header) + keep * 4)
+            os.truncate(self.path, len(header) + keep * fb)
             with open(self.path, "r+b") as fh:
                 fh.write(header)
         except OSError:

@@ -26,7 +26,7 @@ import yaml
 
 from app.audio.wavio import write_wav
 from app.bridge.providers import DEFAULT_SCENARIO
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
 from app.sim.caller import caller_track
 from app.sim.scenario import load_scenario
 

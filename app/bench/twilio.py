@@ -34,7 +34,7 @@ from typing import Any
 
 from app.bridge.providers import DEFAULT_SCENARIO, ProviderPlan
 from app.bridge.session import CallSetup
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
 from app.profile import load_profile
 from app.serve.twilio import TOKEN_PARAM, TwilioServer
 

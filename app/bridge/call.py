@@ -1,6 +1,6 @@
 """The bridge core: one call between a caller-side port and a provider session.
 
-Everything here runs on ONE asyncio loop thread (DESIGN.md, "Threads"). Device callbacks
+Everything here runs on ONE asyncio loop thread (docs/architecture.md#threads). Device callbacks
 behind the port only copy into ring buffers; this module drains them, runs the local VAD,
 resamples, sends caller audio to the provider, queues agent audio for playout, cuts it on
 barge-in, runs tools, and stamps every event on the one clock.
@@ -13,16 +13,23 @@ Audio paths (caller side at the port's rate, 16 kHz for files and mics, 8/16 kHz
   its capture however the loop's wake-ups group the frames; docs/timing.md)
 
 Both are written to the stereo recording at their clock positions.
+
+Why one module of this size: it is the one concept of a call's loop-thread core. The
+audio loop, the event dispatch, barge-in, tool runs and the response watchdog share the
+same per-call state (open responses, playout, the local VAD, the online gate) and must
+see each other's changes in order on one thread; split apart, each piece would reach into
+the others' state. What stands on its own lives beside it: session continuity
+(:mod:`app.bridge.supervision`), the restore rule (:mod:`app.bridge.recovery`), playout
+(:mod:`app.bridge.playback`) and the counters (:mod:`app.bridge.stats`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,15 +39,8 @@ from app.audio.port import CallerFrame, CallerPort
 from app.audio.resample import StreamResampler
 from app.audio.vad import VadTracker
 from app.bridge.playback import Playback
-from app.bridge.recovery import (
-    RESEND_PADDING_SAMPLES,
-    AudioHistory,
-    Backoff,
-    build_history,
-    needs_response,
-    turn_unanswered,
-)
 from app.bridge.stats import BridgeStats
+from app.bridge.supervision import Reconnect, Supervisor
 from app.clock import Clock
 from app.errors import ProviderError, VoiceprobeError
 from app.events import (
@@ -49,18 +49,17 @@ from app.events import (
     BargeIn,
     CallFailed,
     ClientMessageSent,
-    ConnectionState,
     Event,
-    GoAway,
+    EventBase,
     LocalSpeechStarted,
     LocalSpeechStopped,
     Notice,
     ProviderErrorEvent,
-    Reconnected,
     ResponseFinished,
     ResponseStarted,
     ServerSpeechStarted,
     SessionConfigured,
+    SessionCreated,
     ToolCallFinished,
     ToolCallRequested,
 )
@@ -70,26 +69,8 @@ from app.providers.base import Outgoing, Provider
 from app.tools.runner import ToolRunner
 
 VAD_RATE = 16000
-#: Provider errors after which the call goes on in a new session instead of failing.
-RENEWABLE_ERRORS = frozenset({"session_expired"})
-#: How long to wait for ``session.updated`` after ``session.created``.
+#: How long to wait for :class:`SessionConfigured` after :class:`SessionCreated`.
 UPDATE_GRACE_S = 2.0
-#: Close codes after which a new session would fare no better, with the error code the
-#: call fails with: a refusal (policy / authentication), or a server message over the size
-#: limit (1009, set by the client when it refuses the message; it would come again).
-FATAL_CLOSE_CODES = {
-    1008: "connection_refused",
-    4001: "connection_refused",
-    4003: "connection_refused",
-    1009: "message_too_big",
-}
-
-
-def _fatal_close(detail: str) -> str | None:
-    """The error code when a close detail such as ``failed: server closed (4001: …)`` names
-    a close code in :data:`FATAL_CLOSE_CODES`, else ``None`` (a drop to recover from)."""
-    match = re.search(r"\((\d{4})\b", detail)
-    return FATAL_CLOSE_CODES.get(int(match.group(1))) if match is not None else None
 
 
 def _from_server(ev: Event) -> bool:
@@ -100,7 +81,11 @@ def _from_server(ev: Event) -> bool:
     return ev.raw is not None and not isinstance(ev, ClientMessageSent)
 
 
-EventSink = Callable[[Event], None]
+EventSink = Callable[[EventBase], None]
+
+
+#: :attr:`BridgeOptions.barge_in`.
+BargeInMode = Literal["local", "server"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +107,8 @@ class BridgeOptions:
         reconnect_attempts: how often to try a new session after a drop (0: never).
         reconnect_base_ms, reconnect_cap_ms: backoff (with jitter) between attempts.
         session_max_s: roll over to a fresh session at the first turn boundary after this
-            long (OpenAI sessions end at 60 min with ``session_expired``).
+            long (``None``: never; :func:`app.bridge.session.run_call` fills in the
+            protocol's ``rollover_s``, e.g. under OpenAI's 60-minute session limit).
         resend_max_s: caller audio kept for re-sending an unanswered utterance.
         response_stall_s: watchdog of a response in progress: when no server event comes
             for this long (while no tool of ours is running), the response is closed as
@@ -131,7 +117,7 @@ class BridgeOptions:
             call until ``max_seconds``. ``None``: no watchdog.
     """
 
-    barge_in: str = "local"
+    barge_in: BargeInMode = "local"
     tail_ms: int = 1500
     max_seconds: float = 900.0
     vad_hangover_ms: int = 300
@@ -171,7 +157,8 @@ class Bridge:
         recorder: the session's stereo recorder, or ``None`` when recording is off.
         options: call knobs.
         reconnect: builds a fresh (unconnected) provider session, given the last
-            resumption handle (Gemini) or ``None``; without it a drop ends the call.
+            resumption handle a :class:`~app.events.ResumptionUpdate` offered, or
+            ``None``; without it a drop ends the call (see :mod:`app.bridge.supervision`).
     """
 
     def __init__(
@@ -183,10 +170,9 @@ class Bridge:
         emit: EventSink,
         recorder: Any | None = None,
         options: BridgeOptions | None = None,
-        reconnect: Callable[[str | None], Provider] | None = None,
+        reconnect: Reconnect | None = None,
     ) -> None:
         self.provider = provider
-        self._reconnect = reconnect
         self.port = port
         self.tools = tools
         self.clock = clock
@@ -205,7 +191,10 @@ class Bridge:
         self._to_provider: StreamResampler | None = None
         self._open_responses: set[str] = set()
         self._response_done: dict[str, asyncio.Event] = {}
+        # Tool runs (the agent is busy while any runs) and the bridge's own background
+        # sends (restore, close, truncate), which say nothing about the agent.
         self._tool_tasks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()
         self._configured = asyncio.Event()
         self._session_seen = asyncio.Event()
@@ -213,16 +202,9 @@ class Bridge:
         self._ok = True
         self._errors: list[dict[str, Any]] = []
         self._idle_since: int | None = None
-        # Session continuity (see app/bridge/recovery.py).
-        self._online = asyncio.Event()
-        self._session_index = 1
-        self._session_started_ns = 0
-        self._planned_close: str | None = None
-        self._close_detail = ""
-        self._restore_reason: tuple[str, int, int, bool] | None = None
-        self._backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
-        self._history = AudioHistory(int(self.options.resend_max_s * 1000 / FRAME_MS))
-        self._utterance_start: int | None = None
+        # Session continuity: reconnects, rollovers, restoring the conversation.
+        self._supervisor = Supervisor(self, reconnect)
+        self._online = self._supervisor.online
         # Response watchdog: when the open responses last showed progress (a server event,
         # or one of our tools finishing), and how many tools are running now.
         self._progress_ns = 0
@@ -236,14 +218,20 @@ class Bridge:
 
     # -- events ---------------------------------------------------------------------------
 
-    def emit(self, ev: Event) -> None:
-        """Record an event: timeline, then the outside sinks (store, UI, CLI)."""
+    def emit(self, ev: EventBase) -> None:
+        """Record an event (the core's, or the SIP adapter's): timeline, then the outside
+        sinks (store, UI, CLI)."""
         completed = self.timeline.feed(ev)
         self._emit_out(ev)
         for done in completed:
             self._emit_out(done)
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """True once the call is ending (hung up, failed or over its time limit)."""
+        return self._stop.is_set()
 
     def hangup(self, reason: str = "hangup") -> None:
         """End the call (loop thread only)."""
@@ -293,10 +281,11 @@ class Bridge:
         except ProviderError as exc:
             self._fail(exc.code, str(exc))
         finally:
-            for task in (audio, watchdog, *self._tool_tasks):
+            tasks = (audio, watchdog, *self._tool_tasks, *self._background)
+            for task in tasks:
                 if task is not None:
                     task.cancel()
-            for task in (audio, watchdog, *self._tool_tasks):
+            for task in tasks:
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
@@ -318,9 +307,10 @@ class Bridge:
         )
 
     async def _await_configuration(self) -> None:
-        """Wait until the provider took the session configuration (``session.updated`` /
-        ``setupComplete``). A server that only ever sends ``session.created`` is given
-        ``UPDATE_GRACE_S`` and then used as it is, with a warning.
+        """Wait until the provider took the session configuration
+        (:class:`SessionConfigured`). A server that only ever says the session was created
+        (:class:`SessionCreated`) is given ``UPDATE_GRACE_S`` and then used as it is, with
+        a warning.
 
         Raises:
             ProviderError: no session message at all within ``config_timeout_s``.
@@ -347,8 +337,7 @@ class Bridge:
                 )
             )
             self._configured.set()
-            self._session_started_ns = self.clock.now_ns()
-            self._online.set()
+            self._supervisor.go_online(self.clock.now_ns())
 
     async def _until(self, event: asyncio.Event, limit_s: float) -> bool:
         """Wait for ``event`` or the end of the call; True if ``event`` came first."""
@@ -392,143 +381,18 @@ class Bridge:
                 if _from_server(ev):
                     self._progress_ns = self.clock.now_ns()
                 self._on_provider_event(ev)
-            self._online.clear()
-            if self._stop.is_set():
-                return
-            if not self.provider.protocol.resumable:
-                # The stream is the call (Twilio): its end ends the call, no new session.
-                if self._close_detail.startswith("closed"):
-                    self.hangup("agent_hangup")
-                else:
-                    self._fail("connection_closed", f"the agent stream {self._close_detail}")
-                return
-            if self._reconnect is None or self.options.reconnect_attempts <= 0:
-                code = _fatal_close(self._close_detail) or "connection_closed"
-                self._fail(code, f"the provider connection {self._close_detail}")
-                return
-            if not await self._new_session():
+            if not await self._supervisor.session_ended():
                 return
 
-    async def _new_session(self) -> bool:
-        """Open a fresh provider session after the old one ended; False if none could be
-        opened (the call then fails).
-
-        A session that dies before it was restored counts as a failed attempt of the same
-        outage, so backoff and the attempt limit hold even when every dial succeeds.
-        """
-        assert self._reconnect is not None
-        if self._restore_reason is not None:  # the last new session never got going
-            reason, dropped, done, _ = self._restore_reason
-            self._restore_reason = None
-        else:
-            reason = self._planned_close or self._close_detail or "connection lost"
-            dropped, done = self.clock.now_ns(), 0
-            self._backoff = Backoff(self.options.reconnect_base_ms, self.options.reconnect_cap_ms)
-            self.emit(
-                ConnectionState(
-                    t_ns=dropped, provider=self.provider.name, state="reconnecting", detail=reason
-                )
-            )
-        self._planned_close = None
-        self._abandon_responses()
-        fatal = _fatal_close(self._close_detail)
-        if fatal is not None:
-            self._fail(fatal, f"the provider connection {self._close_detail}")
-            return False
-        handle = getattr(self.provider.protocol, "latest_handle", None)
-        with contextlib.suppress(Exception):
-            await self.provider.close()
-        last = self._close_detail
-        for attempt in range(done + 1, self.options.reconnect_attempts + 1):
-            if attempt > 1:
-                await asyncio.sleep(self._backoff.next_s())
-            if self._stop.is_set():
-                return False
-            fresh = self._reconnect(handle)
-            try:
-                await fresh.connect()
-            except ProviderError as exc:
-                last = str(exc)
-                self.emit(
-                    Notice(
-                        t_ns=self.clock.now_ns(),
-                        level="warning",
-                        message=f"reconnect attempt {attempt} failed: {exc}",
-                    )
-                )
-                if not exc.retryable:
-                    break
-                continue
-            self.provider = fresh
-            self._session_index += 1
-            self._restore_reason = (reason, dropped, attempt, bool(handle))
-            return True
-        self._fail("reconnect_failed", f"no new session after the drop ({reason}): {last}")
-        return False
-
-    def _abandon_responses(self) -> None:
-        """The session is gone: its unfinished responses will never finish. Close them as
-        ``incomplete`` so their audio can finish playing and the turn can settle."""
+    def close_open_responses(self, reason: str) -> None:
+        """Close every open response as ``incomplete`` with ``reason`` (the session is
+        gone, or the response stalled), so its audio can finish playing and the turn can
+        settle."""
         now = self.clock.now_ns()
-        for rid in list(self._open_responses):
+        for rid in sorted(self._open_responses):
             self._on_provider_event(
-                ResponseFinished(
-                    t_ns=now, response_id=rid, status="incomplete", reason="connection_lost"
-                )
+                ResponseFinished(t_ns=now, response_id=rid, status="incomplete", reason=reason)
             )
-
-    async def _restore(self) -> None:
-        """The new session accepted its configuration: restore the conversation, then let
-        caller audio flow again (the rule is in app/bridge/recovery.py)."""
-        assert self._restore_reason is not None
-        reason, dropped, attempts, resumed = self._restore_reason
-        self._restore_reason = None
-        turn = self.timeline.current
-        resend = turn_unanswered(turn) and self._utterance_start is not None
-        try:
-            replay = self.provider.protocol.replay(
-                build_history(self.timeline, skip_current=resend)
-            )
-            await self.provider.send(replay)
-            if resend:
-                start = max(0, (self._utterance_start or 0) - RESEND_PADDING_SAMPLES)
-                sent_to = -1
-                while True:
-                    frames = [f for f in self._history.since(start) if f[0] > sent_to]
-                    if not frames:
-                        break
-                    for pos, pcm in frames:
-                        await self.provider.send_audio(pcm)
-                        sent_to = pos
-            elif needs_response(turn):
-                await self.provider.send(self.provider.protocol.respond())
-        except ProviderError:
-            return  # this session died too: the pump opens another one
-        now = self.clock.now_ns()
-        gap_ms = (now - dropped) // 1_000_000
-        self._session_started_ns = now
-        self._online.set()
-        self.emit(
-            Reconnected(
-                t_ns=now,
-                provider=self.provider.name,
-                reason=reason,
-                dropped_ns=dropped,
-                attempts=attempts,
-                session_index=self._session_index,
-                replayed_items=len(replay),
-                replayed_turn=resend,
-                resumed=resumed,
-            )
-        )
-        self.emit(
-            ConnectionState(
-                t_ns=now,
-                provider=self.provider.name,
-                state="connected",
-                detail=f"session {self._session_index}, {gap_ms} ms after the drop",
-            )
-        )
 
     def _on_provider_event(self, ev: Event) -> None:
         if isinstance(ev, AgentAudio):
@@ -536,17 +400,11 @@ class Bridge:
             self.emit(ev)
             return
         self.emit(ev)
-        if isinstance(ev, SessionConfigured):
+        if isinstance(ev, SessionCreated):
             self._session_seen.set()
-            if not (ev.raw and ev.raw.get("type") == "session.created"):
-                self._configured.set()
-                if self._restore_reason is not None:
-                    self._spawn(self._restore(), "restore")
-                elif not self._online.is_set():
-                    self._session_started_ns = ev.t_ns
-                    self._online.set()
-        elif isinstance(ev, GoAway):
-            self._end_session("goAway")
+        elif isinstance(ev, SessionConfigured):
+            self._session_seen.set()
+            self._configured.set()
         elif isinstance(ev, ResponseStarted):
             self._open_responses.add(ev.response_id)
             self._response_done.setdefault(ev.response_id, asyncio.Event())
@@ -565,25 +423,16 @@ class Bridge:
             self._open_responses.discard(ev.response_id)
         elif isinstance(ev, ProviderErrorEvent):
             self._errors.append({"t_ns": ev.t_ns, "code": ev.code, "message": ev.message})
-            if ev.code in RENEWABLE_ERRORS and self._reconnect is not None:
-                self._end_session(ev.code)
-            elif ev.fatal:
+            if not self._supervisor.renew(ev.code) and ev.fatal:
                 self._fail(ev.code, ev.message, record=False)
-        elif isinstance(ev, ConnectionState):
-            if ev.state in ("closed", "failed"):
-                self._close_detail = f"{ev.state}: {ev.detail}"
+        self._supervisor.on_event(ev)
 
-    def _end_session(self, reason: str) -> None:
-        """Close the current provider session on purpose; the pump opens the next one."""
-        if self._planned_close is None:
-            self._planned_close = reason
-            self._online.clear()
-            self._spawn(self.provider.close(), "close-session")
-
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` as a background task of the call (a restore, a session close, a
+        truncate): cancelled when the call ends, never counted as the agent being busy."""
         task: asyncio.Task[Any] = asyncio.create_task(coro, name=name)
-        self._tool_tasks.add(task)
-        task.add_done_callback(self._tool_tasks.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _on_agent_audio(self, ev: AgentAudio) -> None:
         if self.playback.push(ev):
@@ -602,10 +451,8 @@ class Bridge:
         if (
             done is not None
             and ev.response_id in self._open_responses
-            # Gemini finishes the turn only after it has the result (LiveKit PR #3192).
-            and self.provider.protocol.name != "gemini"
+            and self.provider.protocol.tool_result_waits
         ):
-            # OpenAI refuses response.create while the asking response is still active.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), self.options.tool_wait_s)
         try:
@@ -630,6 +477,7 @@ class Bridge:
     # -- caller audio and playout ---------------------------------------------------------
 
     async def _audio_loop(self) -> None:
+        self.port.emit = self.emit  # the port's own notices join the call's events
         self.port.start(self.clock.now_ns())
         while not self._stop.is_set():
             due = self.port.next_due_ns()
@@ -642,14 +490,8 @@ class Bridge:
             frames = self.port.read(self.clock.now_ns())
             for frame in frames:
                 await self._on_caller_frame(frame)
-            if (
-                self.options.session_max_s is not None
-                and self._online.is_set()
-                and self._agent_idle()
-                and self.clock.now_ns() - self._session_started_ns
-                >= self.options.session_max_s * 1e9
-            ):
-                self._end_session("rollover")
+            if self._supervisor.rollover_due(self.clock.now_ns()) and self._agent_idle():
+                self._supervisor.end_session("rollover")
             if self.port.exhausted and self._agent_idle():
                 now = self.clock.now_ns()
                 if self._idle_since is None:
@@ -681,10 +523,7 @@ class Bridge:
         now = self.clock.now_ns()
         message = f"response stalled: no server event for {limit:g} s"
         self.emit(Notice(t_ns=now, level="error", message=message))
-        for rid in sorted(self._open_responses):
-            self._on_provider_event(
-                ResponseFinished(t_ns=now, response_id=rid, status="incomplete", reason="stalled")
-            )
+        self.close_open_responses("stalled")
         self._fail("response_stalled", message)
 
     def _agent_idle(self) -> bool:
@@ -697,7 +536,8 @@ class Bridge:
 
     async def _on_caller_frame(self, frame: CallerFrame) -> None:
         pcm = frame.pcm
-        if self.muted or (self.half_duplex and self.playback.audible):
+        half = self.half_duplex or self.port.half_duplex_fallback
+        if self.muted or (half and self.playback.audible):
             # Muted, push-to-talk released, or half-duplex while the agent speaks: the
             # provider and the local VAD hear silence; the recording keeps the real mic.
             heard = np.zeros_like(pcm)
@@ -711,7 +551,7 @@ class Bridge:
         if self._to_provider is not None:
             send = self._to_provider.process(send)
         data = int16_to_bytes(send)
-        self._history.append(frame_vad_pos, data)
+        self._supervisor.history.append(frame_vad_pos, data)
         if len(send) and self._online.is_set():
             try:
                 await self.provider.send_audio(data)
@@ -742,8 +582,8 @@ class Bridge:
             t = frame.t_ns - int((self.vad.position - edge.sample) * 1e9 / VAD_RATE)
             if edge.speaking:
                 cur = self.timeline.current
-                if cur is None or cur.agent_phase or self._utterance_start is None:
-                    self._utterance_start = edge.sample
+                if cur is None or cur.agent_phase or self._supervisor.utterance_start is None:
+                    self._supervisor.utterance_start = edge.sample
                 self.emit(LocalSpeechStarted(t_ns=t, sample=edge.sample))
                 if self.options.barge_in == "local" and self.provider.protocol.caller_cuts_playout:
                     self._barge_in(self.clock.now_ns(), "local_vad")
@@ -784,7 +624,7 @@ class Bridge:
             truncate_ms = max(0, min(played_ms, received_ms))
             messages = self.provider.protocol.truncate(item.item_id, truncate_ms)
             if messages:
-                self._spawn(self._send_quietly(messages), "truncate")
+                self.spawn(self._send_quietly(messages), "truncate")
             else:
                 truncate_ms = None
         self.emit(

@@ -1,7 +1,7 @@
 """The desktop app's handle on the core: calls on a background asyncio thread.
 
 The UI (``ui/``) talks to the core only through :class:`CallController`. It owns one
-asyncio loop thread (DESIGN.md, "Threads"); its methods may be called from the Qt main
+asyncio loop thread (docs/architecture.md#threads); its methods may be called from the Qt main
 thread and hop onto that loop. Events reach subscribers on the loop thread; the UI's
 single ``EventBus`` re-emits them as queued Qt signals.
 """
@@ -17,23 +17,27 @@ from typing import Any
 
 from app.audio.port import CallerPort
 from app.bridge.call import BridgeOptions
-from app.bridge.providers import KEY_NAMES, ProviderPlan, plan_provider
+from app.bridge.providers import KEY_NAMES, KEYLESS_KINDS, ProviderPlan, plan_provider
 from app.bridge.session import CallHandle, CallSetup, run_call
 from app.clock import MONOTONIC, Clock
 from app.errors import VoiceprobeError
-from app.events import CallEnded, CallFailed, Event, Notice
+from app.events import CallEnded, CallFailed, EventBase, Notice, NoticeLevel
 from app.failures import failure_code, fix_for
+from app.loop_thread import stop_loop_thread
 from app.profile import Profile
 from app.providers.keyhost import UnconfirmedKeyHostError
 from app.secrets import get_secret
 
-Subscriber = Callable[[Event], None]
+Subscriber = Callable[[EventBase], None]
 
 
 def provider_for(profile: Profile) -> str:
     """``openai``/``gemini`` when a key for the profile's provider is configured, else
-    ``sim`` (the built-in simulator answers).
+    ``sim`` (the built-in simulator answers); a keyless stream (``twilio-ws``) is always
+    the profile's own agent.
     """
+    if profile.provider in KEYLESS_KINDS:
+        return profile.provider
     name, env_vars = KEY_NAMES[profile.provider]
     return profile.provider if get_secret(name, env_vars) else "sim"
 
@@ -56,7 +60,7 @@ class CallController:
     ) -> None:
         self.data_root = data_root
         self.clock = clock
-        self.port_factory = port_factory or _device_port
+        self.port_factory = port_factory or device_port
         self._subs: list[Subscriber] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -74,7 +78,7 @@ class CallController:
         """Receive every event (called on the core thread; must not block)."""
         self._subs.append(callback)
 
-    def _dispatch(self, ev: Event) -> None:
+    def _dispatch(self, ev: EventBase) -> None:
         for cb in list(self._subs):
             cb(ev)
 
@@ -112,6 +116,7 @@ class CallController:
             plan=plan,
             data_root=self.data_root,
             record=bool(options.get("record", True)),
+            tags=list(options.get("tags") or ()),
             options=BridgeOptions(),
             source=options.get("source", "mic"),
         )
@@ -183,8 +188,9 @@ class CallController:
         bridge.muted = bool(options.get("mute")) or self.push_to_talk
 
     def hangup(self) -> None:
-        """End the running call (no-op when idle)."""
-        self._loop.call_soon_threadsafe(self._handle.hangup)
+        """End the running call (no-op when idle or after :meth:`shutdown`)."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._handle.hangup)
 
     def wait(self, timeout: float | None = None) -> dict[str, Any] | None:
         """Block until the running call ends; return its summary (tests, demo mode)."""
@@ -219,20 +225,30 @@ class CallController:
         return bridge.levels if bridge is not None and self.in_call else (-120.0, -120.0)
 
     def shutdown(self) -> None:
-        """Hang up, stop the loop thread (call once, at exit)."""
+        """Hang up, then stop the loop thread and its worker threads (see
+        :func:`stop_loop_thread`). A second call does nothing."""
+        if self._loop.is_closed():
+            return
         if self.in_call:
             self.hangup()
             self.wait(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        stop_loop_thread(self._loop, self._thread)
 
-    def _notice(self, level: str, message: str) -> None:
+    def _notice(self, level: NoticeLevel, message: str) -> None:
         self._dispatch(Notice(t_ns=self.clock.now_ns(), level=level, message=message))
 
 
-def _device_port(options: dict[str, Any]) -> CallerPort:
-    from app.audio.deviceport import DevicePort
+def device_port(options: dict[str, Any]) -> CallerPort:
+    """The caller port of a mic call: the sound devices ``input_device`` /
+    ``output_device`` (``None``: the system defaults) with the profile's
+    ``audio_processing`` on the mic path (echo cancellation by default), or none at all
+    when ``options["aec"]`` is False (the bare microphone, to compare the echo)."""
+    from app.audio.deviceport import ECHO_CANCELLATION, DevicePort
 
+    profile = options.get("profile")
+    processing = profile.audio_processing if isinstance(profile, Profile) else ECHO_CANCELLATION
     return DevicePort(
-        input_device=options.get("input_device"), output_device=options.get("output_device")
+        input_device=options.get("input_device"),
+        output_device=options.get("output_device"),
+        processing=None if options.get("aec") is False else processing,
     )

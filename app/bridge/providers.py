@@ -2,8 +2,8 @@
 
 :func:`plan_provider` resolves everything that can fail on bad input (unknown provider,
 missing key, unreadable scenario) *before* any I/O, so the CLI can exit 2 with one line.
-:meth:`ProviderPlan.started` starts the built-in simulator when the plan asks for it, and
-:func:`make_provider` builds the provider connection.
+:meth:`ProviderPlan.started` has :mod:`app.wiring` start the built-in simulator when the
+plan asks for it, and :func:`make_provider` builds the provider connection.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ PROVIDER_CHOICES = ("sim", "openai", "gemini", "twilio-ws")
 #: Kinds whose endpoint is a team's own server, dialled with no API key (the URL or the
 #: stream's custom parameters may carry a token instead).
 KEYLESS_KINDS = ("twilio-ws",)
+#: Wire protocols that report transcripts of both sides and tool calls. A keyless stream
+#: (``twilio-ws``) carries audio, marks and clears only (docs/twilio.md).
+TRANSCRIBING_KINDS = frozenset({"openai", "gemini"})
 KEY_NAMES = {
     "openai": ("openai_api_key", ("OPENAI_API_KEY",)),
     "gemini": ("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
@@ -79,17 +82,10 @@ class ProviderPlan:
         if self.label != "sim" or self.sim is not None:  # not a sim, or one already up
             yield self
             return
-        from app.sim.server import SimThread
+        from app.wiring import simulator_started  # the simulator is built outside the bridge
 
-        sim = SimThread(self.scenario, dialect=self.kind, truth_path=self.truth_path)
-        url = sim.start()
-        try:
-            cert = getattr(sim, "cert_path", None)
-            yield dataclasses.replace(
-                self, sim=sim, url=url, ca_file=str(cert) if cert else self.ca_file
-            )
-        finally:
-            sim.stop()
+        with simulator_started(self) as plan:
+            yield plan
 
 
 @contextlib.asynccontextmanager
@@ -106,8 +102,15 @@ async def started_off_loop(plan: ProviderPlan) -> AsyncIterator[ProviderPlan]:
         await asyncio.to_thread(context.__exit__, None, None, None)
 
 
+def default_provider(profile: Profile) -> str:
+    """The provider a command uses when none is named: the profile's own when it is a
+    keyless stream (``twilio-ws``: the team's agent, which the simulator cannot stand
+    in for), else ``sim``."""
+    return profile.provider if profile.provider in KEYLESS_KINDS else "sim"
+
+
 def plan_provider(
-    provider: str,
+    provider: str | None,
     profile: Profile,
     url: str | None = None,
     ca_file: str | None = None,
@@ -121,7 +124,8 @@ def plan_provider(
     adjusted to the chosen wire protocol.
 
     Args:
-        provider: ``sim``, ``openai``, ``gemini`` or ``twilio-ws``.
+        provider: ``sim``, ``openai``, ``gemini`` or ``twilio-ws``; ``None``: see
+            :func:`default_provider`.
         profile: the agent profile (its provider and model are adjusted to ``provider``).
         url: the endpoint the user gave (``--url``), which wins over ``profile.url``.
         ca_file: extra CA bundle for ``wss://``.
@@ -130,7 +134,8 @@ def plan_provider(
         url_named: ``url`` was named by the user on the command line, so its host may
             receive the key (the app passes False and confirms hosts instead).
         confirmed_hosts: hosts the user confirmed in the app as trusted with the key.
-        params: ``twilio-ws`` only: the stream's custom parameters.
+        params: ``twilio-ws`` only: the stream's custom parameters (default: the
+            profile's ``params``; given ones win name by name).
 
     Raises:
         ConfigError: unknown provider, unreadable scenario or CA file, or a key that
@@ -139,6 +144,8 @@ def plan_provider(
             own and that the user did not name (see :mod:`app.providers.keyhost`).
         MissingKeyError: a real provider was chosen and no key is configured.
     """
+    if provider is None:
+        provider = default_provider(profile)
     if provider not in PROVIDER_CHOICES:
         raise ConfigError(f"unknown provider {provider!r} (choose {', '.join(PROVIDER_CHOICES)})")
     if ca_file is not None and not Path(ca_file).is_file():
@@ -151,19 +158,24 @@ def plan_provider(
             raise ConfigError(
                 "--url points at a real endpoint; use it with --provider openai|gemini"
             )
+        if profile.provider in KEYLESS_KINDS:  # the simulator speaks a realtime API
+            profile = dataclasses.replace(
+                profile, provider="openai", model=DEFAULT_MODELS["openai"], url="", params={}
+            )
         return ProviderPlan(
             profile.provider, "sim", None, SIM_KEY, ca_file, sc, truth_path
         ), profile
     if scenario:
         raise ConfigError("--scenario only applies to --provider sim")
     if provider in KEYLESS_KINDS:
-        return _plan_stream(provider, profile, url, ca_file, params or {}), profile
+        merged = {**(profile.params if profile.provider == provider else {}), **(params or {})}
+        return _plan_stream(provider, profile, url, ca_file, merged), profile
     if params:
         raise ConfigError("--param only applies to --provider twilio-ws")
     if profile.provider != provider:
-        model = profile.model if profile.model != DEFAULT_MODELS[profile.provider] else None
+        model = profile.model if profile.model != DEFAULT_MODELS.get(profile.provider) else None
         profile = dataclasses.replace(
-            profile, provider=provider, model=model or DEFAULT_MODELS[provider]
+            profile, provider=provider, model=model or DEFAULT_MODELS[provider], params={}
         )
     name, env_vars = KEY_NAMES[provider]
     key = get_secret(name, env_vars)

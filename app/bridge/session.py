@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from app.audio.port import CallerPort
-from app.audio.recorder import StereoRecorder
+from app.audio.recorder import MIC_RAW_WAV, StereoRecorder
 from app.bridge.call import Bridge, BridgeOptions, EventSink
 from app.bridge.providers import ProviderPlan, make_provider, started_off_loop
 from app.clock import MONOTONIC, Clock
 from app.errors import StoreError
-from app.events import CallEnded, CallStarted, Event, NetworkSample, Notice, TurnCompleted
+from app.events import CallEnded, CallStarted, EventBase, NetworkSample, Notice, TurnCompleted
 from app.metrics.cost import load_price_table, price_call
 from app.metrics.timeline import summarize
 from app.profile import Profile
@@ -35,11 +35,20 @@ from app.store.writer import SessionWriter
 from app.store.writer_thread import WriterThread
 from app.tools.runner import ToolRunner
 
-#: OpenAI ends a session at 60 minutes with no warning; roll over at a turn boundary first.
-OPENAI_ROLLOVER_S = 55 * 60.0
 #: Disk given back from the end of the recording when the session's last files cannot be
 #: written (a full disk): about one second of 16 kHz stereo audio.
 ROOM_BYTES = 64 * 1024
+
+
+def _raw_mic_recorder(port: CallerPort, folder: Path, t0: int) -> StereoRecorder | None:
+    """A microphone port's raw capture, before echo cancellation: ``mic_raw.wav`` (mono,
+    on the timeline of ``audio.wav``), or ``None`` for every other port."""
+    from app.audio.deviceport import DevicePort
+
+    if not isinstance(port, DevicePort) or not port.capture:
+        return None
+    port.raw_recorder = StereoRecorder(folder / MIC_RAW_WAV, port.rate, t0, channels=1)
+    return port.raw_recorder
 
 
 class _StoreGuard:
@@ -169,6 +178,7 @@ async def run_call(
         if on_session is not None:
             on_session(session_id, writer.dir)
         recorder = StereoRecorder(writer.audio_path, port.rate, t0) if setup.record else None
+        raw_recorder = _raw_mic_recorder(port, writer.dir, t0) if setup.record else None
         sinks = list(subscribers or [])
         # A write error (full disk, I/O error) in the events log, turns.json or the
         # recording ends the call: what is written is kept, the session ends "incomplete".
@@ -190,7 +200,7 @@ async def run_call(
 
         network: list[NetworkSample] = []
 
-        def emit(ev: Event) -> None:
+        def emit(ev: EventBase) -> None:
             if isinstance(ev, NetworkSample):
                 network.append(ev)
             if not writes.append_event(ev) and writes.dropped == 1:
@@ -212,8 +222,9 @@ async def run_call(
         sessions = itertools.count(2)  # provider-made ids must not repeat across sessions
         if setup.profile.turn_detection.type == "none":
             options = dataclasses.replace(options, manual_turns=True)
-        if options.session_max_s is None and plan.kind == "openai":
-            options = dataclasses.replace(options, session_max_s=OPENAI_ROLLOVER_S)
+        if options.session_max_s is None:
+            # Stay under the server's own session limit, where it has one.
+            options = dataclasses.replace(options, session_max_s=provider.protocol.rollover_s)
         bridge = Bridge(
             provider,
             port,
@@ -261,6 +272,8 @@ async def run_call(
             await tools.aclose()
             if recorder is not None:
                 recorder.close()
+            if raw_recorder is not None:
+                raw_recorder.close()
         if recorder is not None and recorder.error is not None:
             store.failed(recorder.error)
         cost = price_call(result.turns, prices)  # turns with cost_usd, and the call's

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
 
 
 @dataclass(slots=True)

@@ -14,8 +14,12 @@ its legend colour.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.metrics.records import TurnRecord
 
 #: The headline span (the figure shown for every turn).
 HEADLINE = "voice_to_voice"
@@ -181,10 +185,10 @@ def span_label(name: str) -> str:
     return f"{label} {name.split('#', 1)[1]}" if key != name else label
 
 
-def turn_number(turn: dict[str, Any], row: int = 0) -> int:
-    """The 1-based number of a turn as people read it: ``index`` + 1 (``row`` + 1 when
-    the record has no integer ``index``)."""
-    idx = turn.get("index")
+def turn_number(turn: TurnRecord | Mapping[str, Any], row: int = 0) -> int:
+    """The 1-based number of a turn (a record, or its JSON form) as people read it:
+    ``index`` + 1 (``row`` + 1 when the JSON has no integer ``index``)."""
+    idx = turn.get("index") if isinstance(turn, Mapping) else turn.index
     return idx + 1 if isinstance(idx, int) and not isinstance(idx, bool) else row + 1
 
 

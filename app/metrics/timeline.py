@@ -1,6 +1,6 @@
 """The per-turn latency timeline: a pure state machine fed with bridge events.
 
-Each turn yields named spans (DESIGN.md, "Clock and the turn timeline"); every span names
+Each turn yields named spans (docs/architecture.md#clock-and-the-turn-timeline); every span names
 the two events it runs between, so a figure is never ambiguous:
 
 =====================  ==========================================  ===========================
@@ -33,6 +33,7 @@ Token usage (:class:`~app.events.Usage`) is attached by response id the same way
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from app.events import (
     AgentInterrupted,
     AgentTranscript,
     BargeIn,
-    Event,
+    EventBase,
     InputCommitted,
     LocalSpeechStarted,
     LocalSpeechStopped,
@@ -59,6 +60,8 @@ from app.events import (
     UserTranscript,
 )
 from app.metrics.cost import usage_record
+from app.metrics.percentile import percentile
+from app.metrics.records import Span, ToolCallRecord, TurnRecord
 
 SPAN_ORDER = (
     "user_speech",
@@ -103,7 +106,7 @@ class _Tool:
 
 @dataclass(slots=True)
 class Turn:
-    """A turn under construction (mutable; read it through :meth:`to_dict`)."""
+    """A turn under construction (mutable; read it through :meth:`record`)."""
 
     index: int
     local_start: _Stamp | None = None
@@ -131,7 +134,7 @@ class Turn:
     usage: dict[str, Usage] = field(default_factory=dict)
     completed: bool = False
     #: The record sent in this turn's TurnCompleted (to send a newer one at close).
-    emitted: dict[str, Any] | None = None
+    emitted: TurnRecord | None = None
 
     @property
     def agent_phase(self) -> bool:
@@ -163,20 +166,14 @@ class Turn:
                 best = (resp, resp.first_audio)
         return best
 
-    def spans(self) -> dict[str, dict[str, Any]]:
-        """The turn's spans: name → ``{start_ns, end_ns, ms, from, to}``."""
-        out: dict[str, dict[str, Any]] = {}
+    def spans(self) -> dict[str, Span]:
+        """The turn's spans, by name, in :data:`SPAN_ORDER` (tools and gaps in between)."""
+        out: dict[str, Span] = {}
 
         def put(name: str, a: _Stamp | None, b: _Stamp | None) -> None:
             if a is None or b is None:
                 return
-            out[name] = {
-                "start_ns": a.t_ns,
-                "end_ns": b.t_ns,
-                "ms": round((b.t_ns - a.t_ns) / 1e6, 3),
-                "from": a.event,
-                "to": b.event,
-            }
+            out[name] = Span.between(a.t_ns, b.t_ns, a.event, b.event)
 
         put("user_speech", self.local_start, self.local_end)
         put("end_of_turn_delay", self.local_end, self.server_stop or self.first_response_sign)
@@ -208,36 +205,37 @@ class Turn:
             put("reconnect" if i == 0 else f"reconnect#{i + 1}", a, b)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready turn record (the ``turns`` entries of ``--json`` and ``turns.json``)."""
+    def record(self) -> TurnRecord:
+        """The turn as it stands, as a frozen :class:`~app.metrics.records.TurnRecord`."""
         user = " ".join(self.user_text[i] for i in self.user_items if self.user_text.get(i))
         agent = " ".join(t for t in self.agent_text.values() if t)
-        return {
-            "index": self.index,
-            "user_transcript": user.strip(),
-            "agent_transcript": agent.strip(),
-            "interrupted": self.interrupted,
-            "spans": self.spans(),
-            "tool_calls": [
-                {
-                    "call_id": t.call_id,
-                    "name": t.name,
-                    "arguments": t.arguments,
-                    "status": t.status,
-                    "ms": t.ms,
-                }
+        spans = self.spans()
+        return TurnRecord(
+            index=self.index,
+            user_transcript=user.strip(),
+            agent_transcript=agent.strip(),
+            interrupted=self.interrupted,
+            spans=spans,
+            tool_calls=tuple(
+                ToolCallRecord(
+                    call_id=t.call_id, name=t.name, arguments=t.arguments, status=t.status,
+                    ms=t.ms,
+                )
                 for t in self.tools.values()
-            ],
-            "response_ids": list(self.responses),
-            "user_item_ids": list(self.user_items),
-            "server_audio_start_ms": self.server_audio_start_ms,
-            "server_audio_end_ms": self.server_audio_end_ms,
-            "usage": usage_record(self.usage.values()),
-            "events_used": sorted(
-                {s["from"] for s in self.spans().values()}
-                | {s["to"] for s in self.spans().values()}
             ),
-        }
+            response_ids=tuple(self.responses),
+            user_item_ids=tuple(self.user_items),
+            server_audio_start_ms=self.server_audio_start_ms,
+            server_audio_end_ms=self.server_audio_end_ms,
+            usage=usage_record(self.usage.values()),
+            events_used=tuple(
+                sorted({e for s in spans.values() for e in (s.start_event, s.end_event)})
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready turn record (the ``turns`` entries of ``--json`` and ``turns.json``)."""
+        return self.record().to_dict()
 
 
 class Timeline:
@@ -296,8 +294,9 @@ class Timeline:
     def _response_turn(self, response_id: str) -> Turn:
         return self._by_response.get(response_id) or self._agent_turn()
 
-    def feed(self, ev: Event) -> list[TurnCompleted]:
-        """Apply one event; return the turns it completed."""
+    def feed(self, ev: EventBase) -> list[TurnCompleted]:
+        """Apply one event (any kind; those the timeline does not use change nothing);
+        return the turns it completed."""
         stamp = _Stamp(ev.t_ns, ev.kind)
         if isinstance(ev, LocalSpeechStarted):
             turn = self._user_turn()
@@ -472,7 +471,7 @@ class Timeline:
     @staticmethod
     def _completed(turn: Turn, t_ns: int) -> TurnCompleted:
         turn.completed = True
-        turn.emitted = turn.to_dict()
+        turn.emitted = turn.record()
         return TurnCompleted(t_ns=t_ns, turn=turn.emitted)
 
     def close(self, t_ns: int) -> list[TurnCompleted]:
@@ -480,31 +479,26 @@ class Timeline:
         changed after it completed (a late transcript or usage)."""
         done: list[TurnCompleted] = []
         for turn in self.turns:
-            if not turn.completed or turn.to_dict() != turn.emitted:
+            if not turn.completed or turn.record() != turn.emitted:
                 done.append(self._completed(turn, t_ns))
         return done
 
+    def records(self) -> list[TurnRecord]:
+        """All turns as frozen records, in order."""
+        return [t.record() for t in self.turns]
+
     def to_list(self) -> list[dict[str, Any]]:
-        """All turns as JSON-ready records, in order."""
-        return [t.to_dict() for t in self.turns]
+        """All turns as JSON-ready records, in order (for the store and CLI edges)."""
+        return [r.to_dict() for r in self.records()]
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The ``q``-th percentile (0–100) by linear interpolation; ``None`` when empty."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    data = sorted(values)
-    pos = (len(data) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
-def summarize(turns: list[dict[str, Any]], span: str = "voice_to_voice") -> dict[str, Any]:
-    """Aggregate one span over turns: count, p50, p95, mean (ms)."""
-    values = [t["spans"][span]["ms"] for t in turns if span in t["spans"]]
+def summarize(
+    turns: Sequence[TurnRecord | Mapping[str, Any]], span: str = "voice_to_voice"
+) -> dict[str, Any]:
+    """Aggregate one span over turns (records, or their JSON form as the store and
+    ``--json`` hold them): count, p50, p95, mean (ms)."""
+    recs = [t if isinstance(t, TurnRecord) else TurnRecord.from_dict(t) for t in turns]
+    values = [ms for r in recs if (ms := r.span_ms(span)) is not None]
     return {
         "span": span,
         "count": len(values),

@@ -1,6 +1,6 @@
 """The contract every provider implements.
 
-A provider has two halves (see STYLE.md, "Sans-I/O cores"):
+A provider has two halves (docs/architecture.md#caller-side-and-agent-side):
 
 * a **protocol** object (:class:`ProviderProtocol`): pure, synchronous, no I/O. Feed it
   the text of each server message with its receive stamp and read typed events out; ask
@@ -81,6 +81,16 @@ class ProviderProtocol(abc.ABC):
     #: A dropped session can be replaced by a new one mid-call; False where the stream
     #: is the call (Twilio): its end ends the call.
     resumable: bool = True
+    #: A tool result waits until the response that asked for it has finished (OpenAI
+    #: refuses ``response.create`` while that response is active); False where the
+    #: server finishes that response only once it has the result (Gemini, LiveKit PR
+    #: #3192), so waiting would stall both sides.
+    tool_result_waits: bool = True
+    #: The server ends a session after about this long without warning (OpenAI: 60
+    #: min): the call rolls over to a fresh session at a turn boundary before that
+    #: (:attr:`app.bridge.call.BridgeOptions.session_max_s` when not given). ``None``:
+    #: no limit to stay under.
+    rollover_s: float | None = None
 
     @abc.abstractmethod
     def open(self) -> list[Outgoing]:
@@ -132,6 +142,15 @@ class ProviderProtocol(abc.ABC):
         """Messages due now that the caller's sink has played ``played_ms`` of
         ``item_id`` (Twilio ``mark`` echoes). Called after every played frame when
         :attr:`reports_playout` is set; empty by default."""
+        return []
+
+    def events_received(self) -> list[Event]:
+        """Events that a call other than :meth:`receive` made (Gemini's
+        ``activity_start`` closing an answered user item), oldest first; drains them.
+
+        The connection drains this on every send, so such events are on the event stream
+        right after the call that made them. Empty by default.
+        """
         return []
 
 

@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from app.events import NetworkSample
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
 
 # struct tcp_info (linux/tcp.h): 8 one-byte fields, then u32s; tcpi_rtt (µs) is the 16th
 # u32 after tcpi_rto, at byte offset 68.

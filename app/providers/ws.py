@@ -1,9 +1,10 @@
 """A thin WebSocket connection around any sans-I/O :class:`ProviderProtocol`.
 
-The I/O half of a provider (STYLE.md, "Sans-I/O cores"): dial with
+The I/O half of a provider (docs/architecture.md#caller-side-and-agent-side): dial with
 ``websockets.asyncio.client.connect``, send what the protocol produces, feed the protocol
-every message that arrives and queue the events it returns. Both vendors reuse it; only
-the URL, the headers and the protocol differ.
+every message that arrives and queue the events it returns, and on every send queue the
+events the protocol made outside a receive. Every vendor reuses it; only the URL, the
+headers and the protocol differ.
 
 Secrets: headers are never logged, and every message or detail this module produces is
 scrubbed of header values and of credential query parameters (``key=``, ``*token*``…).
@@ -19,7 +20,7 @@ import ipaddress
 import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import websockets
@@ -41,6 +42,7 @@ from app.errors import ProviderError
 from app.events import (
     ClientMessageSent,
     ConnectionState,
+    ConnState,
     Event,
     NetworkSample,
     ProviderErrorEvent,
@@ -132,7 +134,7 @@ class WebSocketProvider(Provider):
         open_timeout: seconds allowed for TCP + TLS + handshake.
         ping_interval: keepalive ping period in seconds (``None``: no pings). The
             defaults suit OpenAI (20 s / 20 s); Gemini answers pings slowly and passes
-            a 60 s timeout (PROTOCOLS.md §5.7).
+            a 60 s timeout (docs/protocols.md#keepalive-pings).
         ping_timeout: seconds to wait for a pong before failing (``None``: forever).
             A missed pong ends :meth:`events` with ``ConnectionState(state="failed",
             detail="ping timeout …")`` within ``ping_interval + ping_timeout`` (plus at
@@ -213,8 +215,9 @@ class WebSocketProvider(Provider):
         if not self._finished:
             self._queue.put_nowait(ev)
 
-    def _finish(self, state: str, detail: str) -> None:
-        """Queue the final ConnectionState and the end marker (once)."""
+    def _finish(self, state: ConnState, detail: str, close_code: int | None = None) -> None:
+        """Queue the final ConnectionState (with the close code that ended the
+        connection, if any) and the end marker (once)."""
         if self._finished:
             return
         self._queue.put_nowait(
@@ -223,6 +226,7 @@ class WebSocketProvider(Provider):
                 provider=self.protocol.name,
                 state=state,
                 detail=self._scrub(detail),
+                close_code=close_code,
             )
         )
         self._finished = True
@@ -337,7 +341,7 @@ class WebSocketProvider(Provider):
             await asyncio.sleep(period_s)
             elapsed += period_s
 
-    def _state(self, state: str, detail: str) -> ConnectionState:
+    def _state(self, state: ConnState, detail: str) -> ConnectionState:
         return ConnectionState(
             t_ns=self._clock.now_ns(), provider=self.protocol.name, state=state, detail=detail
         )
@@ -406,10 +410,7 @@ class WebSocketProvider(Provider):
         """Reader task: feed every message to the protocol until the socket ends."""
         try:
             async for message in ws:
-                for ev in self.protocol.receive(message, self._clock.now_ns()):
-                    if isinstance(ev, ProviderErrorEvent):
-                        ev = self._scrub_error(ev)
-                    self._emit(ev)
+                self._emit_protocol(self.protocol.receive(message, self._clock.now_ns()))
         except ConnectionClosed:
             pass  # reported below from ws.close_code / close_reason
         except Exception as exc:
@@ -420,14 +421,17 @@ class WebSocketProvider(Provider):
             return
         self._finish(*self._close_state(ws))
 
-    def _close_state(self, ws: ClientConnection) -> tuple[str, str]:
-        code, reason = ws.close_code, ws.close_reason or ""
+    def _close_state(self, ws: ClientConnection) -> tuple[ConnState, str, int | None]:
+        """The final state, its detail and the close code that ended the connection."""
+        code = int(ws.close_code) if ws.close_code is not None else None
+        reason = ws.close_reason or ""
         if self._closing:
-            return "closed", "closed by client"
+            return "closed", "closed by client", None
         sent = ws.protocol.close_sent
         if sent is not None and sent.reason == _KEEPALIVE_REASON:
             # websockets' keepalive failed the connection: it sent 1011 with this reason.
-            return "failed", f"ping timeout (no pong within {self._ping_timeout:g} s)"
+            detail = f"ping timeout (no pong within {self._ping_timeout:g} s)"
+            return "failed", detail, int(sent.code)
         if (
             sent is not None
             and sent.code == 1009  # CloseCode.MESSAGE_TOO_BIG
@@ -436,21 +440,34 @@ class WebSocketProvider(Provider):
             # We refused a message over max_size and closed with 1009; the server's echo
             # of that code must not read as the server closing the connection.
             limit = f"{MAX_MESSAGE_SIZE / 2**20:g} MiB"
-            return "failed", f"server sent a message larger than {limit} (1009: message too big)"
+            detail = f"server sent a message larger than {limit} (1009: message too big)"
+            return "failed", detail, int(sent.code)
         text = f"server closed ({code}{': ' + reason if reason else ''})"
         if code in (1000, 1001):
-            return "closed", text
+            return "closed", text, code
         if code is None or code == 1006:
-            return "failed", "connection lost (no close frame)"
-        return "failed", text
+            return "failed", "connection lost (no close frame)", None
+        return "failed", text, code
+
+    def _emit_protocol(self, events: list[Event]) -> None:
+        """Queue events the protocol made; error events lose our credentials first."""
+        for ev in events:
+            if isinstance(ev, ProviderErrorEvent):
+                ev = self._scrub_error(ev)
+            self._emit(ev)
 
     async def send(self, messages: list[Outgoing]) -> None:
         """Send ``messages`` in order; queue a ClientMessageSent for each with a log.
+
+        First queues the events the protocol made since the last drain
+        (:meth:`ProviderProtocol.events_received`): the call that produced ``messages``
+        may have made some, and they come before what is sent.
 
         Raises:
             ProviderError: not connected, or the connection has ended
                 (``code="connection_closed"``, retryable).
         """
+        self._emit_protocol(self.protocol.events_received())
         ws = self._ws
         if ws is None:
             raise ProviderError(f"not connected to {self.endpoint}", code="not_connected")
@@ -476,8 +493,7 @@ class WebSocketProvider(Provider):
             if item is _END:
                 self._queue.put_nowait(_END)  # later iterations end at once too
                 return
-            assert isinstance(item, Event)
-            yield item
+            yield cast(Event, item)  # the queue holds events and the one end marker
 
     async def close(self) -> None:
         """Close the socket (normal closure) and wait for the reader; idempotent."""

@@ -73,14 +73,13 @@ def _index(recover: bool = True) -> tuple[Path, Any]:
     coverage commands, which need only the index, skip it)."""
     from app.store.index import SessionIndex
     from app.store.paths import data_dir
+    from app.store.reader import recover_unfinished
     from app.store.verdicts import ingest_suite_runs, ingest_verdict_files
 
     root = data_dir()
     index = SessionIndex(root / "sessions.db")
     if recover:
-        from app.cli import _recover
-
-        _recover(root)
+        recover_unfinished(root, index)
         ingest_verdict_files(root, index)
     ingest_suite_runs(root, index)
     return root, index
@@ -88,13 +87,13 @@ def _index(recover: bool = True) -> tuple[Path, Any]:
 
 def cmd_verdict(args: argparse.Namespace) -> int:
     """``voiceprobe sessions verdict ID --turn N pass|fail [--reason R] [--note TEXT]``."""
-    from app.cli import UsageError, _find_session
+    from app.cli_support import UsageError, find_session
     from app.store.reader import load_session
     from app.store.verdicts import check_verdict, set_manual
 
     if not args.turn.strip().isdigit():
         raise UsageError(f"--turn takes a turn number, got {printable(args.turn[:20])!r}")
-    folder = _find_session(args.session_id)
+    folder = find_session(args.session_id)
     record = load_session(folder)
     check_verdict(record, int(args.turn), args.verdict, args.reason, args.note)
     _, index = _index()
@@ -107,9 +106,9 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 
 def cmd_verdicts(args: argparse.Namespace) -> int:
     """``voiceprobe sessions verdicts ID [--json]``."""
-    from app.cli import _find_session
+    from app.cli_support import find_session
 
-    folder = _find_session(args.session_id)
+    folder = find_session(args.session_id)
     _, index = _index()
     rows = index.verdicts(folder.name)
     if args.json:
@@ -162,16 +161,17 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 def cmd_report_session(args: argparse.Namespace) -> int:
     """``voiceprobe report session ID --html FILE``: ``sessions export`` with the suite
     runs' verdicts read in first."""
-    from app.cli import _find_session, cmd_sessions_export
+    from app.cli import cmd_sessions_export
+    from app.cli_support import find_session
 
-    _find_session(args.session_id)
+    find_session(args.session_id)
     _index(recover=False)
     return cmd_sessions_export(args)
 
 
 def cmd_report_coverage(args: argparse.Namespace) -> int:
     """``voiceprobe report coverage [filters] --html FILE``."""
-    from app.cli import UsageError, _report_target
+    from app.cli_support import UsageError, report_target
     from app.report.coverage_html import coverage_report
     from app.store.writer import atomic_write_text
 
@@ -180,7 +180,7 @@ def cmd_report_coverage(args: argparse.Namespace) -> int:
         raise UsageError("--worst must be 0-50")
     from app.store.paths import data_dir
 
-    out = _report_target(Path(args.html), data_dir() / "sessions")
+    out = report_target(Path(args.html), data_dir() / "sessions")
     root, index = _index(recover=False)
     page = coverage_report(index, q, root / "sessions", worst=args.worst)
     atomic_write_text(out, page, private=False)

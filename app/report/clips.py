@@ -9,31 +9,28 @@ is at most 256 KB (about 340 KB as base64).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from app.audio.wavio import read_wav_channels, wav_header
 from app.errors import VoiceprobeError
+from app.metrics.records import TurnRecord
 
 MAX_CLIP_S = 8.0
 PAD_S = 0.3
 
 
-def turn_window_s(turn: Mapping[str, Any], t0_ns: int) -> tuple[float, float] | None:
+def turn_window_s(turn: TurnRecord, t0_ns: int) -> tuple[float, float] | None:
     """The turn's ``(start, end)`` in seconds from the recording's first sample
     (``t0_ns``), or ``None`` when its spans carry no stamps."""
     stamps = [
-        (s["start_ns"], s.get("end_ns") or s["start_ns"])
-        for s in (turn.get("spans") or {}).values()
-        if isinstance(s, Mapping) and isinstance(s.get("start_ns"), int)
+        (s.start_ns, s.end_ns or s.start_ns) for s in turn.spans.values() if s.start_ns is not None
     ]
     if not stamps:
         return None
     start = min(a for a, _ in stamps)
-    end = max(b for _, b in stamps if isinstance(b, int))
+    end = max(b for _, b in stamps)
     return (start - t0_ns) / 1e9, (end - t0_ns) / 1e9
 
 

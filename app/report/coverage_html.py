@@ -104,7 +104,7 @@ def _languages_html(langs: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def _worst_html(sessions: Path, worst: list[dict[str, Any]]) -> str:
-    from app.store.reader import load_session
+    from app.store.reader import load_session, session_turns
 
     if not worst:
         return "<p>No turn to show.</p>"
@@ -131,11 +131,11 @@ def _worst_html(sessions: Path, worst: list[dict[str, Any]]) -> str:
         except VoiceprobeError:
             record = None
         if record is not None:
-            turn = next((t for r, t in enumerate(record.turns)
+            turn = next((t for r, t in enumerate(session_turns(record))
                          if turn_number(t, r) == int(w["turn"])), None)  # fmt: skip
             if turn is not None:
-                body.append(f"<p><b>Caller:</b> {esc(turn.get('user_transcript'))}</p>")
-                body.append(f"<p><b>Agent:</b> {esc(turn.get('agent_transcript'))}</p>")
+                body.append(f"<p><b>Caller:</b> {esc(turn.user_transcript)}</p>")
+                body.append(f"<p><b>Agent:</b> {esc(turn.agent_transcript)}</p>")
                 t0 = record.meta.get("audio_t0_ns")
                 window = turn_window_s(turn, t0) if isinstance(t0, int) else None
                 audio = record.audio_path

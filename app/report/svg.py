@@ -6,10 +6,10 @@ Every label passes through :func:`app.report.page.esc`; colours come from
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from app.metrics.presentation import span_colour, span_label
+from app.metrics.records import TurnRecord
 from app.metrics.timeline import SPAN_ORDER
 from app.report.page import esc
 
@@ -18,29 +18,28 @@ MS_W = 70
 ROW_H = 16
 
 
-def waterfall_svg(turn: Mapping[str, Any], scale_ms: float, width: int = 720) -> str:
+def waterfall_svg(turn: TurnRecord, scale_ms: float, width: int = 720) -> str:
     """One turn's spans as horizontal bars on a shared time axis (``scale_ms`` wide),
     anchored at caller speech end (``voice_to_voice`` start, else ``end_of_turn_delay``'s,
     else the earliest span). Empty when the turn has no stamped span."""
-    spans = {k: v for k, v in (turn.get("spans") or {}).items()
-             if isinstance(v, Mapping) and isinstance(v.get("start_ns"), int)}  # fmt: skip
-    if not spans:
+    starts = {k: s.start_ns for k, s in turn.spans.items() if s.start_ns is not None}
+    if not starts:
         return ""
-    anchor_span = spans.get("voice_to_voice") or spans.get("end_of_turn_delay")
-    anchor = anchor_span["start_ns"] if anchor_span else min(s["start_ns"] for s in spans.values())
-    origin = min(0.0, min((s["start_ns"] - anchor) / 1e6 for s in spans.values()))
+    anchor = starts.get("voice_to_voice", starts.get("end_of_turn_delay", min(starts.values())))
+    origin = min(0.0, min((t - anchor) / 1e6 for t in starts.values()))
     span_ms = max(scale_ms - origin, 1.0)
     track = width - LABEL_W - MS_W
-    names = [n for n in SPAN_ORDER if n in spans] + sorted(n for n in spans if n not in SPAN_ORDER)
+    names = [n for n in SPAN_ORDER if n in starts]
+    names += sorted(n for n in starts if n not in SPAN_ORDER)
     rows = []
     for i, name in enumerate(names):
-        s = spans[name]
-        ms = float(s.get("ms") or 0.0)
-        x = LABEL_W + ((s["start_ns"] - anchor) / 1e6 - origin) / span_ms * track
+        s = turn.spans[name]
+        ms = float(s.ms)
+        x = LABEL_W + ((starts[name] - anchor) / 1e6 - origin) / span_ms * track
         w = max(1.0, ms / span_ms * track)
         w = min(w, LABEL_W + track - x) if x < LABEL_W + track else 1.0
         y = i * ROW_H
-        ends = f"from {s.get('from') or '?'} to {s.get('to') or '?'}"
+        ends = f"from {s.start_event or '?'} to {s.end_event or '?'}"
         title = f"{span_label(name)}: {ms:.0f} ms, {ends}"
         rows.append(
             f"<g><title>{esc(title)}</title>"

@@ -30,7 +30,6 @@ from xml.sax.saxutils import quoteattr
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from app.bridge.providers import ProviderPlan
 from app.bridge.session import CallHandle, CallSetup, run_call
 from app.bridge.stats import BridgeStats
 from app.clock import MONOTONIC, Clock
@@ -223,10 +222,9 @@ class TwilioServer:
         )
 
         def attach(_ev: Any) -> None:
-            # The first event of the call: from now on the stream's notes go into it.
-            if port.emit is None and handle.bridge is not None:
-                port.emit = handle.bridge.emit
-                port.flush_early()
+            # The bridge set ``port.emit`` before its first event: the stream's notes from
+            # before the call go into it now, later ones as they come.
+            port.flush_early()
 
         tasks = [asyncio.create_task(sender()), asyncio.create_task(reader())]
         try:
@@ -256,9 +254,10 @@ class TwilioServer:
 def cmd_serve_twilio(args: argparse.Namespace) -> int:
     """``voiceprobe serve twilio``: first stdout line the stream URL, then the TwiML; one
     line (JSON with ``--json``) per finished call; serves until SIGINT/SIGTERM."""
-    from app.cli import UsageError, _call_options, _recover, cancel_on_signals, plan_agent
+    from app.cli_support import UsageError, bridge_options, cancel_on_signals, plan_agent
     from app.profile import load_profile
     from app.store.paths import data_dir
+    from app.store.reader import recover_unfinished
     from app.textsafe import json_text, printable
 
     if args.provider not in SERVE_PROVIDERS:
@@ -270,7 +269,7 @@ def cmd_serve_twilio(args: argparse.Namespace) -> int:
     profile: Profile = load_profile(args.profile)
     plan, profile = plan_agent(args, profile)
     root = Path(args.out) if args.out else data_dir()
-    _recover(root)
+    recover_unfinished(root)
     args.rollover_s = None
     args.no_reconnect = False
     args.barge_in = "local"
@@ -280,7 +279,7 @@ def cmd_serve_twilio(args: argparse.Namespace) -> int:
         data_root=root,
         tags=list(args.tag),
         record=not args.no_record,
-        options=_call_options(args),
+        options=bridge_options(args),
     )
 
     def done(summary: dict[str, Any]) -> None:
@@ -296,30 +295,30 @@ def cmd_serve_twilio(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         cancel_on_signals()
-        with contextlib.ExitStack() as stack:
-            shared: ProviderPlan = stack.enter_context(plan.started())
-            server = TwilioServer(
-                dataclasses.replace(setup, plan=shared),
-                on_call=done,
-                on_refused=lambda line: print(f"voiceprobe: {line}", file=sys.stderr, flush=True),
+        # With --provider sim each stream starts its own simulator (in run_call): a
+        # simulator keeps one script position across its connections.
+        server = TwilioServer(
+            setup,
+            on_call=done,
+            on_refused=lambda line: print(f"voiceprobe: {line}", file=sys.stderr, flush=True),
+        )
+        url = await server.start(args.host, args.port)
+        public = args.public_url or url
+        print(url, flush=True)
+        print(twiml(public, server.token), flush=True)
+        if not public.startswith("wss://"):
+            print(
+                "voiceprobe: Twilio dials wss:// only: put a TLS tunnel in front and pass "
+                "--public-url wss://HOST/twilio",
+                file=sys.stderr,
+                flush=True,
             )
-            url = await server.start(args.host, args.port)
-            public = args.public_url or url
-            print(url, flush=True)
-            print(twiml(public, server.token), flush=True)
-            if not public.startswith("wss://"):
-                print(
-                    "voiceprobe: Twilio dials wss:// only: put a TLS tunnel in front and pass "
-                    "--public-url wss://HOST/twilio",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            try:
-                await asyncio.Future()
-            except asyncio.CancelledError:
-                pass
-            finally:
-                await server.close()
+        try:
+            await asyncio.Future()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await server.close()
 
     try:
         asyncio.run(main())

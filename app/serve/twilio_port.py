@@ -55,8 +55,6 @@ class TwilioStreamPort(CallerPort):
         #: Set once Twilio said ``stop`` or the socket closed.
         self.closed = False
         self.stopped = False
-        #: Where the stream's notes go (the bridge's emit, once the call runs).
-        self.emit: Callable[[Event], None] | None = None
         #: Marks sent and not yet echoed: name → send stamp.
         self.marks_out: dict[str, int] = {}
         #: Mark round trips (ms), in echo order.
@@ -105,7 +103,7 @@ class TwilioStreamPort(CallerPort):
 
     def flush_early(self) -> None:
         """Emit what was logged before the call ran."""
-        if self.emit is None:
+        if self.emit is None or not self._early:
             return
         early, self._early = self._early, []
         for ev in early:

@@ -2,7 +2,7 @@
 
 :class:`GeminiConversation` speaks the protocol as ai.google.dev/api/live documents it and
 as ``google.genai`` 3.6.1 models it (``types.LiveClientMessage`` / ``LiveServerMessage``,
-PROTOCOLS.md §3). Client messages are read in camelCase or snake_case (the SDK sends
+docs/protocols.md#gemini-live). Client messages are read in camelCase or snake_case (the SDK sends
 ``realtime_input``, ``tool_response`` ...); everything sent is camelCase and validates
 against ``LiveServerMessage``.
 
@@ -53,8 +53,8 @@ simulator's rule, deterministic from what it received and sent:
 - prompt ``AUDIO`` = caller audio committed so far, plus the agent audio of every earlier
   model turn of the connection, at :data:`AUDIO_TOKENS_PER_S`;
 - prompt ``TEXT`` = the system instruction and every text the client added (tool
-  responses, ``clientContent`` texts), at :data:`CHARS_PER_TEXT_TOKEN` characters a token
-  (rounded up; the simulator has no tokenizer);
+  responses, ``clientContent`` texts), at :data:`app.sim.tokens.CHARS_PER_TEXT_TOKEN`
+  characters a token (rounded up; the simulator has no tokenizer);
 - response ``AUDIO`` = the audio this model turn sent, at :data:`AUDIO_TOKENS_PER_S`
   (rounded down); no cached content (the native-audio models do not support caching).
 
@@ -74,7 +74,6 @@ import binascii
 import json
 import re
 import secrets
-import time
 from typing import Any
 
 import numpy as np
@@ -84,7 +83,11 @@ from app.audio.pcm import int16_to_bytes
 from app.providers.gemini.casing import camel as _camel
 from app.providers.gemini.casing import get_field as _get
 from app.providers.gemini.casing import snake as _snake
-from app.sim.engine import OUT_RATE, Conversation, InputConfig, ResponseRun, SpeechEdge
+from app.sim.audio_input import InputConfig, SpeechEdge
+from app.sim.engine import Conversation
+from app.sim.gemini_setup import Invalid, obj_field, read_setup
+from app.sim.response import OUT_RATE, ResponseRun
+from app.sim.tokens import text_tokens
 
 #: Output audio MIME type (the service's only output format).
 OUTPUT_MIME = f"audio/pcm;rate={OUT_RATE}"
@@ -92,54 +95,19 @@ OUTPUT_MIME = f"audio/pcm;rate={OUT_RATE}"
 INPUT_RATES = {16000: "pcm16", 24000: "pcm"}
 #: Audio tokens per second (ai.google.dev token counting: 32 tokens per second of audio).
 AUDIO_TOKENS_PER_S = 32
-#: Characters per text token: the simulator's stand-in for a tokenizer (not Google's).
-CHARS_PER_TEXT_TOKEN = 4
 #: Close code for a bad client message (the service's "Request contains an invalid
 #: argument" / "Invalid JSON payload received").
 CLOSE_INVALID = 1007
 CLOSE_INTERNAL = 1011
 
 _CLIENT_KEYS = ("setup", "clientContent", "realtimeInput", "toolResponse")
-_SETUP_KEYS = frozenset({
-    "model", "generationConfig", "systemInstruction", "tools", "realtimeInputConfig",
-    "sessionResumption", "contextWindowCompression", "inputAudioTranscription",
-    "outputAudioTranscription", "proactivity", "explicitVadSignal", "historyConfig",
-    "avatarConfig", "safetySettings", "labels",
-})
 _REALTIME_KEYS = ("audio", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd",
                   "text", "video")
 _RATE = re.compile(r"rate=(\d+)")
 
 
-class _Invalid(Exception):
-    """A client message the service would refuse (the socket is closed with 1007)."""
-
-
 def _has(obj: dict[str, Any], name: str) -> bool:
     return name in obj or _snake(name) in obj
-
-
-def _obj(obj: dict[str, Any], name: str, where: str) -> dict[str, Any] | None:
-    value = _get(obj, name)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise _Invalid(f"Invalid value at '{where}.{name}': expected an object.")
-    return value
-
-
-def _text_tokens(text: str) -> int:
-    """The simulator's token count of ``text`` (:data:`CHARS_PER_TEXT_TOKEN`, rounded up)."""
-    return -(-len(text) // CHARS_PER_TEXT_TOKEN)
-
-
-def _texts(content: Any) -> list[str]:
-    """The texts of a ``Content`` (``{parts: [{text}]}``), or of a plain string."""
-    if isinstance(content, str):
-        return [content]
-    parts = content.get("parts") if isinstance(content, dict) else None
-    return [p["text"] for p in parts or []
-            if isinstance(p, dict) and isinstance(p.get("text"), str)]
 
 
 def _duration(ms: float) -> str:
@@ -155,6 +123,7 @@ class GeminiConversation(Conversation):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.dialect = self
         self.cfg = InputConfig(codec="pcm16")
         self.audio.set_codec("pcm16")
         self.set_up = False
@@ -195,7 +164,7 @@ class GeminiConversation(Conversation):
     ) -> int:
         """Gemini has no error message: close the socket with 1011 and the message."""
         self.truth.record("error_sent", turn, code=code, message=message)
-        t = time.monotonic_ns()
+        t = self.clock.now_ns()
         await self.close(CLOSE_INTERNAL, message)
         return t
 
@@ -206,83 +175,55 @@ class GeminiConversation(Conversation):
             try:
                 msg = json.loads(text)
             except (ValueError, RecursionError):
-                raise _Invalid("Invalid JSON payload received.") from None
+                raise Invalid("Invalid JSON payload received.") from None
             if not isinstance(msg, dict):
-                raise _Invalid("Invalid JSON payload received. Expected an object.")
+                raise Invalid("Invalid JSON payload received. Expected an object.")
             present = [k for k in _CLIENT_KEYS if _has(msg, k)]
             for key in msg:
                 if _camel(key) not in _CLIENT_KEYS:
-                    raise _Invalid(f'Invalid JSON payload received. Unknown name "{key[:60]}":'
+                    raise Invalid(f'Invalid JSON payload received. Unknown name "{key[:60]}":'
                                    " Cannot find field.")
             if len(present) != 1:
-                raise _Invalid("A client message must carry exactly one of setup, "
+                raise Invalid("A client message must carry exactly one of setup, "
                                "clientContent, realtimeInput, toolResponse.")
             kind = present[0]
-            body = _obj(msg, kind, "")
+            body = obj_field(msg, kind, "")
             if body is None:
-                raise _Invalid(f"Invalid value at '{kind}': expected an object.")
+                raise Invalid(f"Invalid value at '{kind}': expected an object.")
             if kind == "setup":
                 await self._on_setup(body)
                 return
             if not self.set_up:
-                raise _Invalid("The first message must be setup.")
+                raise Invalid("The first message must be setup.")
             if kind == "realtimeInput":
                 await self._on_realtime_input(body, t_recv_ns)
             elif kind == "toolResponse":
                 self._on_tool_response(body)
             else:
                 self._on_client_content(body)
-        except _Invalid as e:
+        except Invalid as e:
             await self._refuse(str(e))
 
     async def _on_setup(self, setup: dict[str, Any]) -> None:
         if self.set_up:
-            raise _Invalid("setup may only be sent once, as the first message.")
-        for key in setup:
-            if _camel(key) not in _SETUP_KEYS:
-                raise _Invalid(f'Invalid JSON payload received. Unknown name "{key[:60]}" at '
-                               "'setup': Cannot find field.")
-        model = _get(setup, "model")
-        if not isinstance(model, str) or not model.strip():
-            raise _Invalid("setup.model is required.")
-        self.model = model
-        gen = _obj(setup, "generationConfig", "setup") or {}
-        modalities = _get(gen, "responseModalities") or ["AUDIO"]
-        if not isinstance(modalities, list) or [str(m).upper() for m in modalities] != ["AUDIO"]:
-            raise _Invalid("The simulator only supports responseModalities [AUDIO].")
-        ric = _obj(setup, "realtimeInputConfig", "setup") or {}
-        aad = _obj(ric, "automaticActivityDetection", "setup.realtimeInputConfig") or {}
-        silence = _get(aad, "silenceDurationMs")
-        prefix = _get(aad, "prefixPaddingMs")
-        handling = _get(ric, "activityHandling") or "START_OF_ACTIVITY_INTERRUPTS"
-        self.input_transcription = _get(setup, "inputAudioTranscription") is not None
-        self._ctx_text = sum(_text_tokens(t) for t in _texts(_get(setup, "systemInstruction")))
-        self.output_transcription = _get(setup, "outputAudioTranscription") is not None
-        sr = _obj(setup, "sessionResumption", "setup")
-        self.resumption = sr is not None
-        tools = _get(setup, "tools") or []
-        for tool in tools if isinstance(tools, list) else []:
-            decls = _get(tool, "functionDeclarations") if isinstance(tool, dict) else None
-            for d in decls if isinstance(decls, list) else []:
-                if isinstance(d, dict) and isinstance(d.get("name"), str):
-                    self.tools.append(d["name"])
-        handle = _get(sr, "handle") if sr is not None else None
+            raise Invalid("setup may only be sent once, as the first message.")
+        got = read_setup(setup)
+        self.model = got.model
+        self.input_transcription = got.input_transcription
+        self.output_transcription = got.output_transcription
+        self._ctx_text = sum(text_tokens(t) for t in got.system_texts)
+        self.resumption = got.resumption
+        self.tools.extend(got.tools)
+        handle = got.handle
         if handle:
             if not isinstance(handle, str) or handle not in self.state.handles:
-                raise _Invalid("Invalid session resumption handle.")
+                raise Invalid("Invalid session resumption handle.")
             if not self.scenario.continue_on_reconnect:
-                self._local_turn = self.state.handles[handle]
+                self.resume_at(self.state.handles[handle])
             self.truth.record("resumed", self.peek_turn(), handle=handle, index=self.index)
-        self.configure(InputConfig(
-            codec="pcm16",
-            vad=not bool(_get(aad, "disabled")),
-            silence_ms=int(silence) if isinstance(silence, int | float) else 500,
-            prefix_ms=int(prefix) if isinstance(prefix, int | float) else 300,
-            create_response=True,
-            interrupt_response=handling != "NO_INTERRUPTION",
-        ))
+        self.configure(got.input_config)
         self.set_up = True
-        self.truth.record("client_event", None, type="setup", model=model,
+        self.truth.record("client_event", None, type="setup", model=got.model,
                           vad=self.cfg.vad, silence_ms=self.cfg.silence_ms,
                           resumption=self.resumption, tools=list(self.tools))
         await self.emit({"setupComplete": {}}, None)
@@ -291,105 +232,98 @@ class GeminiConversation(Conversation):
     async def _on_realtime_input(self, ri: dict[str, Any], t_recv: int) -> None:
         present = [k for k in _REALTIME_KEYS if _has(ri, k)]
         if len(present) != 1:
-            raise _Invalid("realtimeInput must carry exactly one input.")
+            raise Invalid("realtimeInput must carry exactly one input.")
         kind = present[0]
         value = _get(ri, kind)
         if kind == "audio":
             await self._on_blob(value, t_recv, "realtimeInput.audio")
         elif kind == "mediaChunks":
             if not isinstance(value, list):
-                raise _Invalid("Invalid value at 'realtimeInput.mediaChunks'.")
+                raise Invalid("Invalid value at 'realtimeInput.mediaChunks'.")
             for blob in value:
                 await self._on_blob(blob, t_recv, "realtimeInput.mediaChunks")
         elif kind in ("activityStart", "activityEnd"):
             await self._on_activity(kind, t_recv)
         elif kind == "text":
             if not isinstance(value, str):
-                raise _Invalid("Invalid value at 'realtimeInput.text'.")
+                raise Invalid("Invalid value at 'realtimeInput.text'.")
             self._text_turn(value)
         else:  # audioStreamEnd, video: nothing to simulate
             self.truth.record("client_event", self.peek_turn(), type=f"realtimeInput.{kind}")
 
     async def _on_blob(self, blob: Any, t_recv: int, where: str) -> None:
         if not isinstance(blob, dict):
-            raise _Invalid(f"Invalid value at '{where}': expected a Blob.")
+            raise Invalid(f"Invalid value at '{where}': expected a Blob.")
         mime = _get(blob, "mimeType")
         data = _get(blob, "data")
         if not isinstance(mime, str) or not isinstance(data, str):
-            raise _Invalid(f"'{where}' needs data and mimeType.")
+            raise Invalid(f"'{where}' needs data and mimeType.")
         if not mime.lower().startswith("audio/"):
             return  # an image or video frame: not simulated
         m = _RATE.search(mime)
         rate = int(m.group(1)) if m else 16000
         codec = INPUT_RATES.get(rate)
         if not mime.lower().startswith("audio/pcm") or codec is None:
-            raise _Invalid(f"Unsupported audio mimeType '{mime[:60]}' (the simulator takes "
+            raise Invalid(f"Unsupported audio mimeType '{mime[:60]}' (the simulator takes "
                            "audio/pcm;rate=16000 or 24000).")
         try:
             payload = base64.b64decode(data.replace("-", "+").replace("_", "/")
                                        + "=" * (-len(data) % 4), validate=True)
         except (binascii.Error, ValueError):
-            raise _Invalid(f"Invalid value at '{where}.data': not base64.") from None
+            raise Invalid(f"Invalid value at '{where}.data': not base64.") from None
         if len(payload) % 2:
-            raise _Invalid(f"Invalid value at '{where}.data': not whole PCM16 samples.")
+            raise Invalid(f"Invalid value at '{where}.data': not whole PCM16 samples.")
         self.audio.set_codec(codec)
         self.cfg.codec = codec
         await self.on_audio(payload, t_recv)
 
     async def _on_activity(self, kind: str, t_recv: int) -> None:
         if self.cfg.vad:
-            raise _Invalid(f"{kind} is only allowed when automatic activity detection is "
+            raise Invalid(f"{kind} is only allowed when automatic activity detection is "
                            "disabled.")
         self.truth.record("client_event", self.peek_turn(), type=f"realtimeInput.{kind}")
         edge = SpeechEdge(kind == "activityStart", self.audio.fed16, t_recv)
-        if edge.speaking:
-            await self._on_speech_start(edge)
-        else:
-            await self._on_speech_end(edge)
+        await self.on_speech_edge(edge)
 
     def _on_tool_response(self, body: dict[str, Any]) -> None:
         responses = _get(body, "functionResponses")
         if not isinstance(responses, list):
-            raise _Invalid("toolResponse.functionResponses must be a list.")
+            raise Invalid("toolResponse.functionResponses must be a list.")
         answered = False
         for fr in responses:
             if not isinstance(fr, dict):
-                raise _Invalid("toolResponse.functionResponses[] must be objects.")
+                raise Invalid("toolResponse.functionResponses[] must be objects.")
             call_id = fr.get("id")
             if not isinstance(call_id, str):  # no id: match the pending call by name
                 name = fr.get("name")
-                pending = {**self.state.awaiting_tool, **self._awaiting_tool}
+                pending = {**self.state.awaiting_tool, **self.awaiting_tool}
                 call_id = next((c for c, r in pending.items()
                                 if r.tool is not None and r.tool.name == name), "")
-            answered |= call_id in self._awaiting_tool or call_id in self.state.awaiting_tool
+            answered |= call_id in self.awaiting_tool or call_id in self.state.awaiting_tool
             self.on_tool_output(call_id)
-            self._ctx_text += _text_tokens(json.dumps(fr.get("response")))
+            self._ctx_text += text_tokens(json.dumps(fr.get("response")))
         if answered:
             self._start_followup()
 
     def _start_followup(self) -> None:
         """Continue the model turn after a tool result (no ``response.create`` needed)."""
-        done = self._tool_ready.pop(0)
-        self._tool_ready.clear()
-        tool = done.tool
-        assert tool is not None
-        run = self.make_run(done.turn, "followup", tool.after_result, done.timing,
-                            tool.followup_first_audio_ms)
-        self.start_response(run, time.monotonic_ns() + int(run.timing.response_delay_ms * 1e6))
+        done = self.tool_ready.pop(0)
+        self.tool_ready.clear()
+        self.start_after(self.followup_run(done))
 
     def _on_client_content(self, body: dict[str, Any]) -> None:
         turns = _get(body, "turns") or []
         if not isinstance(turns, list):
-            raise _Invalid("clientContent.turns must be a list.")
+            raise Invalid("clientContent.turns must be a list.")
         said: list[str] = []
         for content in turns:
             if not isinstance(content, dict):
-                raise _Invalid("clientContent.turns[] must be Content objects.")
+                raise Invalid("clientContent.turns[] must be Content objects.")
             parts = content.get("parts") or []
             texts = [p.get("text") for p in parts if isinstance(p, dict)]
             kinds = [next(iter(p), "") for p in parts if isinstance(p, dict) and p]
             text = " ".join(t for t in texts if isinstance(t, str))
-            self._ctx_text += _text_tokens(text)
+            self._ctx_text += text_tokens(text)
             role = content.get("role")
             self.truth.record("replayed_item", self.peek_turn(), item_type=",".join(kinds),
                               role=role, text=text)
@@ -402,10 +336,9 @@ class GeminiConversation(Conversation):
         """A typed caller turn: the next scripted turn answers it."""
         turn = self.take_turn()
         self.truth.record("client_event", turn, type="text_turn", text=text)
-        run = self._turn_run(turn, "turn")
+        run = self.turn_run(turn, "turn")
         if run is not None:
-            delay = int(run.timing.response_delay_ms * 1e6)
-            self.start_response(run, time.monotonic_ns() + delay)
+            self.start_after(run)
 
     # --- engine hooks ----------------------------------------------------------------------
 
@@ -413,27 +346,27 @@ class GeminiConversation(Conversation):
         """Nothing: the service speaks only after ``setup``."""
 
     async def send_speech_started(self, turn: int, item_id: str, audio_start_ms: int) -> int:
-        return time.monotonic_ns()
+        return self.clock.now_ns()
 
     async def send_speech_stopped(self, turn: int, item_id: str, audio_end_ms: int) -> int:
-        return time.monotonic_ns()
+        return self.clock.now_ns()
 
     async def send_user_item(
         self, turn: int, item_id: str, prev_id: str | None, audio_ms: float
     ) -> int:
-        return time.monotonic_ns()
+        return self.clock.now_ns()
 
     async def send_input_transcript(self, turn: int, item_id: str, text: str) -> int:
         if not self.input_transcription:
-            return time.monotonic_ns()
+            return self.clock.now_ns()
         return await self._content(turn, inputTranscription={"text": text, "finished": True})
 
     async def send_response_created(self, run: ResponseRun) -> int | None:
-        run.extra["words"] = []
+        run.pending_words.clear()
         return None
 
     async def send_message_start(self, run: ResponseRun) -> int:
-        return time.monotonic_ns()
+        return self.clock.now_ns()
 
     async def send_audio(self, run: ResponseRun, chunk: NDArray[np.int16]) -> int:
         data = base64.b64encode(int16_to_bytes(chunk)).decode("ascii")
@@ -445,11 +378,11 @@ class GeminiConversation(Conversation):
     async def send_text_delta(self, run: ResponseRun, delta: str) -> int:
         # Held back until after the audio it belongs to: transcription follows the audio
         # on the service, and must not be the first sign of a new model turn.
-        run.extra.setdefault("words", []).append(delta)
-        return time.monotonic_ns()
+        run.pending_words.append(delta)
+        return self.clock.now_ns()
 
     async def _flush_words(self, run: ResponseRun) -> None:
-        words: list[str] = run.extra.get("words", [])
+        words = run.pending_words
         if words and self.output_transcription:
             text = "".join(words)
             words.clear()
@@ -460,8 +393,8 @@ class GeminiConversation(Conversation):
         cancelled = run.cancel.is_set()
         if not cancelled:
             await self._flush_words(run)
-        t = time.monotonic_ns()
-        if not run.extra.get("created_logged"):
+        t = self.clock.now_ns()
+        if not run.created_logged:
             return t  # nothing of this model turn went out
         if cancelled:
             t = await self._content(run.turn, interrupted=True)
@@ -473,12 +406,12 @@ class GeminiConversation(Conversation):
 
     async def send_function_call(self, run: ResponseRun) -> int:
         assert run.tool is not None
-        self._awaiting_tool[run.call_id] = run  # before sending: the answer may be quick
+        self.awaiting_tool[run.call_id] = run  # before sending: the answer may be quick
         call = {"id": run.call_id, "name": run.tool.name, "args": dict(run.tool.arguments)}
         return await self._send_run(run, {"toolCall": {"functionCalls": [call]}})
 
     async def send_response_done(self, run: ResponseRun) -> int | None:
-        if not run.extra.get("created_logged"):
+        if not run.created_logged:
             return None
         turn_ms = self._turn_out_ms.pop(run.turn, 0.0) + run.sent_ms
         if run.tool is not None and run.status == "completed":

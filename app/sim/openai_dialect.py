@@ -23,13 +23,13 @@ The simulator's rule, deterministic from what it received and sent:
 - input audio = caller audio committed so far at :data:`USER_AUDIO_TOKENS_PER_S` (1 token
   per 100 ms), plus the output audio tokens of every earlier response of the connection;
 - input text = the session instructions, the tool definitions and every text item the
-  client added (tool results, replayed messages), at :data:`CHARS_PER_TEXT_TOKEN`
+  client added (tool results, replayed messages), at :data:`app.sim.tokens.CHARS_PER_TEXT_TOKEN`
   characters a token (rounded up; the simulator has no tokenizer), plus the output text
   tokens of earlier responses;
 - cached = the previous response's input (text and audio), which is a prefix of this one;
 - output audio = audio sent at :data:`ASSISTANT_AUDIO_TOKENS_PER_S` (1 token per 50 ms,
   rounded down); output text = the transcript sent plus the function-call arguments, at
-  :data:`CHARS_PER_TEXT_TOKEN` characters a token.
+  :data:`app.sim.tokens.CHARS_PER_TEXT_TOKEN` characters a token.
 
 Each usage sent is also logged in the ground truth as a ``usage`` record (``response_id``,
 ``usage``: the object as sent).
@@ -51,82 +51,16 @@ from numpy.typing import NDArray
 from app.audio.g711 import alaw_encode, ulaw_encode
 from app.audio.pcm import int16_to_bytes
 from app.audio.resample import StreamResampler
-from app.sim.engine import OUT_RATE, Conversation, InputConfig, ResponseRun, new_id
+from app.sim.audio_input import InputConfig
+from app.sim.engine import Conversation
+from app.sim.openai_session import BadRequest, codec_of, default_session, merged_session
+from app.sim.response import OUT_RATE, ResponseRun, new_id
+from app.sim.tokens import text_tokens
 
 #: Caller (user) audio tokens per second of audio: 1 per 100 ms (realtime-costs guide).
 USER_AUDIO_TOKENS_PER_S = 10
 #: Agent (assistant) audio tokens per second of audio: 1 per 50 ms (realtime-costs guide).
 ASSISTANT_AUDIO_TOKENS_PER_S = 20
-#: Characters per text token: the simulator's stand-in for a tokenizer (not OpenAI's).
-CHARS_PER_TEXT_TOKEN = 4
-
-_FORMATS = ("audio/pcm", "audio/pcmu", "audio/pcma")
-_SESSION_KEYS = frozenset({
-    "type", "model", "instructions", "output_modalities", "audio", "tools", "tool_choice",
-    "max_output_tokens", "tracing", "truncation", "prompt", "include", "reasoning",
-    "parallel_tool_calls",
-})
-_INPUT_KEYS = frozenset({"format", "transcription", "noise_reduction", "turn_detection"})
-_OUTPUT_KEYS = frozenset({"format", "voice", "speed"})
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str, code: str = "invalid_value", param: str | None = None):
-        super().__init__(message)
-        self.code = code
-        self.param = param
-
-
-def default_session(model: str) -> dict[str, Any]:
-    """The GA session the simulator reports in ``session.created``."""
-    return {
-        "type": "realtime",
-        "model": model,
-        "output_modalities": ["audio"],
-        "instructions": "You are a simulated voice agent (voiceprobe simulator).",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "truncation": "auto",
-        "prompt": None,
-        "include": None,
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": _full_turn_detection({"type": "server_vad"}),
-            },
-            "output": {
-                "format": {"type": "audio/pcm", "rate": 24000},
-                "voice": "marin",
-                "speed": 1.0,
-            },
-        },
-    }
-
-
-def _full_turn_detection(td: dict[str, Any]) -> dict[str, Any]:
-    if td.get("type") == "semantic_vad":
-        base: dict[str, Any] = {"type": "semantic_vad", "eagerness": "auto",
-                                "create_response": True, "interrupt_response": True}
-    else:
-        base = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
-                "silence_duration_ms": 500, "create_response": True,
-                "interrupt_response": True, "idle_timeout_ms": None}
-    base.update(td)
-    return base
-
-
-def text_tokens(text: str) -> int:
-    """The simulator's token count of ``text`` (:data:`CHARS_PER_TEXT_TOKEN`, rounded up)."""
-    return -(-len(text) // CHARS_PER_TEXT_TOKEN)
-
-
-def _codec(fmt: dict[str, Any] | None) -> str:
-    t = (fmt or {}).get("type", "audio/pcm")
-    return {"audio/pcmu": "pcmu", "audio/pcma": "pcma"}.get(t, "pcm")
 
 
 class OpenAIConversation(Conversation):
@@ -138,6 +72,7 @@ class OpenAIConversation(Conversation):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.dialect = self
         self.session = default_session(self.model or "gpt-realtime")
         self._user_audio_ms: dict[str, float] = {}
         self._conversation_id = new_id("conv")
@@ -164,7 +99,7 @@ class OpenAIConversation(Conversation):
         return await self._send(turn, "error", error=err)
 
     def _out_codec(self) -> str:
-        return _codec(self.session["audio"]["output"].get("format"))
+        return codec_of(self.session["audio"]["output"].get("format"))
 
     # --- client events ---------------------------------------------------------------------
 
@@ -174,52 +109,32 @@ class OpenAIConversation(Conversation):
             try:
                 msg = json.loads(text)
             except (ValueError, RecursionError):
-                raise _BadRequest("The server could not parse your JSON message.",
-                                  "invalid_json") from None
+                raise BadRequest("The server could not parse your JSON message.",
+                                 "invalid_json") from None
             if not isinstance(msg, dict):
-                raise _BadRequest("Expected a JSON object.", "invalid_json")
+                raise BadRequest("Expected a JSON object.", "invalid_json")
             eid = msg.get("event_id")
             event_id = eid if isinstance(eid, str) else None
             kind = msg.get("type")
             if not isinstance(kind, str):
-                raise _BadRequest("Missing required parameter: 'type'.",
-                                  "missing_required_parameter", "type")
+                raise BadRequest("Missing required parameter: 'type'.",
+                                 "missing_required_parameter", "type")
             handler = _HANDLERS.get(kind)
             if handler is None:
-                raise _BadRequest(f"Invalid value: '{kind[:80]}'. Unsupported event type.",
-                                  "invalid_value", "type")
+                raise BadRequest(f"Invalid value: '{kind[:80]}'. Unsupported event type.",
+                                 "invalid_value", "type")
             await handler(self, msg, t_recv_ns)
-        except _BadRequest as e:
+        except BadRequest as e:
             await self.send_error(self.peek_turn(), "invalid_request_error", e.code, str(e),
                                   e.param, event_id)
 
     async def _on_session_update(self, msg: dict[str, Any], _t: int) -> None:
-        sess = msg.get("session")
-        if not isinstance(sess, dict):
-            raise _BadRequest("Missing required parameter: 'session'.",
-                              "missing_required_parameter", "session")
-        if "type" not in sess:
-            raise _BadRequest("Missing required parameter: 'session.type'.",
-                              "missing_required_parameter", "session.type")
-        if sess["type"] != "realtime":
-            raise _BadRequest("The simulator only supports session.type 'realtime'.",
-                              "invalid_value", "session.type")
-        for k in sess:
-            if k not in _SESSION_KEYS:
-                raise _BadRequest(f"Unknown parameter: 'session.{k}'.", "unknown_parameter",
-                                  f"session.{k}")
-        new = copy.deepcopy(self.session)
-        for k, v in sess.items():
-            if k != "audio":
-                new[k] = copy.deepcopy(v)
-        audio = sess.get("audio")
-        if audio is not None:
-            self._merge_audio(new, audio)
+        new = merged_session(self.session, msg.get("session"))
         self.session = new
         inp = new["audio"]["input"]
         td = inp.get("turn_detection")
         self.configure(InputConfig(
-            codec=_codec(inp.get("format")),
+            codec=codec_of(inp.get("format")),
             vad=td is not None,
             silence_ms=int((td or {}).get("silence_duration_ms") or 500),
             prefix_ms=int((td or {}).get("prefix_padding_ms") or 300),
@@ -231,53 +146,23 @@ class OpenAIConversation(Conversation):
         await self._send(None, "session.updated", session=self.session)
         self.start_greeting()
 
-    def _merge_audio(self, new: dict[str, Any], audio: Any) -> None:
-        if not isinstance(audio, dict):
-            raise _BadRequest("Invalid type for 'session.audio': expected an object.",
-                              "invalid_type", "session.audio")
-        for side, keys in (("input", _INPUT_KEYS), ("output", _OUTPUT_KEYS)):
-            part = audio.get(side)
-            if part is None:
-                continue
-            if not isinstance(part, dict):
-                raise _BadRequest(f"Invalid type for 'session.audio.{side}'.", "invalid_type",
-                                  f"session.audio.{side}")
-            for k, v in part.items():
-                where = f"session.audio.{side}.{k}"
-                if k not in keys:
-                    raise _BadRequest(f"Unknown parameter: '{where}'.", "unknown_parameter",
-                                      where)
-                if k == "format":
-                    v = _check_format(v, where)
-                if k == "turn_detection" and v is not None:
-                    if not isinstance(v, dict) or v.get("type") not in ("server_vad",
-                                                                        "semantic_vad"):
-                        raise _BadRequest(f"Invalid value for '{where}'.", "invalid_value",
-                                          f"{where}.type")
-                    v = _full_turn_detection(v)
-                new["audio"][side][k] = copy.deepcopy(v)
-        for k in audio:
-            if k not in ("input", "output"):
-                raise _BadRequest(f"Unknown parameter: 'session.audio.{k}'.",
-                                  "unknown_parameter", f"session.audio.{k}")
-
     async def _on_append(self, msg: dict[str, Any], t_recv: int) -> None:
         audio = msg.get("audio")
         if not isinstance(audio, str):
-            raise _BadRequest("Missing required parameter: 'audio'.",
-                              "missing_required_parameter", "audio")
+            raise BadRequest("Missing required parameter: 'audio'.",
+                             "missing_required_parameter", "audio")
         try:
             payload = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
-            raise _BadRequest("Invalid 'audio'. Expected base64-encoded audio bytes.",
-                              "invalid_value", "audio") from None
+            raise BadRequest("Invalid 'audio'. Expected base64-encoded audio bytes.",
+                             "invalid_value", "audio") from None
         await self.on_audio(payload, t_recv)
 
     async def _on_commit(self, _msg: dict[str, Any], _t: int) -> None:
         self.truth.record("client_event", self.peek_turn(), type="input_audio_buffer.commit")
         ms = self.audio.uncommitted_s * 1000.0
         if not await self.request_commit():
-            raise _BadRequest(
+            raise BadRequest(
                 "Error committing input audio buffer: buffer too small. Expected at least "
                 f"100ms of audio, but buffer only has {ms:.2f}ms of audio.",
                 "input_audio_buffer_commit_empty",
@@ -293,8 +178,8 @@ class OpenAIConversation(Conversation):
         if not isinstance(item, dict) or item.get("type") not in (
             "message", "function_call", "function_call_output"
         ):
-            raise _BadRequest("Invalid 'item': expected a message, function_call or "
-                              "function_call_output item.", "invalid_value", "item.type")
+            raise BadRequest("Invalid 'item': expected a message, function_call or "
+                             "function_call_output item.", "invalid_value", "item.type")
         item = copy.deepcopy(item)
         item.setdefault("id", new_id("item"))
         item["object"] = "realtime.item"
@@ -302,8 +187,8 @@ class OpenAIConversation(Conversation):
         turn = self.peek_turn()
         if item["type"] == "function_call_output":
             if not isinstance(item.get("call_id"), str) or not isinstance(item.get("output"), str):
-                raise _BadRequest("Missing required parameter: 'item.call_id' or 'item.output'.",
-                                  "missing_required_parameter", "item.call_id")
+                raise BadRequest("Missing required parameter: 'item.call_id' or 'item.output'.",
+                                 "missing_required_parameter", "item.call_id")
             self.on_tool_output(item["call_id"])
         # Billed as input text by every later response.
         self._ctx_item_text += sum(text_tokens(v) for v in _item_texts(item))
@@ -323,35 +208,35 @@ class OpenAIConversation(Conversation):
     async def _on_item_delete(self, msg: dict[str, Any], _t: int) -> None:
         item_id = msg.get("item_id")
         if not isinstance(item_id, str):
-            raise _BadRequest("Missing required parameter: 'item_id'.",
-                              "missing_required_parameter", "item_id")
+            raise BadRequest("Missing required parameter: 'item_id'.",
+                             "missing_required_parameter", "item_id")
         await self._send(self.peek_turn(), "conversation.item.deleted", item_id=item_id)
 
     async def _on_truncate(self, msg: dict[str, Any], _t: int) -> None:
         item_id, ci, end = msg.get("item_id"), msg.get("content_index", 0), msg.get("audio_end_ms")
         if not isinstance(item_id, str) or isinstance(end, bool) or not isinstance(end, int):
-            raise _BadRequest("Missing required parameter: 'item_id' or 'audio_end_ms'.",
-                              "missing_required_parameter", "audio_end_ms")
+            raise BadRequest("Missing required parameter: 'item_id' or 'audio_end_ms'.",
+                             "missing_required_parameter", "audio_end_ms")
         if isinstance(ci, bool) or not isinstance(ci, int):
-            raise _BadRequest("Invalid type for 'content_index'.", "invalid_type",
-                              "content_index")
+            raise BadRequest("Invalid type for 'content_index'.", "invalid_type",
+                             "content_index")
         ok, sent = self.truncate(item_id, end)
         turn = self.peek_turn()
         if ok:
             await self._send(turn, "conversation.item.truncated", item_id=item_id,
                              content_index=ci, audio_end_ms=end)
         elif sent is None:
-            raise _BadRequest("Only model output audio messages can be truncated",
-                              "unsupported_content_type", "item_id")
+            raise BadRequest("Only model output audio messages can be truncated",
+                             "unsupported_content_type", "item_id")
         else:
-            raise _BadRequest(f"Audio content of {int(sent)}ms is already shorter than "
-                              f"{end}ms", "invalid_value", "audio_end_ms")
+            raise BadRequest(f"Audio content of {int(sent)}ms is already shorter than "
+                             f"{end}ms", "invalid_value", "audio_end_ms")
 
     async def _on_response_create(self, _msg: dict[str, Any], _t: int) -> None:
         self.truth.record("client_event", self.peek_turn(), type="response.create")
         problem = self.request_response()
         if problem is not None:
-            raise _BadRequest(problem, "conversation_already_has_active_response")
+            raise BadRequest(problem, "conversation_already_has_active_response")
 
     async def _on_response_cancel(self, msg: dict[str, Any], _t: int) -> None:
         self.truth.record("client_event", self.peek_turn(), type="response.cancel")
@@ -360,12 +245,12 @@ class OpenAIConversation(Conversation):
         if run is not None and isinstance(rid, str) and rid != run.response_id:
             run = None
         if not self.cancel_response(run, "client_cancelled"):
-            raise _BadRequest("Cancellation failed: no active response found",
-                              "response_cancel_not_active")
+            raise BadRequest("Cancellation failed: no active response found",
+                             "response_cancel_not_active")
 
     async def _on_unsupported(self, msg: dict[str, Any], _t: int) -> None:
-        raise _BadRequest(f"The simulator does not support '{msg.get('type')}'.",
-                          "invalid_value", "type")
+        raise BadRequest(f"The simulator does not support '{msg.get('type')}'.",
+                         "invalid_value", "type")
 
     # --- engine hooks ----------------------------------------------------------------------
 
@@ -444,17 +329,17 @@ class OpenAIConversation(Conversation):
                          item_id=run.message_item_id, output_index=0, content_index=0,
                          part={"type": "audio", "transcript": ""})
         codec = self._out_codec()
-        run.extra["codec"] = codec
+        run.out_codec = codec
         if codec != "pcm":
-            run.extra["rs"] = StreamResampler(OUT_RATE, 8000)
+            run.out_resampler = StreamResampler(OUT_RATE, 8000)
         return t
 
     async def send_audio(self, run: ResponseRun, chunk: NDArray[np.int16]) -> int:
-        codec = run.extra.get("codec", "pcm")
-        if codec == "pcm":
+        codec = run.out_codec
+        if codec == "pcm" or run.out_resampler is None:
             data = int16_to_bytes(chunk)
         else:
-            y = run.extra["rs"].process(chunk)
+            y = run.out_resampler.process(chunk)
             data = ulaw_encode(y) if codec == "pcmu" else alaw_encode(y)
         return await self._send(run.turn, "response.output_audio.delta",
                                 response_id=run.response_id, item_id=run.message_item_id,
@@ -476,7 +361,7 @@ class OpenAIConversation(Conversation):
         await self._send(run.turn, "response.content_part.done",
                          part={"type": "audio", "transcript": run.transcript_sent}, **ids)
         item = self._message_item(run, status)
-        run.extra.setdefault("output", []).append(item)
+        run.output_items.append(item)
         await self._send(run.turn, "response.output_item.done", response_id=run.response_id,
                          output_index=0, item=item)
         await self._send(run.turn, "conversation.item.done", item=item,
@@ -500,7 +385,7 @@ class OpenAIConversation(Conversation):
         t = await self._send(run.turn, "response.function_call_arguments.done", arguments=args,
                              name=run.tool.name, **ids)
         item = self._call_item(run, "completed")
-        run.extra.setdefault("output", []).append(item)
+        run.output_items.append(item)
         await self._send(run.turn, "response.output_item.done", response_id=run.response_id,
                          output_index=index, item=item)
         await self._send(run.turn, "conversation.item.done", item=item, previous_item_id=prev)
@@ -508,7 +393,7 @@ class OpenAIConversation(Conversation):
 
     async def send_response_done(self, run: ResponseRun) -> int:
         resp = self._response(run, run.status)
-        resp["output"] = run.extra.get("output", [])
+        resp["output"] = run.output_items
         usage = self._usage(run)
         resp["usage"] = usage
         self.truth.record("usage", run.turn, response_id=run.response_id,
@@ -556,20 +441,6 @@ def _item_texts(item: dict[str, Any]) -> list[str]:
         return []
     return [t for c in content if isinstance(c, dict)
             for t in (c.get("text"), c.get("transcript")) if isinstance(t, str)]
-
-
-def _check_format(v: Any, where: str) -> dict[str, Any]:
-    if not isinstance(v, dict) or v.get("type") not in _FORMATS:
-        raise _BadRequest(f"Invalid value for '{where}.type'. Supported values are: "
-                          + ", ".join(f"'{f}'" for f in _FORMATS) + ".", "invalid_value",
-                          f"{where}.type")
-    if v["type"] == "audio/pcm":
-        rate = v.get("rate", 24000)
-        if rate != 24000:
-            raise _BadRequest(f"Invalid value for '{where}.rate'. Only 24000 is supported.",
-                              "invalid_value", f"{where}.rate")
-        return {"type": "audio/pcm", "rate": 24000}
-    return {"type": v["type"]}
 
 
 _HANDLERS = {

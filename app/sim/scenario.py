@@ -99,11 +99,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from app.bounded_yaml import kind_of, load_yaml
+from app.bounded_yaml import FieldReader, kind_of, load_yaml, shown_key
 from app.errors import ConfigError
 
 FAULT_ACTIONS = ("close", "error", "malformed", "stall", "slow_pong", "go_away")
-_TIMING_KEYS = (
+#: The keys of a ``timing`` mapping (a scenario's, a turn's, a suite's ``simulator``).
+TIMING_KEYS = (
     "response_delay_ms",
     "first_audio_ms",
     "chunk_ms",
@@ -208,36 +209,21 @@ class Scenario:
         return turn.voice if turn is not None and turn.voice else self.voice
 
 
-class _Reader:
-    """Validates plain data into records, raising ConfigError with the dotted field."""
+class _ScenarioReader(FieldReader[str | None]):
+    """Validates a scenario's plain data into records; a place is its dotted field name
+    (``turns[0].timing.chunk_ms``; ``None`` for the document itself)."""
+
+    max_text = MAX_TEXT_CHARS
+    max_number = _MAX_MS
 
     def __init__(self, path: str | None) -> None:
         self.path = path
 
-    def fail(self, field_name: str | None, message: str) -> ConfigError:
-        return ConfigError(message, self.path, field_name)
+    def fail(self, where: str | None, problem: str, *, key: bool = False) -> ConfigError:
+        return ConfigError(problem, self.path, where)
 
-    def mapping(self, value: object, where: str | None, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, got {kind_of(value)}")
-        for k in value:
-            if not isinstance(k, str):
-                raise self.fail(where, f"keys must be text, got {kind_of(k)}")
-            if k not in allowed:
-                shown = k if k.isprintable() else repr(k)  # messages are one line
-                raise self.fail(_join(where, shown), "unknown key")
-        return dict(value)
-
-    def text(self, value: object, where: str, *, nonempty: bool = False) -> str:
-        if not isinstance(value, str):
-            raise self.fail(where, f"expected text, got {kind_of(value)}")
-        if nonempty and not value.strip():
-            raise self.fail(where, "must not be empty")
-        if "\0" in value:  # cannot be spoken: espeak-ng takes the text as an argument
-            raise self.fail(where, "must not contain a NUL character")
-        if len(value) > MAX_TEXT_CHARS:
-            raise self.fail(where, f"too long ({len(value)} characters; at most {MAX_TEXT_CHARS})")
-        return value
+    def at(self, where: str | None, step: str | int) -> str:
+        return _join(where, step) if isinstance(step, str) else f"{where or ''}[{step}]"
 
     def voice(self, value: object, where: str) -> str:
         text = self.text(value, where, nonempty=True).strip()
@@ -248,50 +234,10 @@ class _Reader:
     def opt_text(self, value: object, where: str) -> str | None:
         return None if value is None else self.text(value, where)
 
-    def number(
-        self,
-        value: object,
-        where: str,
-        *,
-        lo: float = 0.0,
-        hi: float = _MAX_MS,
-        lo_open: bool = False,
-    ) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(where, f"expected a number, got {kind_of(value)}")
-        try:
-            v = float(value)
-        except OverflowError:  # an integer beyond float range (YAML allows any length)
-            v = math.inf
-        if not math.isfinite(v):
-            raise self.fail(where, "must be a finite number")
-        if v < lo or (lo_open and v <= lo):
-            raise self.fail(where, f"must be {'>' if lo_open else '>='} {lo:g}")
-        if v > hi:
-            raise self.fail(where, f"must be <= {hi:g}")
-        return v
-
-    def integer(self, value: object, where: str, *, lo: int, hi: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"expected an integer, got {kind_of(value)}")
-        if not lo <= value <= hi:
-            raise self.fail(where, f"must be between {lo} and {hi}")
-        return value
-
-    def boolean(self, value: object, where: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(where, f"expected true or false, got {kind_of(value)}")
-        return value
-
-    def listing(self, value: object, where: str) -> list[Any]:
-        if not isinstance(value, list | tuple):
-            raise self.fail(where, f"expected a list, got {kind_of(value)}")
-        return list(value)
-
     # --- records -------------------------------------------------------------------
 
     def timing(self, value: object, where: str, base: Timing) -> Timing:
-        d = self.mapping(value, where, _TIMING_KEYS)
+        d = self.mapping(value, where, TIMING_KEYS)
         kw: dict[str, Any] = {}
         for k in ("response_delay_ms", "first_audio_ms", "transcript_delay_ms"):
             if k in d:
@@ -427,7 +373,7 @@ def scenario_from_dict(data: object, path: str | None = None) -> Scenario:
     Raises:
         ConfigError: for any problem, naming the dotted field; never another exception.
     """
-    r = _Reader(path)
+    r = _ScenarioReader(path)
     keys = (
         "name", "voice_rate", "voice", "default_reply", "greeting", "continue_on_reconnect",
         "session_limit_ms", "timing", "turns", "faults",
@@ -479,19 +425,13 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def _join(where: str | None, key: str) -> str:
-    key = _show(key)
+    key = shown_key(key)
     return key if not where else f"{where}.{key}"
 
 
-def _show(key: str) -> str:
-    """A user-supplied key made safe for a one-line message (escaped, at most 40 chars)."""
-    shown = key.encode("unicode_escape").decode("ascii")
-    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
-
-
-def _check_json(r: _Reader, value: object, where: str, depth: int = 0) -> None:
+def _check_json(r: _ScenarioReader, value: object, where: str, depth: int = 0) -> None:
     """Reject values that cannot be sent as JSON tool arguments."""
     if depth > 32:
         raise r.fail(where, "nested too deeply")

@@ -9,7 +9,7 @@ any path and any (or no) ``Authorization`` / ``api-key`` / ``x-goog-api-key`` he
 records which were present, never a value. Per-message compression is
 off so that send stamps are honest. Every connection gets its own
 :class:`app.sim.engine.Conversation` of the chosen dialect; all connections share one
-:class:`app.sim.engine.SimState`, so a reconnecting client continues at the next turn.
+:class:`app.sim.script.SimState`, so a reconnecting client continues at the next turn.
 
 Threading: :class:`SimServer` lives on the asyncio loop that called :meth:`SimServer.start`;
 :class:`SimThread` runs one on a private loop thread and its methods may be called from
@@ -32,11 +32,13 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
+from app.clock import MONOTONIC, Clock
 from app.errors import ConfigError
-from app.sim.engine import Conversation, SimState
+from app.sim.engine import Conversation
 from app.sim.gemini_dialect import GeminiConversation
 from app.sim.openai_dialect import OpenAIConversation
 from app.sim.scenario import Scenario, load_scenario
+from app.sim.script import SimState
 from app.sim.tls import SelfSignedCert, make_self_signed
 from app.sim.truth import TruthLog
 from app.sim.tts import synthesize
@@ -103,6 +105,7 @@ class SimServer:
             does) instead of text frames.
         ssl_context: serve ``wss://`` with this server context (any dialect; e.g. a
             certificate from a test CA) instead of the dialect's default.
+        clock: every stamp and deadline of the conversations and the ground truth.
 
     Attributes:
         url: the URL, once started.
@@ -122,6 +125,7 @@ class SimServer:
         truth_path: str | None = None,
         binary: bool = False,
         ssl_context: ssl.SSLContext | None = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         if dialect not in DIALECTS:
             raise ConfigError(f"unknown simulator dialect {dialect!r} (have: "
@@ -131,7 +135,8 @@ class SimServer:
         self.port = port
         self.dialect = dialect
         self.state = SimState()
-        self._log = TruthLog(truth_path)
+        self.clock = clock
+        self._log = TruthLog(truth_path, clock)
         self._server: Server | None = None
         self._conversations: set[Conversation] = set()
         self.binary = binary
@@ -203,7 +208,7 @@ class SimServer:
         self._log.record("connection", None, state="open", index=index, path=path,
                          model=model, authorization=bool(cred), credential_headers=cred)
         conv = DIALECTS[self.dialect](self.scenario, self.state, self._log, ws, index,
-                                      model=model, binary=self.binary)
+                                      model=model, binary=self.binary, clock=self.clock)
         delay = conv.faults.pong_delay_ms()
         if delay > 0 and isinstance(ws, _SlowPongConnection):
             ws._delay_pongs(delay / 1000)

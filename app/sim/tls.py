@@ -1,8 +1,8 @@
 """A throwaway self-signed TLS certificate for the simulator's ``wss://`` endpoint.
 
-The Gemini SDK only dials ``wss://`` (PROTOCOLS.md §3 "A local ``ws://`` server does not
-work"), so the Gemini dialect of the simulator serves TLS with a certificate made here: an
-ECDSA P-256 key, valid for one day, for ``127.0.0.1``, ``::1`` and ``localhost``. A client
+The Gemini SDK only dials ``wss://`` (docs/protocols.md#gemini-sdk-types-and-local-testing),
+so the Gemini dialect of the simulator serves TLS with a certificate made here: an ECDSA
+P-256 key, valid for one day, for ``127.0.0.1``, ``::1`` and ``localhost``. A client
 trusts it by loading :attr:`SelfSignedCert.cert_path` as its CA file (the certificate is
 its own issuer, marked as a CA so that OpenSSL accepts it as a trust anchor).
 

@@ -1,8 +1,9 @@
 """Ground truth: what the simulator really sent and received, and when.
 
-Each record is a plain dict ``{"t_ns", "event", "turn", ...}``; ``t_ns`` is
-``time.monotonic_ns()`` taken immediately before the send call (or on receipt), so it
-compares directly with the bridge's stamps. Record kinds (``event``) and their fields:
+Each record is a plain dict ``{"t_ns", "event", "turn", ...}``; ``t_ns`` is the
+simulator's clock (``time.monotonic_ns()`` unless a test injects another) read immediately
+before the send call (or on receipt), so it compares directly with the bridge's stamps.
+Record kinds (``event``) and their fields:
 
 - ``connection``: ``state`` ("open"/"close"), ``index`` (1-based), ``path``, ``model``,
   ``authorization`` (bool: a header was present; its value is never kept),
@@ -45,9 +46,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any, TextIO
+
+from app.clock import MONOTONIC, Clock
 
 
 class TruthLog:
@@ -56,9 +58,11 @@ class TruthLog:
     Args:
         path: if given, every record is appended to this file as one JSON line and
             flushed at once.
+        clock: stamps records given no ``t_ns``.
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, clock: Clock = MONOTONIC) -> None:
+        self._clock = clock
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._file: TextIO | None = None
@@ -70,7 +74,7 @@ class TruthLog:
     ) -> dict[str, Any]:
         """Append one record (stamped now unless ``t_ns`` is given) and return it."""
         rec: dict[str, Any] = {
-            "t_ns": time.monotonic_ns() if t_ns is None else t_ns,
+            "t_ns": self._clock.now_ns() if t_ns is None else t_ns,
             "event": event,
             "turn": turn,
         }

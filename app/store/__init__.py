@@ -1,5 +1,5 @@
-"""Sessions on disk: one folder per session plus a SQLite index (DESIGN.md "Sessions on
-disk").
+"""Sessions on disk: one folder per session plus a SQLite index
+(docs/architecture.md#sessions-on-disk).
 
 The names below are imported on first use (PEP 562), so a command that needs only the
 index (``voiceprobe coverage``) does not pay for the writer's imports (keyring, events).

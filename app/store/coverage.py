@@ -25,7 +25,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from app.errors import ConfigError
-from app.store.index import TAG_COLUMNS, SessionIndex, percentile
+from app.metrics.percentile import percentile
+from app.store.index import TAG_COLUMNS, SessionIndex
 from app.textsafe import printable
 
 #: Dimensions a matrix may be built over: the indexed tags, the condition (noise/line),

@@ -10,7 +10,6 @@ may read and write it from several processes at once. The database (and its
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import StoreError
+from app.metrics.percentile import percentile
+from app.metrics.records import TurnRecord
 from app.private_files import private_dir, private_file
 from app.store.tags import KNOWN_KEYS, dimension_values
 from app.textsafe import safe_text
@@ -104,16 +105,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 VERDICT_FIELDS = ("turn", "source", "verdict", "reason", "note", "who", "at")
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile ``q`` (0–100) of ``values``; ``None`` when empty."""
-    data = sorted(values)
-    if not data:
-        return None
-    pos = (len(data) - 1) * q / 100.0
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
 def _count(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -125,15 +116,15 @@ def _count(value: Any) -> int | None:
 
 
 def _v2v_ms(turns: Sequence[Any]) -> list[float]:
-    out: list[float] = []
-    for turn in turns:
-        if not isinstance(turn, Mapping):
-            continue
-        span = (turn.get("spans") or {}).get("voice_to_voice")
-        ms = span.get("ms") if isinstance(span, Mapping) else None
-        if isinstance(ms, int | float) and not isinstance(ms, bool):
-            out.append(float(ms))
-    return out
+    return [ms for ms in map(_turn_v2v, turns) if ms is not None]
+
+
+def _turn_v2v(turn: Any) -> float | None:
+    """The ``voice_to_voice`` figure of a stored turn (any JSON value), if it has one."""
+    if not isinstance(turn, Mapping):
+        return None
+    ms = TurnRecord.from_dict(turn).voice_to_voice_ms
+    return None if ms is None else float(ms)
 
 
 def row_from_meta(meta: Mapping[str, Any], turns: Sequence[Any] | None = None) -> dict[str, Any]:
@@ -205,8 +196,7 @@ def turn_facts(turns: Sequence[Any]) -> list[tuple[int, float | None, float | No
     for row, turn in enumerate(turns):
         if not isinstance(turn, Mapping):
             continue
-        span = (turn.get("spans") or {}).get("voice_to_voice")
-        v2v = _number(span.get("ms")) if isinstance(span, Mapping) else None
+        v2v = _turn_v2v(turn)
         match = turn.get("reply_language_match")
         out.append(
             (

@@ -17,7 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.audio.recorder import MIC_RAW_WAV
 from app.errors import StoreError
+from app.events import EventBase, event_from_dict
+from app.metrics.records import TurnRecord
 from app.private_files import private_dir
 from app.store.index import SessionIndex
 from app.store.writer import (
@@ -87,6 +90,31 @@ def session_failures(record: SessionRecord) -> list[dict[str, str]]:
         for e in errors[:1]
         if isinstance(e, dict) and e.get("message")
     ]
+
+
+def session_events(
+    record: SessionRecord, kinds: dict[str, type[EventBase]] | None = None
+) -> list[EventBase]:
+    """The session's stored events, rebuilt as events (:func:`app.events.event_from_dict`).
+
+    Lines of an unknown kind or missing a required field are skipped (a newer writer must
+    not break an older reader); audio payloads come back as silence of their stored length.
+
+    Args:
+        record: a session read by :func:`load_session`.
+        kinds: event classes by kind (default: the core's, :data:`app.events.KINDS`).
+    """
+    out: list[EventBase] = []
+    for d in record.events:
+        ev = event_from_dict(d, kinds) if isinstance(d, dict) else None
+        if ev is not None:
+            out.append(ev)
+    return out
+
+
+def session_turns(record: SessionRecord) -> list[TurnRecord]:
+    """The session's ``turns.json`` as turn records (:meth:`TurnRecord.from_dict`)."""
+    return [TurnRecord.from_dict(t) for t in record.turns]
 
 
 def _read_json(path: Path) -> Any:
@@ -299,24 +327,31 @@ def _close_out(record: SessionRecord) -> dict[str, Any]:
     audio_error = _repair_audio(record.path / AUDIO_FILE)
     if audio_error:
         meta["audio_repair_error"] = audio_error
+    raw_error = _repair_audio(record.path / MIC_RAW_WAV)  # mic mode's raw capture
+    if raw_error:
+        meta["mic_raw_repair_error"] = raw_error
     atomic_write_text(record.path / SESSION_FILE, dumps(meta, indent=2) + "\n")
     return meta
 
 
-def recover_unfinished(root: Path, index: SessionIndex) -> list[str]:
+def recover_unfinished(root: Path, index: SessionIndex | None = None) -> list[str]:
     """Close out crashed sessions and re-index unknown folders under ``root/sessions``.
 
-    ``root`` is the data folder. A session whose ``session.json`` says ``running`` but whose
-    writer process is gone (see :func:`writer_alive`) is marked ``incomplete`` (``ended_at``
-    = mtime of ``events.jsonl``, ``ended_ns`` = stamp of its last event), its ``audio.wav``
-    header is repaired, and its index row rebuilt. Folders missing from the index are
-    indexed. Unreadable folders are left alone.
+    ``root`` is the data folder; ``index`` its session index (default: the one in
+    ``root/sessions.db``). Every command that starts or lists sessions runs this first.
+    A session whose ``session.json`` says ``running`` but whose writer process is gone
+    (see :func:`writer_alive`) is marked ``incomplete`` (``ended_at`` = mtime of
+    ``events.jsonl``, ``ended_ns`` = stamp of its last event), the headers of its
+    ``audio.wav`` and (mic mode) ``mic_raw.wav`` are repaired, and its index row
+    rebuilt. Folders missing from the index are indexed. Unreadable folders are left alone.
 
     Threading: run it once at start-up, before new sessions start (any thread).
 
     Returns:
         The ids of the sessions closed out or (re)indexed, sorted.
     """
+    if index is None:
+        index = SessionIndex(Path(root) / "sessions.db")
     sessions = Path(root) / "sessions"
     if not sessions.is_dir():
         return []

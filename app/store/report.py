@@ -25,7 +25,7 @@ from app.metrics.presentation import (
 from app.metrics.timeline import summarize
 from app.report.page import CSP_META, PRINT_CSS, esc
 from app.report.svg import bar_chart_svg, waterfall_svg
-from app.store.reader import SessionRecord, session_failures
+from app.store.reader import SessionRecord, session_failures, session_turns
 
 
 def _e(value: Any) -> str:
@@ -96,15 +96,12 @@ def html_report(record: SessionRecord, verdicts: Sequence[Mapping[str, Any]] = (
     """Render ``record`` as one HTML page (escaped, no scripts); ``verdicts`` are the
     session's verdict rows (:meth:`app.store.index.SessionIndex.verdicts`)."""
     meta = record.meta
-    turns = record.turns
+    turns = session_turns(record)
     by_turn: dict[int, list[Mapping[str, Any]]] = {}
     for v in verdicts:
         by_turn.setdefault(int(v["turn"]), []).append(v)
-    v2v = summarize([t for t in turns if "spans" in t])
-    longest = 1000.0
-    for t in turns:
-        for s in t.get("spans", {}).values():
-            longest = max(longest, float(s.get("ms") or 0))
+    v2v = summarize(turns)
+    longest = max([1000.0, *(float(s.ms) for t in turns for s in t.spans.values())])
     scale = min(longest * 1.2, 20000.0)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -136,11 +133,10 @@ def html_report(record: SessionRecord, verdicts: Sequence[Mapping[str, Any]] = (
         )
     parts.extend(_quality_rows(meta))
     parts.append("</table>")
-    if sum(1 for t in turns if "voice_to_voice" in t.get("spans", {})) > 1:
+    if sum(1 for t in turns if t.voice_to_voice_ms is not None) > 1:
         parts.append(
             bar_chart_svg(
-                [(f"turn {turn_number(t, r)}", t.get("spans", {}).get("voice_to_voice", {})
-                  .get("ms")) for r, t in enumerate(turns)],
+                [(f"turn {turn_number(t, r)}", t.voice_to_voice_ms) for r, t in enumerate(turns)],
                 "voice_to_voice (ms)",
                 span_colour("voice_to_voice"),
                 "voice_to_voice per turn",
@@ -157,17 +153,17 @@ def html_report(record: SessionRecord, verdicts: Sequence[Mapping[str, Any]] = (
     if scripted:
         parts.append(f'<p class="scripted">{_e(SCRIPTED_MARK)} {_e(SCRIPTED_NOTE)}</p>')
     for row, turn in enumerate(turns):
-        flag = " (barge-in)" if turn.get("interrupted") else ""
+        flag = " (barge-in)" if turn.interrupted else ""
         number = turn_number(turn, row)
         parts.append(f'<div class="turn"><h2>Turn {number}{_e(flag)}</h2>')
         parts.append(_verdicts_html(by_turn.get(number, [])))
-        user = caller_text(str(turn.get("user_transcript") or ""), scripted)
+        user = caller_text(turn.user_transcript, scripted)
         parts.append(f"<p><b>Caller:</b> {_e(user)}</p>")
-        parts.append(f"<p><b>Agent:</b> {_e(turn.get('agent_transcript'))}</p>")
-        for call in turn.get("tool_calls", []):
+        parts.append(f"<p><b>Agent:</b> {_e(turn.agent_transcript)}</p>")
+        for call in turn.tool_calls:
             parts.append(
-                f"<p><b>Tool</b> {_e(call.get('name'))}({_e(call.get('arguments'))}) → "
-                f"{_e(call.get('status'))} in {_e(call.get('ms'))} ms</p>"
+                f"<p><b>Tool</b> {_e(call.name)}({_e(call.arguments)}) → "
+                f"{_e(call.status)} in {_e(call.ms)} ms</p>"
             )
         parts.append(waterfall_svg(turn, scale))
         parts.append("</div>")

@@ -1,6 +1,6 @@
 """Write one session folder: ``session.json``, ``events.jsonl``, ``turns.json``.
 
-Layout (DESIGN.md "Sessions on disk")::
+Layout (docs/architecture.md#sessions-on-disk)::
 
     <data dir>/sessions/<session id>/
         session.json   meta: profile snapshot (no secrets), provider, model, url, tags,
@@ -28,7 +28,7 @@ from typing import Any
 
 from app.clock import MONOTONIC, Clock
 from app.errors import StoreError
-from app.events import Event, Notice, ProviderErrorEvent, event_to_dict
+from app.events import EventBase, Notice, ProviderErrorEvent, event_to_dict
 from app.private_files import PRIVATE_DIR_MODE, open_private, private_dir
 from app.secrets import is_secret_name, scrub_url
 from app.store.index import SessionIndex
@@ -286,7 +286,7 @@ class SessionWriter:
         row = json.loads(dumps(self.meta, self._redact))
         self._index.upsert(row, turns=self._turns)
 
-    def append_event(self, ev: Event) -> None:
+    def append_event(self, ev: EventBase) -> None:
         """Append one event as a JSON line and flush it (a crash loses at most this line).
 
         Raises:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from app.errors import StoreError
-from app.events import Event
+from app.events import EventBase
 from app.store.writer import EVENTS_FILE, SessionWriter
 
 T = TypeVar("T")
@@ -78,7 +78,7 @@ class WriterThread:
         self._max_pending = max_pending
         self._on_error = on_error
         self._cond = threading.Condition()
-        self._queue: deque[Event | _Turns | _Call] = deque()
+        self._queue: deque[EventBase | _Turns | _Call] = deque()
         self._pending_events = 0
         self._turns: list[dict[str, Any]] | None = None
         self._closing = False
@@ -105,7 +105,7 @@ class WriterThread:
                 f"{EVENTS_FILE} ({self._max_pending} were already waiting)"
             )
 
-    def append_event(self, ev: Event) -> bool:
+    def append_event(self, ev: EventBase) -> bool:
         """Queue ``ev`` for ``events.jsonl``; never blocks, never raises.
 
         Returns:
@@ -189,7 +189,7 @@ class WriterThread:
                 turns: list[dict[str, Any]] | None = None
                 if isinstance(item, _Turns):
                     turns, self._turns = self._turns, None
-                elif isinstance(item, Event):
+                elif isinstance(item, EventBase):
                     self._pending_events -= 1
             if isinstance(item, _Call):
                 self._run_call(item)
@@ -199,7 +199,7 @@ class WriterThread:
             try:
                 if turns is not None:
                     self.writer.write_turns(turns)
-                elif isinstance(item, Event):
+                elif isinstance(item, EventBase):
                     self.writer.append_event(item)
             except StoreError as exc:
                 self._failed(str(exc))

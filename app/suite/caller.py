@@ -33,7 +33,7 @@ from app.audio.pcm import FRAME_MS
 from app.audio.port import CallerFrame
 from app.events import (
     AgentAudio,
-    Event,
+    EventBase,
     ResponseFinished,
     ResponseStarted,
     ToolCallCancelled,
@@ -147,7 +147,7 @@ class ConversationPort(WavFilePort):
                 self._answered = True
         return t
 
-    def observe(self, ev: Event) -> None:
+    def observe(self, ev: EventBase) -> None:
         """Bridge event sink: track open responses and pending tool calls (loop thread)."""
         before = bool(self._open or self._tools)
         if isinstance(ev, ResponseStarted):

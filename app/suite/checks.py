@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
+from app.metrics.records import Span, ToolCallRecord, TurnRecord
 from app.probes.lang import primary_subtag
 from app.probes.scoring import (
     MIN_LETTERS,
@@ -47,8 +48,8 @@ class TurnResult:
     heard: str = ""
     said: str = ""
     interrupted: bool = False
-    spans: dict[str, Any] = field(default_factory=dict)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    spans: dict[str, Span] = field(default_factory=dict)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
     timed_out: bool = False
     found: bool = False
     wer: float | None = None
@@ -58,27 +59,31 @@ class TurnResult:
     def ms(self, span: str) -> float | None:
         """A span's figure in ms, or None."""
         s = self.spans.get(span)
-        return None if s is None or s.get("ms") is None else float(s["ms"])
+        return None if s is None else float(s.ms)
 
 
-def _turn_start(turn: Mapping[str, Any]) -> int | None:
-    spans = turn.get("spans") or {}
-    if "user_speech" in spans:
-        return int(spans["user_speech"]["start_ns"])
-    starts = [int(s["start_ns"]) for s in spans.values() if s.get("start_ns") is not None]
+def _turn_start(turn: TurnRecord) -> int | None:
+    speech = turn.spans.get("user_speech")
+    if speech is not None and speech.start_ns is not None:
+        return speech.start_ns
+    starts = [s.start_ns for s in turn.spans.values() if s.start_ns is not None]
     return min(starts) if starts else None
 
 
 def match_turns(
     case: Case, turns: Sequence[Mapping[str, Any]], windows: Sequence[TurnWindow]
 ) -> list[TurnResult]:
-    """One :class:`TurnResult` per probe of ``case`` (rules in the module docstring)."""
+    """One :class:`TurnResult` per probe of ``case`` (rules in the module docstring).
+
+    ``turns`` are the call's priced turn records in their JSON form (``cost_usd`` beside
+    the record's fields)."""
     out = [TurnResult(t.index, t.text) for t in case.turns]
     for w in windows:
         if 1 <= w.index <= len(out):
             out[w.index - 1].timed_out = w.timed_out
     starts = [w.start_ns for w in windows]
-    for turn in turns:
+    for priced in turns:
+        turn = TurnRecord.from_dict(priced)
         t = _turn_start(turn)
         if t is None or not starts:
             continue
@@ -89,17 +94,15 @@ def match_turns(
         if slot is None or windows[slot].index > len(out):
             continue
         res = out[windows[slot].index - 1]
-        user = str(turn.get("user_transcript") or "")
-        agent = str(turn.get("agent_transcript") or "")
-        if user:
-            res.heard = f"{res.heard} {user}".strip()
-        if agent:
-            res.said = f"{res.said} {agent}".strip()
-        res.interrupted = res.interrupted or bool(turn.get("interrupted"))
-        for name, span in (turn.get("spans") or {}).items():
+        if turn.user_transcript:
+            res.heard = f"{res.heard} {turn.user_transcript}".strip()
+        if turn.agent_transcript:
+            res.said = f"{res.said} {turn.agent_transcript}".strip()
+        res.interrupted = res.interrupted or turn.interrupted
+        for name, span in turn.spans.items():
             res.spans.setdefault(name, span)
-        res.tool_calls.extend(turn.get("tool_calls") or [])
-        cost = turn.get("cost_usd")
+        res.tool_calls.extend(turn.tool_calls)
+        cost = priced.get("cost_usd")
         if isinstance(cost, int | float):
             res.cost_usd = (res.cost_usd or 0.0) + float(cost)
         res.found = True
@@ -160,15 +163,15 @@ def _args_match(arguments: Any, want: Mapping[str, Any]) -> bool:
 
 
 def _tool_check(turn: int, tr: TurnResult, tool: ToolExpectation) -> dict[str, Any]:
-    named = [c for c in tr.tool_calls if c.get("name") == tool.name]
-    matching = [c for c in named if _args_match(c.get("arguments"), tool.arguments)]
+    named = [c for c in tr.tool_calls if c.name == tool.name]
+    matching = [c for c in named if _args_match(c.arguments, tool.arguments)]
     n = len(matching)
     limit: int | str
     if tool.count is None:
         ok, limit = n >= 1, ">= 1"
     else:
         ok, limit = n == tool.count, tool.count
-    called = ", ".join(sorted({str(c.get("name")) for c in tr.tool_calls})) or "none"
+    called = ", ".join(sorted({c.name for c in tr.tool_calls})) or "none"
     message = f"{n} matching call(s) of {tool.name} (expected {limit}); tools called: {called}"
     return _check(turn, "tool", ok, n, limit, message)
 

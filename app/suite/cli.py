@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.cli import EXIT_FAILED, EXIT_OK, UsageError
+from app.bridge.providers import PROVIDER_CHOICES
+from app.cli_support import EXIT_FAILED, EXIT_OK, UsageError
 from app.textsafe import json_text, printable
 
 #: Default ``--parallel``: calls this 2-core machine sustains against the simulator with
@@ -31,7 +32,11 @@ def add_suite_commands(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="suite_command", parser_class=type(p), required=True)
     q = sub.add_parser("run", help="run a suite: every case a real recorded call")
     q.add_argument("file", help="suite YAML (format: docs/suites.md)")
-    q.add_argument("--provider", default="sim", choices=("sim", "openai", "gemini"))
+    q.add_argument(
+        "--provider",
+        choices=PROVIDER_CHOICES,
+        help="the agent (default: sim, or the profile's twilio-ws agent)",
+    )
     q.add_argument("--url", help="provider endpoint (regional, Azure, proxy)")
     q.add_argument("--ca-file", help="extra CA bundle for wss:// endpoints")
     q.add_argument(
@@ -76,13 +81,14 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def cmd_suite_run(args: argparse.Namespace) -> int:
     """``voiceprobe suite run FILE``."""
-    from app.bridge.providers import plan_provider
-    from app.cli import _recover
+    from app.bridge.providers import TRANSCRIBING_KINDS, plan_provider
     from app.profile import load_profile
     from app.store.paths import data_dir
+    from app.store.reader import recover_unfinished
     from app.suite.baseline import compare, print_deltas
     from app.suite.expand import expand
     from app.suite.load import load_suite
+    from app.suite.measurable import check_measurable
     from app.suite.output import Progress, print_failures, print_table, write_junit
     from app.suite.runner import RunSettings, SuiteRunner
     from app.suite.runs import load_run, new_run_id, save_run
@@ -91,11 +97,12 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
     suite = load_suite(args.file)
     profile = load_profile(suite.profile)
     plan, profile = plan_provider(args.provider, profile, args.url, args.ca_file)
+    check_measurable(suite, plan.label, plan.kind in TRANSCRIBING_KINDS)
     if plan.key_destination is not None:
         print(f"voiceprobe: {plan.key_destination.describe()}", file=sys.stderr)
     root = data_dir()
     baseline = load_run(args.baseline, root) if args.baseline else None
-    _recover(root)
+    recover_unfinished(root)
     cases = expand(suite)
     progress = Progress(len(cases), sys.stderr)
     runner = SuiteRunner(

@@ -13,7 +13,6 @@ named (profile, recordings, noise) exists. The format is in ``docs/suites.md``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,12 +22,13 @@ import langcodes
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from app.bounded_yaml import MAX_TEXT_CHARS, kind_of, load_yaml
+from app.bounded_yaml import MAX_TEXT_CHARS, FieldReader, load_yaml, shown_key
 from app.errors import ConfigError
 from app.probes.conditions import parse_condition
 from app.probes.lang import canonical_tag, primary_subtag
 from app.probes.voices import voice_for
 from app.profile import RESOURCES
+from app.sim.scenario import TIMING_KEYS
 from app.suite.model import (
     Bounds,
     CallExpect,
@@ -48,14 +48,6 @@ from app.suite.model import (
 #: Longest text value in a suite (a probe, a reply, a pattern).
 MAX_TEXT = 2_000
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SIM_TIMING = (
-    "response_delay_ms",
-    "first_audio_ms",
-    "chunk_ms",
-    "realtime_factor",
-    "transcript_delay_ms",
-    "endpointing_ms",
-)
 Path_ = tuple[str | int, ...]
 
 
@@ -115,16 +107,18 @@ def _dotted(path: Path_) -> str:
         if isinstance(step, int):
             out += f"[{step}]"
         else:
-            shown = step.encode("unicode_escape").decode("ascii")
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            shown = shown_key(step)
             out += f".{shown}" if out else shown
     return out
 
 
 
 
-class _Reader:
-    """Validation helpers that raise ``FILE:LINE: FIELD: problem``."""
+class _SuiteReader(FieldReader[Path_]):
+    """Validation helpers that raise ``FILE:LINE: FIELD: problem``; a place is the path of
+    keys and indices from the document's root. Text must not be blank unless said."""
+
+    max_text = MAX_TEXT
 
     def __init__(self, path: Path, lines: _Lines) -> None:
         self.path = path
@@ -134,66 +128,17 @@ class _Reader:
         line = self.lines.line(where, key=key)
         return ConfigError(problem, f"{self.path}:{line}", _dotted(where) or None)
 
-    def mapping(
-        self, value: object, where: Path_, allowed: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, got {kind_of(value)}")
-        for k in value:
-            if not isinstance(k, str):
-                raise self.fail(where, f"keys must be text, got {kind_of(k)}")
-            if k not in allowed:
-                raise self.fail(
-                    (*where, k), f"unknown key (allowed: {', '.join(allowed)})", key=True
-                )
-        for k in required:
-            if k not in value:
-                raise self.fail((*where, k), "is required")
-        return dict(value)
+    def at(self, where: Path_, step: str | int) -> Path_:
+        return (*where, step)
 
     def text(self, value: object, where: Path_, *, nonempty: bool = True) -> str:
-        if not isinstance(value, str):
-            raise self.fail(where, f"expected text, got {kind_of(value)}")
-        if nonempty and not value.strip():
-            raise self.fail(where, "must not be empty")
-        if "\0" in value:
-            raise self.fail(where, "must not contain a NUL character")
-        if len(value) > MAX_TEXT:
-            raise self.fail(where, f"too long ({len(value)} characters; at most {MAX_TEXT})")
-        return value
+        return super().text(value, where, nonempty=nonempty)
 
     def ident(self, value: object, where: Path_) -> str:
         text = self.text(value, where)
         if not _ID.fullmatch(text):
             raise self.fail(where, "expected an id of letters, digits, '_', '.', '-' (<= 64)")
         return text
-
-    def number(self, value: object, where: Path_, lo: float = 0.0, hi: float = 1e9) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(where, f"expected a number, got {kind_of(value)}")
-        v = float(value) if abs(value) < 1e300 else math.inf
-        if not math.isfinite(v) or not lo <= v <= hi:
-            raise self.fail(where, f"must be a number from {lo:g} to {hi:g}")
-        return v
-
-    def integer(self, value: object, where: Path_, lo: int, hi: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"expected an integer, got {kind_of(value)}")
-        if not lo <= value <= hi:
-            raise self.fail(where, f"must be between {lo} and {hi}")
-        return value
-
-    def boolean(self, value: object, where: Path_) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(where, f"expected true or false, got {kind_of(value)}")
-        return value
-
-    def listing(self, value: object, where: Path_, *, nonempty: bool = False) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(where, f"expected a list, got {kind_of(value)}")
-        if nonempty and not value:
-            raise self.fail(where, "must not be empty")
-        return value
 
     def language(self, value: object, where: Path_) -> str:
         text = self.text(value, where)
@@ -263,7 +208,7 @@ def _strip_field(exc: ConfigError) -> str:
 # --- sections ----------------------------------------------------------------------------
 
 
-def _texts_by_language(r: _Reader, value: object, where: Path_) -> dict[str, str]:
+def _texts_by_language(r: _SuiteReader, value: object, where: Path_) -> dict[str, str]:
     if isinstance(value, str):
         return {"*": r.text(value, where)}
     d = r.mapping(value, where, tuple(value) if isinstance(value, Mapping) else ())
@@ -275,7 +220,7 @@ def _texts_by_language(r: _Reader, value: object, where: Path_) -> dict[str, str
     return out
 
 
-def _turn_expect(r: _Reader, value: object, where: Path_) -> TurnExpect:
+def _turn_expect(r: _SuiteReader, value: object, where: Path_) -> TurnExpect:
     keys = ("heard", "reply_language", "says", "not_says", "tool", "v2v_ms", "ttfb_ms",
             "no_barge_in")  # fmt: skip
     d = r.mapping(value, where, keys)
@@ -315,7 +260,7 @@ def _turn_expect(r: _Reader, value: object, where: Path_) -> TurnExpect:
     )
 
 
-def _sim_turn(r: _Reader, value: object, where: Path_) -> SimTurn:
+def _sim_turn(r: _SuiteReader, value: object, where: Path_) -> SimTurn:
     d = r.mapping(value, where, ("reply", "tool_call", "after_result"))
     reply = _texts_by_language(r, d["reply"], (*where, "reply")) if "reply" in d else {}
     after = {}
@@ -331,7 +276,7 @@ def _sim_turn(r: _Reader, value: object, where: Path_) -> SimTurn:
     return SimTurn(reply=reply, tool_name=name, tool_arguments=args, after_result=after)
 
 
-def _turn(r: _Reader, value: object, where: Path_) -> SuiteTurn:
+def _turn(r: _SuiteReader, value: object, where: Path_) -> SuiteTurn:
     keys = ("say", "file", "voice", "expect", "timeout_ms", "simulate")
     d = r.mapping(value, where, keys, ("say",))
     return SuiteTurn(
@@ -351,7 +296,7 @@ def _turn(r: _Reader, value: object, where: Path_) -> SuiteTurn:
     )
 
 
-def _conversations(r: _Reader, value: object) -> tuple[Conversation, ...]:
+def _conversations(r: _SuiteReader, value: object) -> tuple[Conversation, ...]:
     where: Path_ = ("conversations",)
     items = r.listing(value, where, nonempty=True)
     out: list[Conversation] = []
@@ -374,7 +319,7 @@ def _conversations(r: _Reader, value: object) -> tuple[Conversation, ...]:
     return tuple(out)
 
 
-def _language_cell(r: _Reader, value: object, where: Path_) -> LanguageCell:
+def _language_cell(r: _SuiteReader, value: object, where: Path_) -> LanguageCell:
     text = r.text(value, where)
     tag, sep, accent = text.partition("/")
     cell_tag = r.language(tag, where)
@@ -383,7 +328,7 @@ def _language_cell(r: _Reader, value: object, where: Path_) -> LanguageCell:
     return LanguageCell(cell_tag, accent.strip() if sep else None)
 
 
-def _matrix(r: _Reader, value: object) -> Matrix:
+def _matrix(r: _SuiteReader, value: object) -> Matrix:
     where: Path_ = ("matrix",)
     d = r.mapping(value, where, ("language", "accent", "noise", "line", "speed", "level"),
                   ("language",))  # fmt: skip
@@ -418,7 +363,7 @@ def _matrix(r: _Reader, value: object) -> Matrix:
     )
 
 
-def _call_expect(r: _Reader, value: object) -> CallExpect:
+def _call_expect(r: _SuiteReader, value: object) -> CallExpect:
     where: Path_ = ("expect_call",)
     d = r.mapping(value, where, ("v2v_p95_ms", "cost_usd", "errors", "completed"))
     return CallExpect(
@@ -429,13 +374,13 @@ def _call_expect(r: _Reader, value: object) -> CallExpect:
     )
 
 
-def _simulator(r: _Reader, value: object) -> SimSettings:
+def _simulator(r: _SuiteReader, value: object) -> SimSettings:
     where: Path_ = ("simulator",)
     d = r.mapping(value, where, ("timing", "rules", "voice_rate"))
     timing: dict[str, Any] = {}
     if d.get("timing") is not None:
         tw = (*where, "timing")
-        for k, v in r.mapping(d["timing"], tw, _SIM_TIMING).items():
+        for k, v in r.mapping(d["timing"], tw, TIMING_KEYS).items():
             if k == "endpointing_ms":
                 timing[k] = r.integer(v, (*tw, k), 10, 60_000)
             else:
@@ -489,7 +434,7 @@ def _simulator(r: _Reader, value: object) -> SimSettings:
     return SimSettings(timing=timing, rules=tuple(rules), voice_rate=rate)
 
 
-def _voices(r: _Reader, value: object) -> dict[str, str]:
+def _voices(r: _SuiteReader, value: object) -> dict[str, str]:
     where: Path_ = ("voices",)
     d = r.mapping(value, where, tuple(value) if isinstance(value, Mapping) else ())
     out: dict[str, str] = {}
@@ -516,7 +461,7 @@ def say_text(say: Mapping[str, str], language: str) -> str | None:
     return say.get("*")
 
 
-def _check_coverage(r: _Reader, suite: Suite) -> None:
+def _check_coverage(r: _SuiteReader, suite: Suite) -> None:
     """Every turn speaks every matrix language; every language/accent has a voice."""
     for ci, conv in enumerate(suite.conversations):
         for ti, turn in enumerate(conv.turns):
@@ -546,7 +491,7 @@ def _check_coverage(r: _Reader, suite: Suite) -> None:
                     raise r.fail(where, _strip_field(exc)) from None
 
 
-def _profile_ref(r: _Reader, value: object) -> str:
+def _profile_ref(r: _SuiteReader, value: object) -> str:
     text = r.text(value, ("profile",)).strip()
     p = Path(text).expanduser()
     if p.suffix or "/" in text:
@@ -568,7 +513,7 @@ def suite_from_text(text: str, path: Path) -> Suite:
     """
     lines = _Lines(text, path)
     data = load_yaml(text, str(path))
-    r = _Reader(path, lines)
+    r = _SuiteReader(path, lines)
     keys = ("name", "description", "profile", "seed", "voices", "conversations", "matrix",
             "repeat", "expect_call", "simulator", "turn_timeout_ms", "idle_ms",
             "lead_ms")  # fmt: skip

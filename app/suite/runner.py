@@ -382,7 +382,7 @@ class SuiteRunner:
                     "ttfb_ms": r.ms("ttfb"),
                     "interrupted": r.interrupted,
                     "timed_out": r.timed_out,
-                    "tool_calls": [c.get("name") for c in r.tool_calls],
+                    "tool_calls": [c.name for c in r.tool_calls],
                 }
                 for r in results
             ],
@@ -404,7 +404,7 @@ _PLAN_FIELDS = tuple(f.name for f in dataclasses.fields(ProviderPlan))
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    from app.metrics.timeline import percentile
+    from app.metrics.percentile import percentile
 
     p = percentile(values, q)
     return None if p is None else round(p, 3)

@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from app.metrics.timeline import percentile
+from app.metrics.percentile import percentile
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

@@ -1,4 +1,4 @@
-"""Tool calls made by the agent (DESIGN.md "Tools")."""
+"""Tool calls made by the agent (docs/architecture.md#tools)."""
 
 from app.tools.runner import ToolResult, ToolRunner
 

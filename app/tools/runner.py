@@ -1,6 +1,6 @@
 """Run the agent's tool calls: ``mock`` (canned JSON) or ``http`` (POST to a URL).
 
-DESIGN.md "Tools": every call gets an idempotency key, a timeout and counts against a
+docs/architecture.md#tools: every call gets an idempotency key, a timeout and counts against a
 per-session ceiling. :meth:`ToolRunner.run` never raises for a tool failure: the model
 always gets valid JSON back (``{"error": "..."}`` on failure, also for a result larger
 than :data:`MAX_RESULT_BYTES`), and the status and timing go on the timeline. Error

@@ -56,7 +56,7 @@ class CallViewModel(QObject):
         self.active = False
         #: The call's ``CallFailed`` (code, message, fix), if it failed.
         self.failure: tuple[str, str, str] | None = None
-        self._pending: list[E.Event] = []
+        self._pending: list[E.EventBase] = []
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.setInterval(0)
@@ -91,7 +91,7 @@ class CallViewModel(QObject):
         self.transcript.set_scripted(scripted)
         self.turns.set_scripted(scripted)
 
-    def apply(self, ev: E.Event) -> None:
+    def apply(self, ev: E.EventBase) -> None:
         """The single entry point: update every model from one event (or, when coalescing,
         buffer it; :meth:`flush` applies the buffer).
         """
@@ -109,7 +109,7 @@ class CallViewModel(QObject):
             batch, self._pending = self._pending, []
             self._apply_batch(batch)
 
-    def _apply_batch(self, batch: list[E.Event]) -> None:
+    def _apply_batch(self, batch: list[E.EventBase]) -> None:
         for ev in batch:
             if isinstance(ev, E.CallStarted):
                 self._set_origin(ev.t_ns)
@@ -123,7 +123,7 @@ class CallViewModel(QObject):
         for ev in batch:
             self._route(ev)
 
-    def _route(self, ev: E.Event) -> None:
+    def _route(self, ev: E.EventBase) -> None:
         self.transcript.apply(ev)
         self.tools.apply(ev)
         self.turns.apply(ev)

@@ -32,6 +32,7 @@ MAX_ROWS = 50_000
 
 #: Events that arrive from the provider.
 _INBOUND = (
+    E.SessionCreated,
     E.SessionConfigured,
     E.UnknownMessage,
     E.ProviderErrorEvent,
@@ -63,7 +64,7 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _ROLES = frozenset((_DISPLAY, _ALIGN, _FOREGROUND, EVENT_ROLE, DIRECTION_ROLE))
 
 
-def direction(ev: E.Event) -> str:
+def direction(ev: E.EventBase) -> str:
     """``in`` (from the provider), ``out`` (sent to it) or ``local`` (bridge)."""
     if isinstance(ev, _OUTBOUND):
         return "out"
@@ -72,7 +73,7 @@ def direction(ev: E.Event) -> str:
     return "local"
 
 
-def summarize(ev: E.Event) -> str:
+def summarize(ev: E.EventBase) -> str:
     """A one-line plain-text summary of ``ev`` (untrusted text is flattened and cut)."""
     if isinstance(ev, E.UserTranscript | E.AgentTranscript):
         tag = "final" if ev.final else "delta"
@@ -86,9 +87,8 @@ def summarize(ev: E.Event) -> str:
     if isinstance(ev, E.Notice):
         return f"{ev.level}: {one_line(ev.message, 160)}"
     if isinstance(ev, E.TurnCompleted):
-        v2v = (ev.turn.get("spans") or {}).get("voice_to_voice") or {}
-        ms = v2v.get("ms")
-        return f"turn {ev.turn.get('index', '?')} voice_to_voice={ms if ms is not None else '—'} ms"
+        ms = ev.turn.voice_to_voice_ms
+        return f"turn {ev.turn.index} voice_to_voice={ms if ms is not None else '—'} ms"
     if isinstance(ev, E.BargeIn):
         return (
             f"item {ev.item_id}: played {ev.played_ms} ms of {ev.received_ms} ms,"
@@ -114,7 +114,7 @@ class LogRow:
     direction: str
     kind: str
     summary: str
-    event: E.Event
+    event: E.EventBase
     audio_chunks: int = 0
     audio_samples: int = 0
     audio_rate: int = 0
@@ -202,11 +202,11 @@ class EventLogModel(QAbstractTableModel):
         self.endResetModel()
         self.countChanged.emit(0)
 
-    def apply(self, ev: E.Event) -> None:
+    def apply(self, ev: E.EventBase) -> None:
         """Log one event (any kind)."""
         self.apply_batch([ev])
 
-    def apply_batch(self, events: list[E.Event]) -> None:
+    def apply_batch(self, events: list[E.EventBase]) -> None:
         """Log events in order with one insertion, one ``dataChanged`` for the audio rows
         that grew and one ``countChanged``: a batch costs the views one update.
         """

@@ -115,7 +115,7 @@ class ToolCallsModel(FixedColumnsModel):
         self._by_id.clear()
         self.endResetModel()
 
-    def apply(self, ev: E.Event) -> None:
+    def apply(self, ev: E.EventBase) -> None:
         """Add or update a row from ``ToolCallRequested`` / ``ToolCallFinished`` /
         ``ToolCallCancelled``; other events are ignored.
         """

@@ -189,7 +189,7 @@ class TranscriptModel(QAbstractListModel):
         self._index.clear()
         self.endResetModel()
 
-    def apply(self, ev: E.Event) -> None:
+    def apply(self, ev: E.EventBase) -> None:
         """Update rows from one event (events this model does not show are ignored)."""
         if isinstance(ev, E.UserTranscript):
             self._speech("user", ev.item_id, ev.t_ns, ev.text, ev.final)

@@ -1,9 +1,8 @@
 """Completed turns with their spans, session p50/p95 of voice-to-voice, slow turns flagged.
 
-A turn is the JSON-ready dict carried by :class:`app.events.TurnCompleted` (the same shape
-as a turn in ``voiceprobe call --json``): ``index``, ``user_transcript``,
-``agent_transcript``, ``interrupted``, ``spans`` (name → ``{start_ns, end_ns, ms}``),
-``tool_calls``, optionally ``events_used``.
+A turn is the :class:`~app.metrics.records.TurnRecord` carried by
+:class:`app.events.TurnCompleted` (a stored session's ``turns.json`` is read back into the
+same records by :func:`ui.models.replay.replay_into`).
 """
 
 from __future__ import annotations
@@ -14,28 +13,16 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
-from app.metrics.presentation import SCRIPTED_NOTE, caller_text, turn_number
-from ui.models.common import USER_ROLE, ms_text, one_line, percentile
+from app.metrics.percentile import percentile
+from app.metrics.presentation import HEADLINE, SCRIPTED_NOTE, caller_text, turn_number
+from app.metrics.records import TurnRecord
+from ui.models.common import USER_ROLE, ms_text, one_line
 from ui.models.table import FixedColumnsModel
 
 TURN_ROLE = USER_ROLE + 20
 SLOW_ROLE = USER_ROLE + 21
 COLUMNS = ("Turn", "Caller", "Agent", "Voice→voice", "End of turn", "TTFB", "Tools", "Flags")
-HEADLINE = "voice_to_voice"
 DEFAULT_SLOW_MS = 1200.0
-
-
-def span_ms(turn: dict[str, Any], name: str) -> float | None:
-    """The duration of span ``name`` in ``turn`` (ms), or ``None`` when absent."""
-    span = (turn.get("spans") or {}).get(name)
-    if not isinstance(span, dict):
-        return None
-    ms = span.get("ms")
-    if isinstance(ms, int | float):
-        return float(ms)
-    if isinstance(span.get("start_ns"), int) and isinstance(span.get("end_ns"), int):
-        return (span["end_ns"] - span["start_ns"]) / 1e6
-    return None
 
 
 class TurnsModel(FixedColumnsModel):
@@ -49,7 +36,7 @@ class TurnsModel(FixedColumnsModel):
 
     def __init__(self, parent: Any = None, slow_ms: float = DEFAULT_SLOW_MS) -> None:
         super().__init__(parent)
-        self._turns: list[dict[str, Any]] = []
+        self._turns: list[TurnRecord] = []
         self._network: dict[str, list[float]] = {}
         self._slow_ms = float(slow_ms)
         #: Caller transcripts are the simulator's script (marked ``[scripted]``).
@@ -76,19 +63,19 @@ class TurnsModel(FixedColumnsModel):
             )
         self.summaryChanged.emit()
 
-    def turns(self) -> list[dict[str, Any]]:
+    def turns(self) -> list[TurnRecord]:
         return list(self._turns)
 
-    def turn(self, row: int) -> dict[str, Any]:
+    def turn(self, row: int) -> TurnRecord:
         return self._turns[row]
 
     def is_slow(self, row: int) -> bool:
-        v = span_ms(self._turns[row], HEADLINE)
+        v = self._turns[row].span_ms(HEADLINE)
         return v is not None and v > self._slow_ms
 
     def headline_values(self) -> list[float]:
         """Voice-to-voice of every turn that has one (ms)."""
-        return [v for t in self._turns if (v := span_ms(t, HEADLINE)) is not None]
+        return [v for t in self._turns if (v := t.span_ms(HEADLINE)) is not None]
 
     def p50(self) -> float | None:
         return percentile(self.headline_values(), 50)
@@ -131,23 +118,21 @@ class TurnsModel(FixedColumnsModel):
             if col == 0:
                 return str(turn_number(t, index.row()))
             if col == 1:
-                return caller_text(
-                    one_line(str(t.get("user_transcript") or ""), 120), self.scripted
-                )
+                return caller_text(one_line(t.user_transcript, 120), self.scripted)
             if col == 2:
-                return one_line(str(t.get("agent_transcript") or ""), 120)
+                return one_line(t.agent_transcript, 120)
             if col == 3:
-                return ms_text(span_ms(t, HEADLINE))
+                return ms_text(t.span_ms(HEADLINE))
             if col == 4:
-                return ms_text(span_ms(t, "end_of_turn_delay"))
+                return ms_text(t.span_ms("end_of_turn_delay"))
             if col == 5:
-                return ms_text(span_ms(t, "ttfb"))
+                return ms_text(t.span_ms("ttfb"))
             if col == 6:
-                return ", ".join(str(c.get("name", "?")) for c in t.get("tool_calls") or [])
+                return ", ".join(c.name or "?" for c in t.tool_calls)
             flags = []
             if slow:
                 flags.append("slow")
-            if t.get("interrupted"):
+            if t.interrupted:
                 flags.append("barge-in")
             return ", ".join(flags)
         if role == Qt.ItemDataRole.BackgroundRole and slow:
@@ -173,11 +158,10 @@ class TurnsModel(FixedColumnsModel):
         self.endResetModel()
         self.summaryChanged.emit()
 
-    def add_turn(self, turn: dict[str, Any]) -> None:
-        """Append one turn dict (a later turn with the same ``index`` replaces it)."""
-        idx = turn.get("index")
+    def add_turn(self, turn: TurnRecord) -> None:
+        """Append one turn (a later turn with the same ``index`` replaces it)."""
         for row, old in enumerate(self._turns):
-            if idx is not None and old.get("index") == idx:
+            if old.index == turn.index:
                 self._turns[row] = turn
                 self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
                 self.summaryChanged.emit()
@@ -188,10 +172,10 @@ class TurnsModel(FixedColumnsModel):
         self.endInsertRows()
         self.summaryChanged.emit()
 
-    def apply(self, ev: E.Event) -> None:
+    def apply(self, ev: E.EventBase) -> None:
         """Take ``TurnCompleted`` and ``NetworkSample`` events; others are ignored."""
         if isinstance(ev, E.TurnCompleted):
-            self.add_turn(dict(ev.turn))
+            self.add_turn(ev.turn)
         elif isinstance(ev, E.NetworkSample) and ev.source != "connect":
             self._network.setdefault(ev.source, []).append(ev.ms)
             self.summaryChanged.emit()

@@ -111,7 +111,7 @@ class VadLaneModel(QObject):
                 out.append(((max(s, lo) - now_ns) / 1e9, (end - now_ns) / 1e9))
         return out
 
-    def apply(self, ev: E.Event) -> None:
+    def apply(self, ev: E.EventBase) -> None:
         """Open/close intervals from VAD and playout events; other events only move time."""
         if isinstance(ev, E.LocalSpeechStarted):
             self._open("local", ev.t_ns)

@@ -1,1 +1,1 @@
-"""Thin widgets bound to the models in :mod:`ui.models` (STYLE.md, "Thin views")."""
+"""Thin widgets bound to the models in :mod:`ui.models` (docs/architecture.md#desktop-views)."""

@@ -6,8 +6,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from app.metrics.presentation import HEADLINE, turn_number
 from ui.models.common import ms_text
-from ui.models.turns import HEADLINE, TurnsModel, span_ms, turn_number
+from ui.models.turns import TurnsModel
 
 #: The panel's own style sheet: it wins over the window's larger type in presentation mode.
 STYLE = """
@@ -53,7 +54,7 @@ class PresentationPanel(QWidget):
         """Show the newest turn that has a voice→voice figure, and the call's p50/p95."""
         n = self.model.rowCount()
         last = next(
-            (r for r in range(n - 1, -1, -1) if span_ms(self.model.turn(r), HEADLINE) is not None),
+            (r for r in range(n - 1, -1, -1) if self.model.turn(r).span_ms(HEADLINE) is not None),
             None,
         )
         if last is None:
@@ -61,7 +62,7 @@ class PresentationPanel(QWidget):
             self.caption.setText("voice→voice of the last turn (none yet)")
         else:
             turn = self.model.turn(last)
-            self.figure.setText(ms_text(span_ms(turn, HEADLINE)))
+            self.figure.setText(ms_text(turn.span_ms(HEADLINE)))
             self.caption.setText(f"voice→voice, turn {turn_number(turn, last)}")
         values = self.model.headline_values()
         self.stats.setText(f"p50 {ms_text(self.model.p50())}   p95 {ms_text(self.model.p95())}")

@@ -23,7 +23,15 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import ConfigError
-from app.profile import EAGERNESS, PROVIDERS, RESOURCES, VAD_TYPES, Profile, load_profile
+from app.profile import (
+    EAGERNESS,
+    PROVIDERS,
+    RESOURCES,
+    STREAM_PROVIDERS,
+    VAD_TYPES,
+    Profile,
+    load_profile,
+)
 
 MODELS = {
     "openai": ("gpt-realtime", "gpt-realtime-mini"),
@@ -105,6 +113,12 @@ class ProfileEditor(QWidget):
         self.silence.setSuffix(" ms")
         self.eagerness = QComboBox(self)
         self.eagerness.addItems(list(EAGERNESS))
+        self.agent_url = QLineEdit(self)
+        self.agent_url.setPlaceholderText("wss://agent.example.com/twilio")
+        self.agent_url.setToolTip(
+            "The deployed agent's Media Streams URL (Twilio stream provider). Stream "
+            "parameters such as a token are set in the profile file (params:)."
+        )
         self.language = QLineEdit(self)
         self.language.setPlaceholderText("auto (e.g. en, fr)")
         self.language.setMaxLength(16)
@@ -119,6 +133,8 @@ class ProfileEditor(QWidget):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         form.addRow("Provider", self.provider)
+        form.addRow("Agent URL", self.agent_url)
+        self._form = form
         form.addRow("Model", self.model)
         form.addRow("Voice", self.voice)
         form.addRow("Instructions", self.instructions)
@@ -177,6 +193,7 @@ class ProfileEditor(QWidget):
         self.silence.setValue(td.silence_duration_ms)
         self.eagerness.setCurrentText(td.eagerness)
         self.language.setText(p.transcription.language)
+        self.agent_url.setText(p.url if p.provider in STREAM_PROVIDERS else "")
         self.tools.clear()
         for tool in p.tools:
             self.tools.addItem(f"{tool.name}  ({tool.impl.type})")
@@ -195,9 +212,14 @@ class ProfileEditor(QWidget):
             silence_duration_ms=self.silence.value(),
             eagerness=self.eagerness.currentText(),
         )
+        provider = self.provider.currentText()
+        stream = provider in STREAM_PROVIDERS
+        url = p.url if p.provider not in STREAM_PROVIDERS else ""  # a vendor endpoint stays
         return replace(
             p,
-            provider=self.provider.currentText(),
+            provider=provider,
+            url=self.agent_url.text().strip() if stream else url,
+            params=p.params if stream else {},
             model=self.model.currentText().strip() or p.model,
             voice=self.voice.currentText().strip() or p.voice,
             instructions=self.instructions.toPlainText(),
@@ -208,6 +230,10 @@ class ProfileEditor(QWidget):
     # --- internals ----------------------------------------------------------------------
 
     def _provider_changed(self, provider: str) -> None:
+        stream = provider in STREAM_PROVIDERS  # the deployed agent has its own settings
+        self._form.setRowVisible(self.agent_url, stream)
+        for w in (self.model, self.voice, self.instructions, self.vad, self.language):
+            w.setEnabled(not stream)
         model, voice = self.model.currentText(), self.voice.currentText()
         self.model.clear()
         self.model.addItems(list(MODELS.get(provider, ())))

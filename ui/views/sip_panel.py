@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import ConfigError, VoiceprobeError
-from app.events import CallEnded, Event, Notice
+from app.events import CallEnded, EventBase, Notice
 from sip.config import SRTP_MODES, TRANSPORTS, SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
 from ui.bus import EventBus
@@ -65,7 +65,7 @@ class SipState:
     quality: CallQuality | None = None
     notice: str = ""
 
-    def apply(self, ev: Event) -> bool:
+    def apply(self, ev: EventBase) -> bool:
         """Update from ``ev``; True when something shown changed."""
         if isinstance(ev, RegistrationState):
             self.registered = ev.active and ev.code // 100 == 2
@@ -389,7 +389,7 @@ class SipPanel(QWidget):
 
     # --- events -------------------------------------------------------------------------------
 
-    def apply(self, ev: Event) -> None:
+    def apply(self, ev: EventBase) -> None:
         """Fold one event in and re-render (main thread, via the bus)."""
         if self.state.apply(ev):
             self.render()

@@ -15,7 +15,6 @@ value.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +32,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.metrics.presentation import SPAN_STYLES, caller_text, span_key, span_style
+from app.metrics.presentation import (
+    HEADLINE,
+    SPAN_STYLES,
+    caller_text,
+    span_key,
+    span_style,
+    turn_number,
+)
+from app.metrics.records import TurnRecord
 from ui.models.common import ms_text
-from ui.models.turns import HEADLINE, TurnsModel, span_ms, turn_number
+from ui.models.turns import TurnsModel
 from ui.theme import SLOW_COLOR, mono_font, span_color, span_label
 from ui.views.flow_layout import FlowLayout
 
@@ -67,13 +74,13 @@ def _span_brush(name: str) -> QBrush:
     return brush
 
 
-def span_tooltip(turn: dict[str, Any], name: str) -> str:
+def span_tooltip(turn: TurnRecord, name: str) -> str:
     """The tooltip of one bar: the span's name, its two events and its value."""
-    span = (turn.get("spans") or {}).get(name)
-    span = span if isinstance(span, dict) else {}
+    span = turn.spans.get(name)
     style = span_style(name)
-    lines = [f"{span_label(name)}: {ms_text(span_ms(turn, name))}"]
-    first, second = span.get("from") or style.events[0], span.get("to") or style.events[1]
+    lines = [f"{span_label(name)}: {ms_text(turn.span_ms(name))}"]
+    first = (span.start_event if span else "") or style.events[0]
+    second = (span.end_event if span else "") or style.events[1]
     if first or second:
         lines.append(f"from {first or '?'} to {second or '?'}")
     meaning = style.meaning
@@ -99,7 +106,8 @@ class RowLayout:
         row: model row.
         number: 1-based turn number.
         origin_ns: the row's zero (caller speech end).
-        segments: span name → (x0_ms, width_ms) relative to the origin.
+        segments: span name → (x0_ms, width_ms) relative to the origin, longest first
+            (the drawing order: a later bar lies on top).
         headline_ms: voice-to-voice, if measured.
         label: the plain text drawn beside the row.
         slow: the turn exceeds the slow threshold.
@@ -114,91 +122,70 @@ class RowLayout:
     slow: bool
 
 
-def turn_origin(turn: dict[str, Any]) -> int | None:
+def turn_origin(turn: TurnRecord) -> int | None:
     """The zero of a turn's row: end of caller speech, else voice-to-voice start."""
-    spans = turn.get("spans") or {}
-    for name, key in (
-        ("user_speech", "end_ns"),
-        (HEADLINE, "start_ns"),
-        ("end_of_turn_delay", "start_ns"),
-    ):
-        span = spans.get(name)
-        if isinstance(span, dict) and isinstance(span.get(key), int):
-            return int(span[key])
-    starts = [
-        s["start_ns"]
-        for s in spans.values()
-        if isinstance(s, dict) and isinstance(s.get("start_ns"), int)
-    ]
+    for name, end in (("user_speech", True), (HEADLINE, False), ("end_of_turn_delay", False)):
+        span = turn.spans.get(name)
+        stamp = None if span is None else span.end_ns if end else span.start_ns
+        if stamp is not None:
+            return stamp
+    starts = [s.start_ns for s in turn.spans.values() if s.start_ns is not None]
     return min(starts) if starts else None
 
 
-def layout_row(turn: dict[str, Any], row: int, slow: bool) -> RowLayout:
-    """Compute the segments and label of one row from its turn dict."""
+def layout_row(turn: TurnRecord, row: int, slow: bool) -> RowLayout:
+    """Compute the segments and label of one row from its turn record."""
     origin = turn_origin(turn)
     segments: dict[str, tuple[float, float]] = {}
-    for name, span in (turn.get("spans") or {}).items():
-        if name == HEADLINE or not isinstance(span, dict) or origin is None:
+    for name, span in turn.spans.items():
+        if name == HEADLINE or origin is None or span.start_ns is None:
             continue
-        start, end = span.get("start_ns"), span.get("end_ns")
-        if not isinstance(start, int):
-            continue
-        width = span_ms(turn, name) if not isinstance(end, int) else (end - start) / 1e6
-        if width is None:
-            continue
+        start, end = span.start_ns, span.end_ns
+        width = span.ms if end is None else (end - start) / 1e6
         segments[name] = ((start - origin) / 1e6, max(0.0, width))
-    headline = span_ms(turn, HEADLINE)
+    # Longest first: bars are drawn in this order, so a shorter bar is never hidden under
+    # a longer one of its strip (after a tool call, ttfb lies inside tool_followup).
+    segments = dict(sorted(segments.items(), key=lambda kv: -kv[1][1]))
+    headline = turn.span_ms(HEADLINE)
     label = ms_text(headline) if headline is not None else "no v2v"
     if slow:
         label += "  ⚠ slow"
-    if turn.get("interrupted"):
+    if turn.interrupted:
         label += "  ✂ barge-in"
     return RowLayout(row, turn_number(turn, row), origin, segments, headline, label, slow)
 
 
-def detail_text(turn: dict[str, Any], row: int, slow_ms: float, scripted: bool = False) -> str:
+def detail_text(turn: TurnRecord, row: int, slow_ms: float, scripted: bool = False) -> str:
     """The plain-text detail of one turn (spans, tool calls, transcript, events used);
     ``scripted`` marks the caller's words as the simulator's script."""
-    lay = layout_row(turn, row, (span_ms(turn, HEADLINE) or 0) > slow_ms)
+    lay = layout_row(turn, row, (turn.span_ms(HEADLINE) or 0) > slow_ms)
     lines = [
         f"Turn {lay.number} — voice→voice {ms_text(lay.headline_ms)}"
         + (" (slow)" if lay.slow else "")
     ]
-    if turn.get("interrupted"):
+    if turn.interrupted:
         lines.append("The caller barged in on this turn.")
     lines += [
         "",
-        f"Caller: {caller_text(str(turn.get('user_transcript') or ''), scripted) or '—'}",
-        f"Agent:  {turn.get('agent_transcript') or '—'}",
+        f"Caller: {caller_text(turn.user_transcript, scripted) or '—'}",
+        f"Agent:  {turn.agent_transcript or '—'}",
     ]
     lines += ["", "Spans (ms from end of caller speech):"]
-    spans = turn.get("spans") or {}
-    order = sorted(
-        spans,
-        key=lambda n: (spans[n] or {}).get("start_ns") or 0 if isinstance(spans[n], dict) else 0,
-    )
-    for name in order:
-        ms = span_ms(turn, name)
-        span = spans[name] if isinstance(spans[name], dict) else {}
+    spans = turn.spans
+    for name in sorted(spans, key=lambda n: spans[n].start_ns or 0):
+        span = spans[name]
         seg = lay.segments.get(name)
-        if seg is None and lay.origin_ns is not None and isinstance(span.get("start_ns"), int):
-            seg = ((span["start_ns"] - lay.origin_ns) / 1e6, ms or 0.0)
+        if seg is None and lay.origin_ns is not None and span.start_ns is not None:
+            seg = ((span.start_ns - lay.origin_ns) / 1e6, span.ms)
         where = f"{seg[0]:+9,.0f} → {seg[0] + seg[1]:+9,.0f}" if seg else " " * 21
-        lines.append(f"  {span_label(name):<22} {where}  {ms_text(ms):>10}")
-    calls = turn.get("tool_calls") or []
-    if calls:
+        lines.append(f"  {span_label(name):<22} {where}  {ms_text(span.ms):>10}")
+    if turn.tool_calls:
         lines += ["", "Tool calls:"]
-        for c in calls:
-            args = c.get("arguments")
-            args_text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
-            outcome = f"{c.get('status', '?')} in {ms_text(c.get('ms'))}"
-            lines.append(f"  {c.get('name', '?')}({args_text}) → {outcome}")
-    used = turn.get("events_used") or []
-    if used:
-        lines += ["", "Events used:"]
-        lines += [
-            f"  {json.dumps(u, ensure_ascii=False) if not isinstance(u, str) else u}" for u in used
-        ]
+        for c in turn.tool_calls:
+            outcome = f"{c.status or '?'} in {ms_text(c.ms)}"
+            lines.append(f"  {c.name or '?'}({c.arguments}) → {outcome}")
+    if turn.events_used:
+        lines += ["", "Events used:", *(f"  {u}" for u in turn.events_used)]
     return "\n".join(lines)
 
 
@@ -387,7 +374,7 @@ class WaterfallView(QWidget):
         if lay.headline_ms is not None and abs(offset - head_y) <= max(head_h, 0.1) / 2:
             if 0.0 <= x_ms <= lay.headline_ms:
                 return row, HEADLINE
-        for name, (x0, w) in lay.segments.items():
+        for name, (x0, w) in reversed(lay.segments.items()):  # the bar on top first
             centre, height = STRIPS.get(span_style(name).lane, STRIPS["latency"])
             if abs(offset - centre) <= height / 2 and x0 <= x_ms <= x0 + max(w, 0.5):
                 return row, name

@@ -1,6 +1,6 @@
 """Dial a Gemini Live endpoint: the URL rules, TLS and the auth header.
 
-PROTOCOLS.md §3 "Connection":
+docs/protocols.md#gemini-connection:
 
 * Gemini Developer API: ``wss://generativelanguage.googleapis.com/ws/
   google.ai.generativelanguage.<ver>.GenerativeService.BidiGenerateContent`` with the key
@@ -11,8 +11,8 @@ PROTOCOLS.md §3 "Connection":
   LlmBidiService/BidiGenerateContent`` with ``Authorization: Bearer <access token>``; the
   profile's model must then be the full ``projects/…/publishers/google/models/…`` name.
 
-Gemini answers pings slowly (8–30 s observed, PROTOCOLS.md §5.7), so the pong timeout
-is long.
+Gemini answers pings slowly (8–30 s observed, docs/protocols.md#keepalive-pings), so the
+pong timeout is long.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Dial an OpenAI Realtime GA endpoint: the URL rules and the auth header.
 
 The default endpoint is ``wss://api.openai.com/v1/realtime?model=<model>`` with
-``Authorization: Bearer <key>`` and no ``OpenAI-Beta`` header (PROTOCOLS.md §1
-"Connection"). Azure hosts (``*.openai.azure.com``) take the key in ``api-key`` instead.
+``Authorization: Bearer <key>`` and no ``OpenAI-Beta`` header
+(docs/protocols.md#openai-connection). Azure hosts (``*.openai.azure.com``) take the key
+in ``api-key`` instead.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Wire shapes follow the GA event unions of the official ``openai`` SDK
 (``openai.types.realtime.RealtimeClientEvent`` / ``RealtimeServerEvent``; see
-PROTOCOLS.md §1). Only GA names are ever sent; the beta names of audio/text deltas are
-accepted on input so that old logs still replay.
+docs/protocols.md#openai-realtime-ga). Only GA names are ever sent; the beta names of
+audio/text deltas are accepted on input so that old logs still replay.
 
 Nothing here does I/O or raises on bad server input: a malformed message becomes a
 :class:`~app.events.ProviderErrorEvent` with ``code="malformed_message"``.
@@ -38,10 +38,12 @@ from app.events import (
     ServerSpeechStarted,
     ServerSpeechStopped,
     SessionConfigured,
+    SessionCreated,
     ToolCallRequested,
     UnknownMessage,
     Usage,
     UserTranscript,
+    response_status,
 )
 from app.profile import Profile
 from app.providers.base import HistoryItem, Outgoing, ProviderProtocol
@@ -49,7 +51,8 @@ from app.providers.base import HistoryItem, Outgoing, ProviderProtocol
 #: Largest server message accepted (characters of text, or bytes), as the socket's max_size.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
-#: Error codes after which the session cannot go on (PROTOCOLS.md §1 "Limits", §5.6).
+#: Error codes after which the session cannot go on
+#: (docs/protocols.md#openai-limits-and-fatal-errors).
 FATAL_ERROR_CODES = frozenset(
     {"session_expired", "beta_api_shape_disabled", "invalid_api_key", "insufficient_quota"}
 )
@@ -106,7 +109,7 @@ GA_SERVER_TYPES = frozenset(
     }
 )
 
-#: Beta server names read as their GA synonyms (PROTOCOLS.md §1 "Beta → GA renames").
+#: Beta server names read as their GA synonyms (docs/protocols.md#beta-names-read-as-ga).
 BETA_SYNONYMS = {
     "response.audio.delta": "response.output_audio.delta",
     "response.audio.done": "response.output_audio.done",
@@ -243,6 +246,9 @@ class OpenAIProtocol(ProviderProtocol):
     """
 
     name = "openai"
+    #: OpenAI ends a session at 60 minutes with no warning; roll over at a turn boundary
+    #: first.
+    rollover_s = 55 * 60.0
 
     def __init__(self, profile: Profile, clock: Clock) -> None:
         if profile.audio_format not in _WIRE_FORMATS:
@@ -271,7 +277,8 @@ class OpenAIProtocol(ProviderProtocol):
         )
 
     def session_config(self) -> dict[str, Any]:
-        """The GA ``session`` object for :meth:`open` (PROTOCOLS.md §1 "session.update")."""
+        """The GA ``session`` object for :meth:`open`
+        (docs/protocols.md#openai-session-configuration)."""
         p = self.profile
         fmt = _WIRE_FORMATS[p.audio_format]
         audio_in: dict[str, Any] = {"format": dict(fmt)}
@@ -370,7 +377,7 @@ class OpenAIProtocol(ProviderProtocol):
         """One ``conversation.item.create`` per finished item, oldest first: user text as
         ``input_text``, agent text as ``output_text``, tool calls as ``function_call`` +
         ``function_call_output``. OpenAI has no resume handle, so this is how a new
-        session learns what was said (PROTOCOLS.md §1 "Limits").
+        session learns what was said (docs/protocols.md#openai-limits-and-fatal-errors).
         """
         out: list[Outgoing] = []
         for h in history:
@@ -483,6 +490,12 @@ class OpenAIProtocol(ProviderProtocol):
         if mtype in GA_SERVER_TYPES:
             return []
         return [UnknownMessage(t_ns=t, raw=raw, type=mtype)]
+
+    def _session_created(
+        self, msg: dict[str, Any], raw: dict[str, Any], t: int
+    ) -> list[Event]:
+        sid = _str(_obj(msg, "session"), "id")
+        return [SessionCreated(t_ns=t, raw=raw, provider=self.name, session_id=sid)]
 
     def _session(self, msg: dict[str, Any], raw: dict[str, Any], t: int) -> list[Event]:
         sid = _str(_obj(msg, "session"), "id")
@@ -605,7 +618,7 @@ class OpenAIProtocol(ProviderProtocol):
                 t_ns=t,
                 raw=raw,
                 response_id=_str(resp, "id"),
-                status=_str(resp, "status") or "completed",
+                status=response_status(_str(resp, "status") or "completed"),
                 reason=_str(_obj(resp, "status_details"), "reason"),
                 usage=usage if isinstance(usage, dict) else None,
             )
@@ -652,7 +665,7 @@ def _agent_text(key: str, final: bool) -> _Handler:
 
 
 _HANDLERS: dict[str, _Handler] = {
-    "session.created": OpenAIProtocol._session,
+    "session.created": OpenAIProtocol._session_created,
     "session.updated": OpenAIProtocol._session,
     "input_audio_buffer.speech_started": OpenAIProtocol._speech_started,
     "input_audio_buffer.speech_stopped": OpenAIProtocol._speech_stopped,

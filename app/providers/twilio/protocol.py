@@ -48,6 +48,7 @@ from app.events import (
     AgentInterrupted,
     Event,
     Notice,
+    NoticeLevel,
     ProviderErrorEvent,
     ResponseFinished,
     UnknownMessage,
@@ -459,7 +460,7 @@ class StreamNote:
     oddity (``level="warning"``) or a refusal (``fatal=True``: close the stream)."""
 
     t_ns: int
-    level: str
+    level: NoticeLevel
     message: str
     raw: dict[str, Any] | None = None
     fatal: bool = False

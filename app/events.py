@@ -11,6 +11,9 @@ or :func:`event_from_dict` cannot read it back); enum-like fields are ``Literal`
 :func:`event_to_dict` and :func:`event_from_dict` are the two directions of the stored
 form (``events.jsonl``). :class:`EventBase` is the common base, which the SIP adapter's
 events (``sip/events.py``) also extend.
+
+One module on purpose (over 500 lines): the union, its classes and both directions of
+the stored form must change together, and a reader finds every event in one place.
 """
 
 from __future__ import annotations

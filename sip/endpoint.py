@@ -29,6 +29,10 @@ Traps handled here (pjsua2-python 2.15.1):
   certificate surfaces only as a 503 "PJSIP_TLS_ECERTVERIF" on the request; the why
   (untrusted, name mismatch) and the server's address come from ``onTransportState``,
   which :meth:`SipEndpoint.tls_failure` joins into one clear reason.
+
+One module on purpose (over 500 lines): everything that calls pjsua2 must run on the one
+thread this module owns, so the library's whole surface (transports, accounts, calls, the
+traps above) sits behind that thread here.
 """
 
 from __future__ import annotations

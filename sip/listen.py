@@ -130,11 +130,11 @@ class ListenIn:
         """
         if self._stream is not None:
             return
-        from app.audio.deviceport import _pick_rate, _resolve, _sd
+        from app.audio.devices import pick_rate, resolve_portaudio, sounddevice_module
 
-        sd = _sd()
-        idx, info, api = _resolve(sd, self.device, "output")
-        rate = _pick_rate(sd, idx, info, api, "output", self._want_rate)
+        sd = sounddevice_module()
+        idx, info, api = resolve_portaudio(sd, self.device, "output")
+        rate = pick_rate(sd, idx, info, api, "output", self._want_rate)
         self._ring = RingBuffer(rate * 2)
         self._rs = StreamResampler(self.rate, rate)
         self._prebuffer = rate * PREBUFFER_MS // 1000

@@ -141,7 +141,7 @@ def running_pulse_server() -> Iterator[PulseServer]:
         for key in saved:
             os.environ[key] = env[key]
         if "sounddevice" in sys.modules:
-            from app.audio.deviceport import rescan_devices
+            from app.audio.devices import rescan_devices
 
             rescan_devices()
         yield server

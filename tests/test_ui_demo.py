@@ -61,7 +61,7 @@ def _segments(pcm: np.ndarray, rate: int = 16000, gap_ms: int = 500) -> list[tup
 
 
 def test_demo_plays_both_sides_on_the_speaker(qtbot, tmp_path, pulse_server) -> None:
-    from app.audio.deviceport import list_devices
+    from app.audio.devices import list_devices
 
     scenario = _scenario(tmp_path)
     controller = CallController(data_root=tmp_path / "home")

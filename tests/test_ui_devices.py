@@ -30,7 +30,7 @@ def rms(x: np.ndarray) -> float:
 
 
 def test_list_devices_sees_pulse(pulse_server):
-    from app.audio.deviceport import list_devices
+    from app.audio.devices import list_devices
 
     devices = list_devices()
     names = [d.name for d in devices]

@@ -14,6 +14,10 @@ It talks to the core only through a *controller* (duck-typed; the real one lives
 Status and errors come back as events (``Notice``, ``ProviderErrorEvent``, ``CallFailed``,
 ``CallEnded``); a ``CallFailed`` puts its reason and its fix in the banner, and a
 :class:`~app.errors.VoiceprobeError` raised by ``start_call`` is shown there too.
+
+One module on purpose (over 500 lines): the window's widgets, menus, shortcuts and the
+state they share (in a call or not, the provider picked) are one screen; the views it
+holds live in ``ui/views`` and their data in ``ui/models``.
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ PRESENTATION_SCALE = 1.45
 def _default_devices() -> list[Any]:
     """PortAudio's devices, then PulseAudio's sinks and sources by name (a call opens
     them through PortAudio's ``pulse`` device)."""
-    from app.audio.deviceport import DeviceInfo, list_devices
+    from app.audio.devices import DeviceInfo, list_devices
     from app.audio.devicewatch import pulse_devices
 
     found: list[Any] = list_devices()
@@ -135,7 +139,7 @@ class MainWindow(QMainWindow):
 
     Args:
         controller: the core's facade (see the module docstring).
-        devices: returns the audio devices (``app.audio.deviceport.list_devices`` by
+        devices: returns the audio devices (``app.audio.devices.list_devices`` by
             default; objects with ``name``, ``host_api``, ``max_input_channels``,
             ``max_output_channels``). Errors leave the pickers at "System default".
         open_settings / open_history: optional callbacks for the menu entries (the

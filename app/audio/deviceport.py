@@ -7,34 +7,38 @@ the ALSA pulse plugin. The PortAudio callbacks only copy samples into preallocat
 port rate (16 kHz), framing and stamping happen in :meth:`DevicePort.read` and
 :meth:`DevicePort.write` on the bridge's thread.
 
-``sounddevice`` is imported lazily: PortAudio scans the devices when it is imported, so a
-process that starts a sound server later must call :func:`rescan_devices`.
+Finding devices and their rates lives in :mod:`app.audio.devices`. This module is one
+concept at about 600 lines: one call's two device streams, from opening them through
+their health (a device that goes away), the mic-path processing and clock drift, to
+stopping them; each part reads and writes the same per-stream state.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.audio.aec import AudioProcessing, EchoCanceller, ProcessingUnavailable
+from app.audio.devices import (
+    close_quietly,
+    pick_rate,
+    pulse_target,
+    resolve_device,
+    shown_name,
+    sounddevice_module,
+)
 from app.audio.drift import DriftCompensator
 from app.audio.pcm import FRAME_MS
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.recorder import StereoRecorder
-from app.audio.resample import SUPPORTED_RATES, StreamResampler
+from app.audio.resample import StreamResampler
 from app.audio.ringbuffer import RingBuffer
 from app.errors import AudioDeviceError
 from app.events import Notice, NoticeLevel
 
-#: Device rates tried, in order, after the device's own default rate.
-PREFERRED_RATES = (48000, 16000, 24000, 8000)
 #: Callback block length.
 BLOCK_MS = 10
 #: Capture ring length (how long the bridge may stall before samples are dropped).
@@ -53,175 +57,6 @@ STALL_MS = 2000
 PULSE_POLL_S = 0.25
 #: How often :meth:`DevicePort.read` looks at the streams' health.
 HEALTH_EVERY_MS = 100
-#: PulseAudio's per-client default sink / source, read when a stream is opened.
-_PULSE_ENV = {"output": "PULSE_SINK", "input": "PULSE_SOURCE"}
-
-
-def _sd() -> Any:
-    try:
-        import sounddevice
-    except OSError as exc:  # the PortAudio library itself is missing
-        raise AudioDeviceError(f"PortAudio is not available ({exc})") from None
-    return sounddevice
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """One PortAudio device.
-
-    Attributes:
-        index: PortAudio device index (changes when devices are rescanned).
-        name: device name (stable; what the UI stores).
-        host_api: host API name (ALSA, PulseAudio, Core Audio, WASAPI…).
-        max_input_channels / max_output_channels: 0 when the device cannot capture/play.
-        default_samplerate: the device's default rate (Hz).
-        is_default_input / is_default_output: the system default devices.
-    """
-
-    index: int
-    name: str
-    host_api: str
-    max_input_channels: int
-    max_output_channels: int
-    default_samplerate: float
-    is_default_input: bool = False
-    is_default_output: bool = False
-
-
-def rescan_devices() -> None:
-    """Re-initialise PortAudio so devices that appeared since import become visible.
-
-    Must not be called while any stream is open.
-    """
-    sd = _sd()
-    sd._terminate()
-    sd._initialize()
-
-
-def list_devices() -> list[DeviceInfo]:
-    """Every PortAudio device, with its host API and default flags.
-
-    Raises:
-        AudioDeviceError: PortAudio is missing or cannot enumerate devices.
-    """
-    sd = _sd()
-    try:
-        devices = sd.query_devices()
-        apis = sd.query_hostapis()
-        default_in, default_out = sd.default.device
-    except sd.PortAudioError as exc:
-        raise AudioDeviceError(f"cannot list audio devices ({exc})") from None
-    out = []
-    for i, d in enumerate(devices):
-        api = apis[d["hostapi"]]["name"] if 0 <= d["hostapi"] < len(apis) else ""
-        out.append(
-            DeviceInfo(
-                index=i,
-                name=str(d["name"]),
-                host_api=str(api),
-                max_input_channels=int(d["max_input_channels"]),
-                max_output_channels=int(d["max_output_channels"]),
-                default_samplerate=float(d["default_samplerate"]),
-                is_default_input=i == default_in,
-                is_default_output=i == default_out,
-            )
-        )
-    return out
-
-
-def _resolve(sd: Any, device: int | str | None, kind: str) -> tuple[int, dict[str, Any], str]:
-    """Find ``device`` (index, exact or unique partial name, ``None`` = default)."""
-    try:
-        info = sd.query_devices(device, kind=kind)
-    except (ValueError, sd.PortAudioError) as exc:
-        what = "default" if device is None else repr(device)
-        raise AudioDeviceError(f"no {kind} device {what} ({exc})", device) from None
-    return _checked(sd, info, kind)
-
-
-def resolve_device(
-    device: int | str | None, kind: str
-) -> tuple[int, dict[str, Any], str, str | None]:
-    """Find ``device``: a PortAudio device (see :func:`_resolve`) or, failing that, a
-    PulseAudio sink (``kind="output"``) or source (``"input"``) by its exact name, reached
-    through PortAudio's ``pulse`` device.
-
-    Returns:
-        ``(index, info, host API, PulseAudio name or None)``.
-
-    Raises:
-        AudioDeviceError: neither PortAudio nor PulseAudio has it.
-    """
-    sd = _sd()
-    try:
-        return (*_resolve(sd, device, kind), None)
-    except AudioDeviceError:
-        if not isinstance(device, str):
-            raise
-        from app.audio.devicewatch import find_pulse_device
-
-        if find_pulse_device(device, "sink" if kind == "output" else "source") is None:
-            raise
-        try:
-            return (*_resolve(sd, "pulse", kind), device)
-        except AudioDeviceError:
-            raise AudioDeviceError(
-                f"PulseAudio has {kind} device {device!r} but PortAudio has no 'pulse' device",
-                device,
-            ) from None
-
-
-@contextlib.contextmanager
-def _pulse_target(kind: str, name: str | None) -> Iterator[None]:
-    """Point PulseAudio clients opened inside at sink/source ``name`` (``None``: no change),
-    and restore the environment after. Bridge thread only (the environment is shared)."""
-    if name is None:
-        yield
-        return
-    var = _PULSE_ENV[kind]
-    saved = os.environ.get(var)
-    os.environ[var] = name
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = saved
-
-
-def _checked(sd: Any, info: dict[str, Any], kind: str) -> tuple[int, dict[str, Any], str]:
-    """``info``'s index and host API, if it has ``kind`` channels."""
-    apis = sd.query_hostapis()
-    api = str(apis[info["hostapi"]]["name"]) if 0 <= info["hostapi"] < len(apis) else ""
-    channels = info["max_input_channels" if kind == "input" else "max_output_channels"]
-    if channels < 1:
-        raise AudioDeviceError(f"device {info['name']!r} has no {kind} channels", info["name"], api)
-    return int(info["index"]), info, api
-
-
-def _pick_rate(
-    sd: Any, index: int, info: dict[str, Any], api: str, kind: str, want: int | None
-) -> int:
-    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
-    default = int(info["default_samplerate"])
-    # A rate we asked for that the device refuses is converted, not refused: the device's
-    # own rate is tried next, then the usual ones (the resampler takes 44.1 kHz and others).
-    candidates = ((want,) if want is not None else ()) + (
-        (default,) if default in SUPPORTED_RATES else ()
-    )
-    candidates += PREFERRED_RATES + (default,)
-    candidates = tuple(dict.fromkeys(r for r in candidates if r > 0))
-    for rate in candidates:
-        try:
-            check(device=index, samplerate=rate, channels=1, dtype="int16")
-        except (ValueError, sd.PortAudioError):
-            continue
-        return rate
-    tried = ", ".join(str(r) for r in candidates)
-    raise AudioDeviceError(
-        f"{kind} device {info['name']!r} supports none of the rates {tried} Hz", info["name"], api
-    )
 
 
 class DevicePort(CallerPort):
@@ -366,14 +201,14 @@ class DevicePort(CallerPort):
 
         A device may be a PortAudio device (index or name) or, under PulseAudio, a sink or
         source by its exact name (see :func:`resolve_device`). A rate the device refuses
-        is converted to one it takes (see :func:`_pick_rate`).
+        is converted to one it takes (see :func:`pick_rate`).
 
         Raises:
             AudioDeviceError: a device is missing, busy, or supports none of the rates.
         """
         if self._in_stream is not None or self._out_stream is not None:
             return
-        sd = _sd()
+        sd = sounddevice_module()
         self._pulse, self._names, self._health = {}, {}, {}
         self._gone = False
         self.notices = ()
@@ -382,11 +217,11 @@ class DevicePort(CallerPort):
         out_idx, out_info, out_api, out_pulse = resolve_device(self.output_device, "output")
         self._open_output(sd, out_idx, out_info, out_api, out_pulse, self._want_rate)
         if self.capture:
-            self.in_rate = _pick_rate(sd, in_idx, in_info, in_api, "input", self._want_rate)
+            self.in_rate = pick_rate(sd, in_idx, in_info, in_api, "input", self._want_rate)
             self._in_ring = RingBuffer(self.in_rate * INPUT_BUFFER_MS // 1000)
             self._rs_in = StreamResampler(self.in_rate, self.rate)
             self._in_finished = False
-            with _pulse_target("input", in_pulse):
+            with pulse_target("input", in_pulse):
                 self._in_stream = self._open(
                     sd,
                     sd.InputStream,
@@ -399,7 +234,7 @@ class DevicePort(CallerPort):
                 )
                 self._start_stream(sd, self._in_stream, in_info, in_api)
             self._pulse["input"] = in_pulse
-            self._names["input"] = in_pulse or _shown_name(in_info, "input")
+            self._names["input"] = in_pulse or shown_name(in_info, "input")
         if self.capture:
             self._start_processing()
         if any(self._pulse.values()):
@@ -430,7 +265,7 @@ class DevicePort(CallerPort):
     ) -> None:
         """Open and start the output stream; a new rate gets a new ring and resampler (the
         ring's queued audio is kept when the rate stays)."""
-        rate = _pick_rate(sd, index, info, api, "output", want_rate)
+        rate = pick_rate(sd, index, info, api, "output", want_rate)
         if rate != self.out_rate or self._out_ring is None:
             self.out_rate = rate
             self._out_ring = RingBuffer(rate * OUTPUT_BUFFER_MS // 1000)
@@ -439,13 +274,13 @@ class DevicePort(CallerPort):
         elif self._drift is not None:
             self._drift.reset()
         self._out_finished = False
-        with _pulse_target("output", pulse):
+        with pulse_target("output", pulse):
             self._out_stream = self._open(
                 sd, sd.OutputStream, "output", index, info, api, rate, self._out_callback
             )
             self._start_stream(sd, self._out_stream, info, api)
         self._pulse["output"] = pulse
-        self._names["output"] = pulse or _shown_name(info, "output")
+        self._names["output"] = pulse or shown_name(info, "output")
 
     # --- device health (bridge thread) -------------------------------------------------
 
@@ -506,10 +341,10 @@ class DevicePort(CallerPort):
         attr = "_out_stream" if kind == "output" else "_in_stream"
         stream = getattr(self, attr)
         setattr(self, attr, None)
-        _close_quietly(stream)
+        close_quietly(stream)
         self._health = {k: v for k, v in self._health.items() if k != kind}
         if kind == "output":
-            sd = _sd()
+            sd = sounddevice_module()
             try:
                 index, info, api, _ = resolve_device(None, "output")
                 self._open_output(sd, index, info, api, None, self.out_rate)
@@ -766,29 +601,4 @@ class DevicePort(CallerPort):
             stream = getattr(self, name)
             setattr(self, name, None)
             if stream is not None:
-                _close_quietly(stream)
-
-
-def _close_quietly(stream: Any) -> None:
-    """Abort and close a stream, whose device may have vanished (nothing to recover)."""
-    try:
-        stream.abort(ignore_errors=True)
-        stream.close(ignore_errors=True)
-    except Exception:  # noqa: BLE001 - a stream whose device vanished cannot be closed twice
-        pass
-
-
-def _shown_name(info: dict[str, Any], kind: str) -> str:
-    """A device's name as a person knows it: PortAudio's ``pulse``/``default`` devices
-    are PulseAudio's default sink or source, shown by that name."""
-    name = str(info["name"])
-    if name in ("pulse", "default"):
-        return _pulse_default("sink" if kind == "output" else "source") or name
-    return name
-
-
-def _pulse_default(kind: str) -> str | None:
-    """PulseAudio's default sink or source now (``None`` without PulseAudio)."""
-    from app.audio.devicewatch import pulse_devices
-
-    return next((d.name for d in pulse_devices() if d.kind == kind and d.is_default), None)
+                close_quietly(stream)

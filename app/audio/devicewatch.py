@@ -8,7 +8,7 @@ listing on a thread of its own, off the UI thread, and reports when the set of d
 changes.
 
 PortAudio's own list is a snapshot taken when it is initialised: seeing an ALSA device
-that appeared later needs :func:`app.audio.deviceport.rescan_devices`, which must not run
+that appeared later needs :func:`app.audio.devices.rescan_devices`, which must not run
 while a stream is open. The watcher rescans only when its ``can_rescan`` says so.
 """
 
@@ -104,7 +104,7 @@ def device_names() -> tuple[list[str], list[str]]:
     """Every device a call may name: ``(inputs, outputs)``, PortAudio's (by index and
     name) and PulseAudio's sources and sinks. For error messages and the device lists.
     """
-    from app.audio.deviceport import list_devices
+    from app.audio.devices import list_devices
     from app.errors import AudioDeviceError
 
     inputs: list[str] = []
@@ -198,7 +198,7 @@ class DeviceWatcher:
 
     def _look(self) -> None:
         if self._can_rescan is not None and self._can_rescan():
-            from app.audio.deviceport import rescan_devices
+            from app.audio.devices import rescan_devices
             from app.errors import AudioDeviceError
 
             try:

@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.audio.deviceport import DevicePort, resolve_device
+from app.audio.deviceport import DevicePort
+from app.audio.devices import resolve_device
 from app.cli_output import print_summary, progress_printer
 from app.cli_support import EXIT_FAILED, EXIT_OK, UsageError, agent_setup
 from app.errors import AudioDeviceError

@@ -5,6 +5,9 @@ The folders are the truth; the index is a cache for history, search and aggregat
 connection and a short transaction, with a busy timeout, so the app, the CLI and a test
 may read and write it from several processes at once. The database (and its
 ``-wal``/``-shm`` files) is ``0600``.
+
+One module on purpose (over 500 lines): the schema, its in-place migrations and every
+query against it change together.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ espeak-ng voice exists for every language/accent the matrix names (asked of
 :func:`app.probes.voices.voice_for`), condition names
 (:func:`app.probes.conditions.parse_condition`), regular expressions, and that every file
 named (profile, recordings, noise) exists. The format is in ``docs/suites.md``.
+
+One module on purpose (over 500 lines): it is the suite format's one validator, field by
+field in the order of ``docs/suites.md``; the checks it asks of other modules live there.
 """
 
 from __future__ import annotations

@@ -29,6 +29,8 @@ from app.cli_support import (
     Parser,
     UsageError,
     add_agent_options,
+    add_list_command,
+    add_show_command,
     agent_setup,
     bridge_options,
     cancel_on_signals,
@@ -92,15 +94,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
 
     p = sub.add_parser("sessions", help="list, show or export recorded sessions")
     ssub = p.add_subparsers(dest="sessions_command", parser_class=Parser, required=True)
-    q = ssub.add_parser("list", help="recent sessions")
-    q.add_argument("--limit", type=int, default=30)
+    q = add_list_command(ssub, "recent sessions", cmd_sessions_list)
     q.add_argument("--search", help="filter by id, provider, model, tags, profile")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=cmd_sessions_list)
-    q = ssub.add_parser("show", help="one session's turns")
-    q.add_argument("session_id")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=cmd_sessions_show)
+    add_show_command(ssub, "show", "one session's turns", "session_id", cmd_sessions_show)
     q = ssub.add_parser("export", help="export a session report")
     q.add_argument("session_id")
     q.add_argument("--html", required=True, help="write an HTML report here")

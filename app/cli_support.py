@@ -1,6 +1,6 @@
 """What every command that places calls or reads sessions shares: the one-line-error
-parser, the agent options and their resolution into an :class:`AgentSetup`, signal
-handling, and finding a session folder.
+parser, the ``list``/``show`` subcommand shapes, the agent options and their resolution
+into an :class:`AgentSetup`, signal handling, and finding a session folder.
 
 Contract (docs/architecture.md#command-line-contract): bad input gives ONE line naming
 the problem and exit code :data:`EXIT_BAD_INPUT`, never a traceback; so every check here
@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -216,27 +216,55 @@ def bridge_options(args: argparse.Namespace) -> BridgeOptions:
     return BridgeOptions(**knobs)
 
 
-def cancel_on_signals() -> list[signal.Signals]:
-    """SIGINT/SIGTERM cancel the running task (call from inside it), so a command's
-    ``finally`` blocks hang up calls and close sessions.
+def add_list_command(
+    sub: Any, help: str, handler: Callable[[argparse.Namespace], Any]
+) -> argparse.ArgumentParser:
+    """Add a ``list`` subcommand (newest first) with ``--limit`` (default 30) and
+    ``--json`` to the subparsers ``sub``; returns it for more options."""
+    q: argparse.ArgumentParser = sub.add_parser("list", help=help)
+    q.add_argument("--limit", type=int, default=30)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=handler)
+    return q
+
+
+def add_show_command(
+    sub: Any, name: str, help: str, key: str, handler: Callable[[argparse.Namespace], Any]
+) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` that shows one thing named by the positional ``key`` (e.g.
+    ``session_id``), with ``--json``, to the subparsers ``sub``; returns it."""
+    q: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    q.add_argument(key)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=handler)
+    return q
+
+
+def on_signals(stop: Callable[[], object]) -> list[signal.Signals]:
+    """SIGINT/SIGTERM call ``stop`` (call this on the running loop's thread).
 
     Returns:
         The list each signal received is appended to, so the command can exit with
         ``128 + signal`` (130 for SIGINT, 143 for SIGTERM).
     """
     received: list[signal.Signals] = []
-    task = asyncio.current_task()
-    if task is None:
-        return received
     loop = asyncio.get_running_loop()
 
-    def cancel(sig: signal.Signals) -> None:
+    def handle(sig: signal.Signals) -> None:
         received.append(sig)
-        task.cancel()
+        stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, cancel, sig)
+        loop.add_signal_handler(sig, handle, sig)
     return received
+
+
+def cancel_on_signals() -> list[signal.Signals]:
+    """SIGINT/SIGTERM cancel the running task (call from inside it), so a command's
+    ``finally`` blocks hang up calls and close sessions; returns :func:`on_signals`' list.
+    """
+    task = asyncio.current_task()
+    return on_signals(task.cancel) if task is not None else []
 
 
 def find_session(session_id: str) -> Path:

@@ -317,18 +317,29 @@ def parse_structured(text: str, path: str) -> Any:
     return load_yaml(text, path, "YAML/JSON")
 
 
-def read_text_file(path: Path) -> str:
-    """Read a UTF-8 text file, raising ConfigError (never OSError/UnicodeError)."""
+def read_text_file(path: Path, what: str = "file") -> str:
+    """Read a UTF-8 text file, raising ConfigError (never OSError/UnicodeError).
+
+    Args:
+        path: the file.
+        what: what the file is, for the message (``suite file not found``).
+
+    Raises:
+        ConfigError: missing, a folder, unreadable or not UTF-8 (naming the first bad
+            byte), one line that names ``path``.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError("file not found", str(path)) from None
+        raise ConfigError(f"{what} not found", str(path)) from None
     except IsADirectoryError:
-        raise ConfigError("is a folder, not a file", str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", str(path)) from None
+        raise ConfigError(f"is a folder, not a {what}", str(path)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read ({exc.strerror})", str(path)) from None
+        raise ConfigError(f"cannot read {what} ({exc.strerror or exc})", str(path)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", str(path)) from None
 
 
 def load_profile(name_or_path: str | None) -> Profile:

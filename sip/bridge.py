@@ -40,7 +40,7 @@ from app.events import (
     PlaybackStarted,
     SessionConfigured,
 )
-from app.metrics.percentile import percentile
+from app.metrics.percentile import delay_figures
 from sip.call import SipCall
 from sip.events import CallQuality, CallState, Dtmf, RegistrationState
 
@@ -48,16 +48,6 @@ from sip.events import CallQuality, CallState, Dtmf, RegistrationState
 PROBE_INTERVAL_S = 0.1
 #: How long the bridge waits for the SIP call to end after the session ended.
 END_WAIT_S = 5.0
-
-
-def _figures(values_ns: list[int]) -> dict[str, float | int | None]:
-    ms = [v / 1e6 for v in values_ns]
-    return {
-        "count": len(ms),
-        "p50_ms": percentile(ms, 50),
-        "p95_ms": percentile(ms, 95),
-        "max_ms": max(ms) if ms else None,
-    }
 
 
 @dataclass(slots=True)
@@ -129,10 +119,10 @@ class _DelayProbe:
 
     def summary(self, bridge_stats: dict[str, Any]) -> dict[str, Any]:
         return {
-            "sip_in_to_provider": bridge_stats.get("caller_capture_to_ws_send", _figures([])),
-            "provider_to_sip_out": _figures(self.provider_to_out),
-            "port_write_to_sip_out": _figures(self.write_to_out),
-            "playback_estimate_error": _figures(self.estimate_error),
+            "sip_in_to_provider": bridge_stats.get("caller_capture_to_ws_send", delay_figures([])),
+            "provider_to_sip_out": delay_figures(self.provider_to_out),
+            "port_write_to_sip_out": delay_figures(self.write_to_out),
+            "playback_estimate_error": delay_figures(self.estimate_error),
         }
 
 

@@ -11,11 +11,13 @@ import os
 import threading
 from typing import Any
 
+from app.bridge.request import CallRequest
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 class FakeController:
-    """The controller interface of :class:`ui.main_window.MainWindow`, with no core.
+    """A :class:`ui.protocols.CallControllerLike` with no core.
 
     ``start_call`` replays ``script`` (a list of events) from a separate thread, as the
     core's asyncio thread would, through every subscribed callback.
@@ -38,8 +40,8 @@ class FakeController:
     def subscribe(self, callback: Any) -> None:
         self.callbacks.append(callback)
 
-    def start_call(self, options: dict[str, Any]) -> None:
-        self.calls.append(("start_call", options))
+    def start_call(self, request: CallRequest) -> None:
+        self.calls.append(("start_call", request))
         if self.fail_with is not None:
             raise self.fail_with
         self.thread = threading.Thread(target=self._replay, name="fake-core", daemon=True)
@@ -50,6 +52,9 @@ class FakeController:
             for cb in self.callbacks:
                 cb(ev)
         self.replayed.set()
+
+    def key_host_to_confirm(self, request: CallRequest) -> str | None:
+        return None
 
     def hangup(self) -> None:
         self.calls.append(("hangup", None))

@@ -39,13 +39,22 @@ def _loud(pcm: np.ndarray, peak: int = 26000) -> np.ndarray:
     return np.clip(x * peak / max(1.0, np.abs(x).max()), -32768, 32767).astype(np.int16)
 
 
-def _run(pulse_server, tmp_path: Path, processing, barge_at_s: float | None, seconds: float):
+def _run(
+    pulse_server,
+    tmp_path: Path,
+    processing,
+    barge_at_s: float | None,
+    seconds: float,
+    port_type: type | None = None,
+):
     """Play the agent for ``seconds`` through the port with the rig's echo; return the
     processed frames, the raw recording, VAD starts (s) and the rig."""
     from app.audio.deviceport import DevicePort
 
     agent = _loud(np.concatenate([synthesize(AGENT, RIG_RATE)] * 3))
-    port = DevicePort(input_device="pulse", output_device="pulse", processing=processing)
+    port = (port_type or DevicePort)(
+        input_device="pulse", output_device="pulse", processing=processing
+    )
     rig = EchoRig(pulse_server, delay_ms=80, gain_db=-6)
     t0 = time.monotonic_ns()
     port.raw_recorder = StereoRecorder(tmp_path / "mic_raw.wav", port.rate, t0, channels=1)
@@ -112,6 +121,53 @@ def test_aec_cancels_the_room_echo_without_false_barge_ins(pulse_server, tmp_pat
     cpu_ms_per_frame = port.processing_cpu_ns / 1e6 / (port.processing_samples / 320)
     print(f"processing CPU {cpu_ms_per_frame:.3f} ms per 20 ms frame")
     assert cpu_ms_per_frame < 10.0
+
+
+#: Output stalls forced by :func:`_stalling_port`: (output callback number, ms). At 10 ms
+#: a callback, the first comes about 2.5 s into the call, the second a second later.
+STALLS = ((250, 120), (350, 200))
+
+
+def _stalling_port() -> type:
+    """A :class:`DevicePort` whose output callback oversleeps at :data:`STALLS`: the device
+    runs dry and plays silence the callback never sees (a real PortAudio underflow, as a
+    starved CPU makes one)."""
+    from app.audio.deviceport import DevicePort
+
+    stalls = dict(STALLS)
+
+    class StallingPort(DevicePort):
+        def _out_callback(self, outdata, frames, time_info, status) -> None:  # type: ignore[no-untyped-def]
+            stall_ms = stalls.get(self._out_calls)
+            if stall_ms:
+                # Not a synchronisation: holding the PortAudio thread is the fault forced.
+                time.sleep(stall_ms / 1000)
+            super()._out_callback(outdata, frames, time_info, status)
+
+    return StallingPort
+
+
+def test_aec_survives_output_underflows(pulse_server, tmp_path: Path) -> None:
+    processed, raw, starts, rig, port, stamps, t0 = _run(
+        pulse_server, tmp_path, AudioProcessing(), None, 8.0, _stalling_port()
+    )
+    print(f"reference gaps {port.reference_gaps}, xruns {port.xruns()}")
+    assert port.output_underflows >= 1, "the stalls forced no underflow"
+    # The silence each underflow played went into the reference at its DAC time.
+    assert port.reference_gaps >= 1
+    first = round((stamps[0] - 20_000_000 - t0) * 16000 / 1e9)
+    erle = block_erle_db(raw[first:], processed[first:], 1600)  # per 100 ms
+    print(np.round(erle, 0))
+    # The last stall ends about 3.7 s into the call: 2 s later the canceller is back.
+    after = erle[57:]
+    loud = after[~np.isnan(after)]
+    assert len(loud) > 5, "the rig produced no echo in the microphone"
+    median = float(np.median(loud))
+    print(f"ERLE 2 s after the last stall: median {median:.1f} dB, min {loud.min():.1f} dB")
+    assert median >= 25.0
+    # Reported, not asserted: on this machine a false VAD start still follows one of
+    # the two stalls in about half the runs (see docs/audio.md, "Output underflows").
+    print(f"VAD starts (s into the call): {starts}")
 
 
 def test_double_talk_is_heard_within_300_ms(pulse_server, tmp_path: Path) -> None:

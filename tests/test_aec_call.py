@@ -19,6 +19,7 @@ from app.audio.aec import AudioProcessing
 from app.audio.processing.room import block_erle_db
 from app.audio.wavio import read_wav, read_wav_channels
 from app.bridge.controller import CallController
+from app.bridge.request import CallRequest
 from app.events import CallEnded, Event, Notice, TurnCompleted
 from app.profile import load_profile
 from app.sim.caller import caller_track
@@ -71,12 +72,12 @@ def _call(pulse_server, tmp_path: Path, processing, turns: int):
     rig.start()
     try:
         controller.start_call(
-            {
-                "profile": load_profile(None),
-                "provider": "sim",
-                "scenario": str(scenario_path),
-                "port": port,
-            }
+            CallRequest(
+                profile=load_profile(None),
+                provider="sim",
+                scenario=str(scenario_path),
+                port=port,
+            )
         )
         rig.say(track)
         done.wait(20 + 8 * turns)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from app.bridge.controller import CallController
+from app.bridge.request import CallRequest
 from app.events import Event, PlaybackStopped
 from app.profile import load_profile
 from app.sim.caller import write_caller_wav
@@ -75,13 +76,13 @@ def test_mic_call_reaches_the_simulator_and_plays_the_reply(
     reader.start()
     try:
         controller.start_call(
-            {
-                "profile": load_profile(None),
-                "provider": "sim",
-                "scenario": str(scenario_path),
-                "port": DevicePort(input_device="pulse", output_device="pulse"),
-                "truth": str(truth),
-            }
+            CallRequest(
+                profile=load_profile(None),
+                provider="sim",
+                scenario=str(scenario_path),
+                port=DevicePort(input_device="pulse", output_device="pulse"),
+                truth=str(truth),
+            )
         )
         player = pulse_server.popen("paplay", "-d", "vmic", str(wav))
         assert played.wait(60), "the agent's reply never finished playing"

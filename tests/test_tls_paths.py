@@ -393,7 +393,10 @@ def test_key_destination_rule() -> None:
 def test_app_controller_asks_before_a_profile_url_gets_the_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dataclasses import replace
+
     from app.bridge.controller import CallController
+    from app.bridge.request import CallRequest
     from app.profile import load_profile
 
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
@@ -403,15 +406,16 @@ def test_app_controller_asks_before_a_profile_url_gets_the_key(
     profile = load_profile(str(path))
     ctl = CallController(data_root=tmp_path)
     try:
-        options = {"profile": profile, "provider": "openai"}
-        assert ctl.key_host_to_confirm(options) == "proxy.corp"
+        request = CallRequest(profile=profile, provider="openai")
+        assert ctl.key_host_to_confirm(request) == "proxy.corp"
         # A URL from the app's settings is not "named on the command line" either.
-        settings_url = {"profile": load_profile(None), "provider": "openai",
-                        "url": "wss://eu.proxy.corp/v1"}
+        settings_url = CallRequest(
+            profile=load_profile(None), provider="openai", url="wss://eu.proxy.corp/v1"
+        )
         assert ctl.key_host_to_confirm(settings_url) == "eu.proxy.corp"
-        assert ctl.key_host_to_confirm({**options, "confirmed_hosts": ["proxy.corp"]}) is None
-        assert ctl.key_host_to_confirm({"profile": load_profile(None),
-                                        "provider": "openai"}) is None
+        confirmed = replace(request, confirmed_hosts=("proxy.corp",))
+        assert ctl.key_host_to_confirm(confirmed) is None
+        assert ctl.key_host_to_confirm(CallRequest(load_profile(None), "openai")) is None
     finally:
         ctl.shutdown()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt  # noqa: E402
 
+from app.bridge.request import CallRequest  # noqa: E402
 from app.errors import AudioDeviceError  # noqa: E402
 from app.profile import Profile  # noqa: E402
 from tests.conftest_qt import FakeController  # noqa: E402
@@ -33,11 +34,11 @@ def test_scripted_call_fills_the_window(qtbot, tmp_path):
     win.input_device.setCurrentIndex(1)
     win.half_duplex.setChecked(True)
     qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
-    name, options = ctl.calls[0]
-    assert name == "start_call"
-    assert isinstance(options["profile"], Profile) and options["profile"].name == "default"
-    assert options["input_device"] == "pulse" and options["output_device"] is None
-    assert options["half_duplex"] is True and options["mute"] is False
+    name, request = ctl.calls[0]
+    assert name == "start_call" and isinstance(request, CallRequest)
+    assert isinstance(request.profile, Profile) and request.profile.name == "default"
+    assert request.input_device == "pulse" and request.output_device is None
+    assert request.half_duplex is True and request.mute is False
     assert win.call_button.text() == "Hang up"
     ctl.thread.join(timeout=5)
     qtbot.waitUntil(lambda: win.vm.events.event_count == len(events), timeout=5000)
@@ -122,8 +123,8 @@ class KeyHostController(FakeController):
 
     host = "proxy.corp"
 
-    def key_host_to_confirm(self, options):
-        return None if self.host in options.get("confirmed_hosts", ()) else self.host
+    def key_host_to_confirm(self, request: CallRequest) -> str | None:
+        return None if self.host in request.confirmed_hosts else self.host
 
 
 def test_key_host_is_confirmed_before_the_call(qtbot):
@@ -138,13 +139,30 @@ def test_key_host_is_confirmed_before_the_call(qtbot):
     assert "not sent to proxy.corp" in win.banner.text()
     win.confirm_key_host = lambda host: asked.append(host) or True
     qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
-    name, options = ctl.calls[0]
-    assert name == "start_call" and options["confirmed_hosts"] == ["proxy.corp"]
+    name, request = ctl.calls[0]
+    assert name == "start_call" and request.confirmed_hosts == ("proxy.corp",)
     ctl.thread.join(timeout=5)
     qtbot.waitUntil(lambda: not win.in_call, timeout=5000)
     # Asked once per run of the app: the next call goes straight through.
     qtbot.mouseClick(win.call_button, Qt.MouseButton.LeftButton)
     assert asked == ["proxy.corp", "proxy.corp"] and len(ctl.calls) == 2
+    ctl.thread.join(timeout=5)
+    qtbot.waitUntil(lambda: not win.in_call, timeout=5000)
+    win.close()
+
+
+def test_demo_overrides_the_request_once(qtbot):
+    ctl = FakeController(demo_events())
+    win = build_main_window(ctl, devices=lambda: [], settings=False)
+    qtbot.addWidget(win)
+    win.extra_options["record"] = False
+    win.set_demo_starter(lambda: {"source": "caller.wav", "scenario": "s.yaml"})
+    win.start_demo()
+    name, request = ctl.calls[0]
+    assert name == "start_call" and isinstance(request, CallRequest)
+    assert (request.provider, request.scenario, request.source) == ("sim", "s.yaml", "caller.wav")
+    assert request.record is False  # the window's own overrides still apply
+    assert win.extra_options == {"record": False}  # the demo's are gone after it
     ctl.thread.join(timeout=5)
     qtbot.waitUntil(lambda: not win.in_call, timeout=5000)
     win.close()

@@ -48,16 +48,16 @@ def test_settings_restore_devices_threshold_urls_and_recording(qtbot, tmp_path):
     assert win.output_device.currentData() == "pulse"
     assert win.vm.turns.slow_ms == 900.0 and win.waterfall.threshold.value() == 900
     assert ctl.data_root == tmp_path / "data"
-    opts = win.call_options()
-    assert opts["url"] == OPENAI_URL and opts["record"] is False  # default profile: openai
+    request = win.call_request()
+    assert request.url == OPENAI_URL and request.record is False  # default profile: openai
     win.profile_editor.provider.setCurrentText("gemini")
-    assert win.call_options()["url"] == GEMINI_URL
+    assert win.call_request().url == GEMINI_URL
 
 
 def test_no_url_option_without_an_override_and_missing_device_stays_default(qtbot, tmp_path):
     win, ctl = _window(qtbot, Settings(input_device="gone"), tmp_path / "s.json")
     assert win.input_device.currentData() is None
-    assert "url" not in win.call_options() and win.call_options()["record"] is True
+    assert win.call_request().url is None and win.call_request().record is True
     assert ctl.data_root is None
 
 

@@ -53,7 +53,7 @@ def test_no_key_start_shows_the_simulator_and_marks_scripted_words(
     assert win.provider.currentText() == "Simulator"
     assert win.provider_hint.isVisible()
     assert "No API key is set, so the simulator answers from a script" in win.provider_hint.text()
-    assert win.call_options()["provider"] == "sim"
+    assert win.call_request().provider == "sim"
     win.scenario.addItem("one", str(scenario))
     win.scenario.setCurrentIndex(win.scenario.findData(str(scenario)))
     win.toggle_call()
@@ -97,8 +97,8 @@ def test_a_settings_url_is_never_silently_dropped(qtbot, no_keys) -> None:
     win = build_main_window(controller, devices=lambda: [], settings=Settings(openai_url=url))
     qtbot.addWidget(win)
     assert win.provider.currentData() == "openai"  # not the simulator behind its back
-    options = win.call_options()
-    assert options["provider"] == "openai" and options["url"] == url
+    request = win.call_request()
+    assert request.provider == "openai" and request.url == url
     assert "No OpenAI Realtime key is set: set it in File → Settings" in win.provider_hint.text()
     win.set_provider("sim")  # chosen by the user: the hint says the URL is not used
     assert "URL set in Settings is not used by the simulator" in win.provider_hint.text()

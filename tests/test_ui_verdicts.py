@@ -80,9 +80,9 @@ def test_tags_go_with_the_call_checked_like_the_cli_and_autocomplete(qtbot, home
     f["agent_version"].setText("v8")
     win.verdicts.tags.other.setText("noise=cafe")
     win.toggle_call()
-    (name, options), *_ = ctl.calls
+    (name, request), *_ = ctl.calls
     assert name == "start_call"
-    assert options["tags"] == ["language=hi-IN", "accent=tamil", "agent_version=v8", "noise=cafe"]
+    assert request.tags == ("language=hi-IN", "accent=tamil", "agent_version=v8", "noise=cafe")
 
 
 def test_a_bad_tag_is_one_plain_line_and_no_call_starts(qtbot, home):

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from app.errors import VoiceprobeError
 from ui.bench import EXIT_AFTER_SHOWN_ENV, T0_ENV  # the startup hook's names (stdlib-only import)
 from ui.main_window import MainWindow
+from ui.protocols import CallControllerLike
 from ui.settings_store import (
     DISCLOSURE_LINE,
     Settings,
@@ -116,7 +117,7 @@ class SettingsBinding(QObject):
             w.choose_default_provider()  # a URL set in Settings picks the real provider
         root = data_root(settings)
         if root is not None and hasattr(w.controller, "data_root"):
-            w.controller.data_root = root
+            setattr(w.controller, "data_root", root)  # noqa: B010 - not in the protocol
 
     def current(self) -> Settings:
         """The settings with the window's devices, threshold and profile."""
@@ -216,7 +217,7 @@ def open_history(parent: QWidget) -> None:
 
 
 def build_main_window(
-    controller: Any,
+    controller: CallControllerLike,
     devices: Callable[[], list[Any]] | None = None,
     settings: Settings | bool = True,
     settings_path: Path | None = None,
@@ -225,7 +226,7 @@ def build_main_window(
     if needed.
 
     Args:
-        controller: the core's facade (see :mod:`ui.main_window`).
+        controller: the core's facade (see :class:`ui.protocols.CallControllerLike`).
         devices: the audio device lister (default: the sound devices).
         settings: ``True`` loads the settings file (``settings_path`` or the default) and
             applies it, saving on close; a :class:`Settings` applies those (saved to
@@ -264,7 +265,7 @@ def save_screenshot(window: QWidget, path: str | Path) -> Path:
 
 
 def run_app(
-    controller_factory: Callable[[], Any],
+    controller_factory: Callable[[], CallControllerLike],
     argv: list[str] | None = None,
     on_window: Callable[[MainWindow], None] | None = None,
 ) -> int:

@@ -47,9 +47,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import events as E
+
+if TYPE_CHECKING:  # the startup hook's names stay a light import
+    from app.bridge.request import CallRequest
 
 FRAME_TARGET_MS = 16.0
 LATENCY_TARGET_MS = 50.0
@@ -158,7 +161,7 @@ class StreamController:
     def subscribe(self, callback: Callable[[Any], None]) -> None:
         self._subscribers.append(callback)
 
-    def start_call(self, options: dict[str, Any]) -> None:
+    def start_call(self, request: CallRequest) -> None:
         self._thread = threading.Thread(target=self._post, name="bench-core", daemon=True)
         self._thread.start()
 
@@ -186,6 +189,10 @@ class StreamController:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+
+    def key_host_to_confirm(self, request: CallRequest) -> str | None:
+        """No API key is sent."""
+        return None
 
     def hangup(self) -> None:
         """The stream ends the call itself."""

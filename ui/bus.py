@@ -22,7 +22,9 @@ class EventBus(QObject):
     """
 
     #: Emitted on the main thread with one event object.
-    event = Signal(object)
+    # The signal's public name shadows QObject.event(QEvent), which nothing calls on a
+    # bus; PySide6's stubs type the attribute as that method.
+    event = Signal(object)  # type: ignore[assignment]
     _posted = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:

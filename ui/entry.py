@@ -12,11 +12,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli import EXIT_FAILED, EXIT_OK, UsageError
 from app.cli import main as cli_main
 from app.textsafe import printable
+
+if TYPE_CHECKING:  # Qt, pjsua2 and the core load only when a command needs them
+    from PySide6.QtWidgets import QWidget
+
+    from app.bridge.request import CallOverrides
+    from sip.controller import SipController
+    from ui.main_window import MainWindow
 
 
 def _extend(sub: Any) -> None:
@@ -52,20 +59,20 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from ui.app import run_app, settings_data_root
 
     controller: CallController | None = None
-    sip_controller: Any = None
+    sip_controller: SipController | None = None
 
     def factory() -> CallController:
         nonlocal controller
         controller = CallController(data_root=settings_data_root())
         return controller
 
-    def wire(window: Any) -> None:
+    def wire(window: MainWindow) -> None:
         try:
             import sip.controller  # noqa: F401  (pjsua2 present?)
         except ImportError:
             return
 
-        def open_sip(parent: Any) -> None:
+        def open_sip(parent: QWidget) -> None:
             # One SIP endpoint per process, made only when the tester opens the phone.
             nonlocal sip_controller
             from sip.controller import SipController
@@ -78,7 +85,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
         window.set_sip_opener(open_sip)
 
-    def wire_all(window: Any) -> None:
+    def wire_all(window: MainWindow) -> None:
         window.set_demo_starter(lambda: demo_options(window, None, speaker=True))
         wire(window)
 
@@ -105,10 +112,11 @@ def demo_wav(scenario_path: str | None) -> Path:
     return out
 
 
-def demo_options(window: Any, scenario: str | None, speaker: bool) -> dict[str, Any]:
-    """The call options of a demo: the scenario's caller WAV as the caller (a
-    :class:`~app.audio.demoport.SpeakerDemoPort` playing both sides on the window's
-    speaker when ``speaker``, else a silent file port), the simulator as the agent.
+def demo_options(window: MainWindow, scenario: str | None, speaker: bool) -> CallOverrides:
+    """What a demo sets on the window's call request: the scenario's caller WAV as the
+    caller (a :class:`~app.audio.demoport.SpeakerDemoPort` playing both sides on the
+    window's speaker when ``speaker``, else a silent file port), the simulator as the
+    agent.
 
     Raises:
         VoiceprobeError: the scenario or its WAV cannot be read.

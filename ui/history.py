@@ -2,16 +2,17 @@
 
 Reopening feeds the stored events through :func:`ui.models.replay.replay_into` into the
 same models and views as a live call, and plays the stereo ``audio.wav`` (left caller,
-right agent) through sounddevice (PySide6-Essentials has no QtMultimedia).
+right agent) through :class:`ui.views.playback.WavPlayer`, with a playhead on the speech
+lanes taken from the output stream's clock; clicking a turn in the waterfall plays from
+that turn's first sample.
 """
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -35,6 +36,13 @@ from ui.models.common import ms_text
 from ui.models.replay import replay_into
 from ui.models.table import FixedColumnsModel
 from ui.views.event_inspector import EventInspector
+from ui.views.playback import (
+    WavPlayer,
+    compare_figures,
+    current_row,
+    figure_text,
+    turn_start_s,
+)
 from ui.views.tool_calls_view import ToolCallsView
 from ui.views.transcript_view import TranscriptView
 from ui.views.vad_lane_view import VadLaneView
@@ -111,93 +119,6 @@ class SessionsModel(FixedColumnsModel):
         return "" if value is None else str(value)
 
 
-class WavPlayer:
-    """Plays a WAV file through the default output device (sounddevice) and knows where it
-    is.
-
-    Main thread, except :meth:`_fill`, which runs on PortAudio's callback thread and only
-    copies samples and advances one counter (no allocation, no lock, no Qt).
-    """
-
-    def __init__(self) -> None:
-        self._data: np.ndarray | None = None
-        self._rate = 0
-        self._pos = 0  # frames handed to the device (written by the callback only)
-        self._stream: Any = None
-
-    @staticmethod
-    def load(path: Path) -> tuple[np.ndarray, int]:
-        """Read a PCM16 WAV as ``(frames × channels int16, rate)``.
-
-        Raises:
-            AudioDeviceError: unreadable or not 16-bit PCM.
-        """
-        try:
-            with wave.open(str(path), "rb") as w:
-                if w.getsampwidth() != 2:
-                    raise AudioDeviceError(f"{path.name} is not 16-bit PCM")
-                data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-                return data.reshape(-1, w.getnchannels()), w.getframerate()
-        except (OSError, EOFError, wave.Error) as exc:
-            raise AudioDeviceError(f"cannot read {path.name} ({exc})") from None
-
-    def play(self, path: Path) -> float:
-        """Start playing ``path`` from its start; returns its duration in seconds.
-
-        Raises:
-            AudioDeviceError: unreadable file, or no usable output device.
-        """
-        self.stop()
-        data, rate = self.load(path)
-        self._data, self._rate, self._pos = data, rate, 0
-        try:
-            import sounddevice as sd
-
-            self._stream = sd.OutputStream(
-                samplerate=rate, channels=data.shape[1], dtype="int16", callback=self._fill
-            )
-            self._stream.start()
-        except Exception as exc:  # PortAudioError, or OSError without PortAudio
-            self._stream = None
-            raise AudioDeviceError(f"cannot play audio ({exc})") from None
-        return len(data) / rate
-
-    def _fill(self, outdata: Any, frames: int, _time: Any, _status: Any) -> None:
-        """PortAudio callback: copy the next frames, silence after the end."""
-        data = self._data
-        pos = self._pos
-        n = 0 if data is None else max(0, min(frames, len(data) - pos))
-        if n:
-            outdata[:n] = data[pos : pos + n]  # type: ignore[index]
-        outdata[n:] = 0
-        self._pos = pos + n
-
-    @property
-    def playing(self) -> bool:
-        """True while the recording is playing (not stopped, not played to its end)."""
-        return self._stream is not None and self._data is not None and not self.finished
-
-    @property
-    def finished(self) -> bool:
-        """True once every frame has been handed to the device."""
-        return self._data is not None and self._pos >= len(self._data)
-
-    @property
-    def position_s(self) -> float:
-        """Where playback is, in seconds from the recording's start."""
-        return self._pos / self._rate if self._rate else 0.0
-
-    def stop(self) -> None:
-        """Stop and close the stream (idempotent); the position is kept."""
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort(ignore_errors=True)
-                stream.close(ignore_errors=True)
-            except Exception:  # the device vanished while playing: nothing to recover
-                pass
-
-
 class SessionViewer(QWidget):
     """One stored session, read-only: the live-call views fed from ``events.jsonl``."""
 
@@ -233,7 +154,7 @@ class SessionViewer(QWidget):
             "Play audio.wav (left: caller, right: agent); a playhead follows it on the speech lanes"
         )
         self.stop_button.setToolTip("Stop playing")
-        self.play_button.clicked.connect(self._play)
+        self.play_button.clicked.connect(lambda: self._play())
         self.stop_button.clicked.connect(self._stop)
         # Where audio.wav starts on the call's clock (normally the call start itself).
         t0 = meta.get("audio_t0_ns")
@@ -247,6 +168,15 @@ class SessionViewer(QWidget):
 
         self.transcript_view = TranscriptView(self.vm.transcript, self)
         self.waterfall = WaterfallView(self.vm.turns, self)
+        self.waterfall.turnSelected.connect(self.play_from_turn)
+        # The playhead on the waterfall: a line through the turn being heard.
+        self.turn_head = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#f5c542", width=2))
+        self.turn_head.hide()
+        self.waterfall.plot.addItem(self.turn_head)
+        #: Model rows (waterfall, transcript) under the playhead, ``None`` when not playing.
+        self.heard_turn: int | None = None
+        self.heard_line: int | None = None
+        self._turn_starts: list[int | None] | None = None
         self.tools_view = ToolCallsView(self.vm.tools, self)
         self.inspector = EventInspector(self.vm.events, self)
         self.vad_view = VadLaneView(self.vm.vad, self)
@@ -273,20 +203,32 @@ class SessionViewer(QWidget):
         box.addLayout(bar)
         box.addWidget(split, 1)
 
-    def _play(self) -> None:
+    def play_from_turn(self, row: int) -> bool:
+        """Play the recording from the first sample of the turn in model row ``row`` (its
+        stamps relative to the recording's ``audio_t0_ns``); False when it cannot."""
+        t0 = self.record.meta.get("audio_t0_ns")
+        if self.record.audio_path is None or not isinstance(t0, int):
+            return False
+        if not 0 <= row < self.vm.turns.rowCount():
+            return False
+        start = turn_start_s(self.vm.turns.turn(row), t0)
+        return start is not None and self._play(start)
+
+    def _play(self, start_s: float = 0.0) -> bool:
         audio = self.record.audio_path
         if audio is None:
-            return
+            return False
         try:
-            seconds = self.player.play(audio)
+            seconds = self.player.play(audio, start_s)
         except AudioDeviceError as exc:
             self.audio_note.setText(str(exc))
-            return
+            return False
         self._seconds = seconds
         self.audio_note.setText(f"playing {seconds:.1f} s (left: caller · right: agent)")
         self.stop_button.setEnabled(True)
         self.play_button.setEnabled(False)
         self._tick.start()
+        return True
 
     def _stop(self) -> None:
         at = self.player.position_s
@@ -300,6 +242,7 @@ class SessionViewer(QWidget):
         played to its end, say so and give the buttons back."""
         if self.player.playing:
             self.vad_view.set_playhead(self._audio_offset_s + self.player.position_s)
+            self._follow_turns()
             return
         self._tick.stop()
         if self.player.finished:
@@ -307,8 +250,35 @@ class SessionViewer(QWidget):
             self.audio_note.setText(f"played to the end ({self._seconds:.1f} s)")
         self._reset_controls()
 
+    def _follow_turns(self) -> None:
+        """Move the playhead through the waterfall (the turn being heard) and the
+        transcript (the line being heard)."""
+        t0 = self.record.meta.get("audio_t0_ns")
+        if not isinstance(t0, int):
+            return
+        now = t0 + int(self.player.position_s * 1e9)
+        if self._turn_starts is None:  # a stored call: its turns do not change
+            turns = self.vm.turns
+            at = [turn_start_s(turns.turn(i), t0) for i in range(turns.rowCount())]
+            self._turn_starts = [None if x is None else t0 + int(x * 1e9) for x in at]
+        row = current_row(self._turn_starts, now)
+        if row != self.heard_turn:
+            self.heard_turn = row
+            if row is None:
+                self.turn_head.hide()
+            else:
+                self.turn_head.setValue(row)
+                self.turn_head.show()
+        line = current_row([u.t_ns for u in self.vm.transcript.rows()], now)
+        if line != self.heard_line:
+            self.heard_line = line
+            if line is not None:
+                self.transcript_view.setCurrentIndex(self.vm.transcript.index(line))
+
     def _reset_controls(self) -> None:
         self.vad_view.set_playhead(None)
+        self.turn_head.hide()
+        self.heard_turn = self.heard_line = None
         self.stop_button.setEnabled(False)
         self.play_button.setEnabled(self.record.audio_path is not None)
 
@@ -316,6 +286,68 @@ class SessionViewer(QWidget):
         self._tick.stop()
         self.player.stop()
         super().closeEvent(event)
+
+
+class CompareModel(FixedColumnsModel):
+    """Rows of :func:`ui.views.playback.compare_figures`: figure, A, B, delta B - A.
+    Main thread only; every cell is a plain ``str``."""
+
+    columns = ("Figure", "A", "B", "Δ B - A")
+
+    def __init__(self, rows: list[dict[str, Any]], parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows = rows
+
+    def row_total(self) -> int:
+        return len(self.rows)
+
+    def data(
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        r = self.rows[index.row()]
+        col = index.column()
+        if col == 0:
+            return str(r["figure"])
+        key = ("a", "b", "delta")[col - 1]
+        return figure_text(r[key], signed=key == "delta")
+
+
+class CompareWindow(QWidget):
+    """Two stored calls side by side: each one's waterfall, and their figures with the
+    deltas B - A. Read-only; built from the two sessions' stored events and turns."""
+
+    def __init__(self, record_a: Any, record_b: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"voiceprobe — {record_a.session_id} vs {record_b.session_id}")
+        self.resize(1300, 760)
+        self.vms: list[CallViewModel] = []
+        sides = QSplitter(Qt.Orientation.Horizontal, self)
+        for label, record in (("A", record_a), ("B", record_b)):
+            vm = CallViewModel(self)
+            replay_into(vm, session_events(record), session_turns(record))
+            self.vms.append(vm)
+            side = QWidget(sides)
+            title = QLabel(f"{label}: {record.session_id}", side)
+            title.setTextFormat(Qt.TextFormat.PlainText)
+            col = QVBoxLayout(side)
+            col.addWidget(title)
+            col.addWidget(WaterfallView(vm.turns, side), 1)
+            sides.addWidget(side)
+        turns = [[vm.turns.turn(i) for i in range(vm.turns.rowCount())] for vm in self.vms]
+        self.model = CompareModel(compare_figures(turns[0], turns[1]), self)
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        split = QSplitter(Qt.Orientation.Vertical, self)
+        split.addWidget(sides)
+        split.addWidget(self.table)
+        split.setSizes([520, 240])
+        QVBoxLayout(self).addWidget(split)
 
 
 class HistoryWindow(QWidget):
@@ -340,7 +372,7 @@ class HistoryWindow(QWidget):
 
             loader = load_session
         self.loader = loader
-        self.viewers: list[SessionViewer] = []
+        self.viewers: list[QWidget] = []
         self.model = SessionsModel(self)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search by id, provider, model, profile or tag")
@@ -349,13 +381,16 @@ class HistoryWindow(QWidget):
         self.table = QTableView(self)
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.doubleClicked.connect(lambda idx: self.open_row(idx.row()))
         self.open_button = QPushButton("Open", self)
         self.open_button.clicked.connect(self._open_selected)
+        self.compare_button = QPushButton("Compare", self)
+        self.compare_button.setToolTip("Select two calls, then compare them side by side")
+        self.compare_button.clicked.connect(self._compare_selected)
         self.error = QLabel(self)
         self.error.setObjectName("banner")
         self.error.setTextFormat(Qt.TextFormat.PlainText)
@@ -363,6 +398,7 @@ class HistoryWindow(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.open_button)
+        top.addWidget(self.compare_button)
         box = QVBoxLayout(self)
         box.addLayout(top)
         box.addWidget(self.error)
@@ -397,6 +433,34 @@ class HistoryWindow(QWidget):
         self.viewers.append(viewer)
         viewer.show()
         return viewer
+
+    def compare_rows(self, row_a: int, row_b: int) -> CompareWindow | None:
+        """Open sessions ``row_a`` and ``row_b`` side by side (also returned)."""
+        n = self.model.rowCount()
+        if not (0 <= row_a < n and 0 <= row_b < n) or row_a == row_b:
+            self._show_error("select two different calls to compare")
+            return None
+        try:
+            a, b = (self.loader(self.root / str(self.model.row(r).get("id", "")))
+                    for r in (row_a, row_b))  # fmt: skip
+        except VoiceprobeError as exc:
+            self._show_error(str(exc))
+            return None
+        window = CompareWindow(a, b)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.destroyed.connect(
+            lambda _o=None, w=window: self.viewers.remove(w) if w in self.viewers else None
+        )
+        self.viewers.append(window)
+        window.show()
+        return window
+
+    def _compare_selected(self) -> None:
+        rows = sorted(i.row() for i in self.table.selectionModel().selectedRows())
+        if len(rows) != 2:
+            self._show_error("select two calls to compare")
+            return
+        self.compare_rows(rows[0], rows[1])
 
     def _open_selected(self) -> None:
         rows = self.table.selectionModel().selectedRows()

@@ -19,7 +19,8 @@ class LevelPump(QObject):
     """
 
     #: (t_ns on the monotonic clock, caller dBFS, agent dBFS)
-    sampled = Signal("qint64", float, float)
+    # A C++ type name keeps t_ns 64-bit; PySide6's stubs accept only Python types.
+    sampled = Signal("qint64", float, float)  # type: ignore[arg-type]
 
     def __init__(
         self,

@@ -1,15 +1,9 @@
 """The main window: profile, devices, call controls, and the live views of one call.
 
-It talks to the core only through a *controller* (duck-typed; the real one lives in
-``app/bridge``)::
-
-    start_call(options: dict) -> None   # profile, provider, scenario, input_device,
-                                        # output_device, mute, push_to_talk, half_duplex
-    hangup() -> None
-    set_mute(muted: bool) -> None
-    set_push_to_talk_pressed(pressed: bool) -> None
-    levels() -> tuple[float, float]     # caller, agent dBFS; cheap, any thread
-    subscribe(callback) -> None         # callback(ev) runs on the core thread
+It talks to the core only through a *controller*
+(:class:`ui.protocols.CallControllerLike`; the real one is
+:class:`app.bridge.controller.CallController`): a call starts with the
+:class:`~app.bridge.request.CallRequest` that :meth:`MainWindow.call_request` builds.
 
 Status and errors come back as events (``Notice``, ``ProviderErrorEvent``, ``CallFailed``,
 ``CallEnded``); a ``CallFailed`` puts its reason and its fix in the banner, and a
@@ -23,6 +17,7 @@ holds live in ``ui/views`` and their data in ``ui/models``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +44,19 @@ from PySide6.QtWidgets import (
 )
 
 from app.bridge.providers import DEFAULT_SCENARIO, KEY_NAMES, KEYLESS_KINDS
+from app.bridge.request import CallOverrides, CallRequest, with_overrides
 from app.errors import VoiceprobeError
 from app.metrics.presentation import SCRIPTED_MARK
 from app.secrets import get_secret, scrub_url
 from ui.bus import EventBus
 from ui.levels import LevelPump
 from ui.models.call_view import CallViewModel
+from ui.protocols import CallControllerLike
 from ui.views.elided_label import ElidedLabel
 from ui.views.event_inspector import EventInspector
 from ui.views.level_meters import LevelMeters
 from ui.views.presentation import PresentationPanel
+from ui.views.probe_pad import ProbePad
 from ui.views.profile_editor import ProfileEditor
 from ui.views.tool_calls_view import ToolCallsView
 from ui.views.transcript_view import TranscriptView
@@ -154,19 +152,19 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        controller: Any,
+        controller: CallControllerLike,
         devices: Callable[[], list[Any]] | None = None,
         open_settings: Callable[[QWidget], None] | None = None,
         open_history: Callable[[QWidget], None] | None = None,
     ) -> None:
         super().__init__()
         self.controller = controller
-        #: Merged into every call's options (the composition root's demo sets a provider).
-        self.extra_options: dict[str, Any] = {}
+        #: Set on every call's request (the settings' URL and recording, a demo's port).
+        self.extra_options: CallOverrides = {}
         self.confirmed_key_hosts: set[str] = set()
         #: Other top-level windows opened from this one (history, viewers): closed with it.
         self.windows: list[QWidget] = []
-        self._demo: Callable[[], dict[str, Any]] | None = None
+        self._demo: Callable[[], CallOverrides] | None = None
         self._demo_running = False
         self._talk_held = False
         self.presenting = False
@@ -272,6 +270,12 @@ class MainWindow(QMainWindow):
             verdicts_tab,
             f"Tags for the next call; pass/fail per turn ({PASS_KEY} / {FAIL_KEY}: last turn)",
         )
+        # --- probe pad page ------------------------------------------------------------
+        self.probe_pad = ProbePad(lambda: self.data_root() / "probes", self._caller_mix, self)
+        pad_tab = self.side_tabs.addTab(self.probe_pad, "Probe pad")
+        self.side_tabs.setTabToolTip(
+            pad_tab, "Probes (rendered, imported, recorded) to play into the call as the caller"
+        )
         self.side_tabs.currentChanged.connect(
             lambda _i: (
                 self.verdicts.refresh_completions()
@@ -359,19 +363,19 @@ class MainWindow(QMainWindow):
         self.events_label = QLabel("0 events", self)
         self.latency_label = ElidedLabel("", self)
         self.session_label.setToolTip("provider · model · session id")
-        for w in (self.session_label, self.events_label, self.latency_label):
-            w.setTextFormat(Qt.TextFormat.PlainText)
-            w.setContentsMargins(8, 0, 8, 0)
+        for label in (self.session_label, self.events_label, self.latency_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)
+            label.setContentsMargins(8, 0, 8, 0)
         self.notice_label = ElidedLabel("", self)
         self.notice_label.setObjectName("hint")
         self.notice_label.setContentsMargins(8, 0, 8, 0)
-        for w, stretch in (
+        for label, stretch in (
             (self.notice_label, 2),
             (self.latency_label, 4),
             (self.session_label, 2),
             (self.events_label, 0),
         ):
-            self.statusBar().addPermanentWidget(w, stretch)
+            self.statusBar().addPermanentWidget(label, stretch)
         self._build_menus(open_settings, open_history)
 
         # --- wiring ----------------------------------------------------------------------
@@ -398,7 +402,9 @@ class MainWindow(QMainWindow):
         self.choose_default_provider()
         self._set_state("idle", "")
         self._summary_changed()
-        QApplication.instance().installEventFilter(self)  # the hold-to-talk key
+        app = QApplication.instance()  # never None: a widget exists only inside one
+        if app is not None:
+            app.installEventFilter(self)  # the hold-to-talk key
         controller.subscribe(self.bus.post)
 
     def _build_menus(
@@ -496,25 +502,27 @@ class MainWindow(QMainWindow):
         self.sip_action.triggered.connect(lambda: open_sip(self))
         self.sip_action.setEnabled(True)
 
-    def call_options(self) -> dict[str, Any]:
-        """The options :meth:`toggle_call` passes to ``controller.start_call``: the
-        Provider picker's choice (and, for the Simulator, the scenario), then
-        :attr:`extra_options` on top."""
+    def call_request(self) -> CallRequest:
+        """The request :meth:`toggle_call` passes to ``controller.start_call``: the
+        pickers (the Provider picker's choice and, for the Simulator, the scenario), the
+        tags, then :attr:`extra_options` on top.
+
+        Raises:
+            ConfigError: a bad tag (checked like ``--tag``).
+        """
         provider = str(self.provider.currentData())
-        options: dict[str, Any] = {
-            "profile": self.profile_editor.profile(),
-            "provider": provider,
-            "input_device": self.input_device.currentData(),
-            "output_device": self.output_device.currentData(),
-            "mute": self.mute.isChecked(),
-            "push_to_talk": self.push_to_talk.isChecked(),
-            "half_duplex": self.half_duplex.isChecked(),
-        }
-        if provider == "sim":
-            options["scenario"] = self.scenario.currentData()
-        options["tags"] = self.verdicts.call_tags()  # checked like --tag (ConfigError)
-        options.update(self.extra_options)
-        return options
+        request = CallRequest(
+            profile=self.profile_editor.profile(),
+            provider=provider,
+            input_device=self.input_device.currentData(),
+            output_device=self.output_device.currentData(),
+            mute=self.mute.isChecked(),
+            push_to_talk=self.push_to_talk.isChecked(),
+            half_duplex=self.half_duplex.isChecked(),
+            scenario=self.scenario.currentData() if provider == "sim" else None,
+            tags=tuple(self.verdicts.call_tags()),
+        )
+        return with_overrides(request, self.extra_options)
 
     # --- provider picker ----------------------------------------------------------------
 
@@ -602,9 +610,9 @@ class MainWindow(QMainWindow):
 
     # --- demo, presentation, windows ----------------------------------------------------
 
-    def set_demo_starter(self, make_options: Callable[[], dict[str, Any]]) -> None:
-        """Enable Call → Demo call: ``make_options()`` returns the demo's call options
-        (its caller port, ``source``); the call goes to the Simulator."""
+    def set_demo_starter(self, make_options: Callable[[], CallOverrides]) -> None:
+        """Enable Call → Demo call: ``make_options()`` returns what the demo sets on the
+        call's request (its caller ``port``, ``source``); the call goes to the Simulator."""
         self._demo = make_options
         self.demo_action.setEnabled(True)
 
@@ -621,8 +629,8 @@ class MainWindow(QMainWindow):
         self.set_provider("sim")
         self.set_source(str(options.get("source") or "demo"))
         self._demo_running = True
-        saved = dict(self.extra_options)
-        self.extra_options.update(options, provider="sim")
+        saved = self.extra_options
+        self.extra_options = {**saved, **options, "provider": "sim"}
         try:
             self.toggle_call()
         finally:
@@ -736,36 +744,35 @@ class MainWindow(QMainWindow):
         if not self._demo_running:
             self.set_source(None)  # give the Microphone picker back after a demo
         try:
-            options = self.call_options()
+            request = self._key_host_confirmed(self.call_request())
         except VoiceprobeError as exc:  # a bad tag: nothing starts
             self.show_error(f"Call not started: {exc}")
             return
-        if not self._key_host_confirmed(options):
+        if request is None:
             return
         self.vm.reset()
         self.verdicts.clear_session()
         try:
-            self.controller.start_call(options)
+            self.controller.start_call(request)
         except VoiceprobeError as exc:
             self.show_error(str(exc))
             return
         self._set_in_call(True)
         self._set_state("connecting", "")
 
-    def _key_host_confirmed(self, options: dict[str, Any]) -> bool:
-        """Ask before the API key goes to a host that is not the vendor's own (a URL
-        from a profile or the settings); remember a yes for this run of the app."""
-        check = getattr(self.controller, "key_host_to_confirm", None)
-        options["confirmed_hosts"] = sorted(self.confirmed_key_hosts)
-        host = check(options) if check is not None else None
+    def _key_host_confirmed(self, request: CallRequest) -> CallRequest | None:
+        """``request`` with the hosts the user trusted with the API key, or ``None`` when
+        the user declined: ask before the key goes to a host that is not the vendor's own
+        (a URL from a profile or the settings); remember a yes for this run of the app."""
+        request = replace(request, confirmed_hosts=tuple(sorted(self.confirmed_key_hosts)))
+        host = self.controller.key_host_to_confirm(request)
         if host is None:
-            return True
+            return request
         if not self.confirm_key_host(host):
             self.show_error(f"call not started: the API key was not sent to {host}")
-            return False
+            return None
         self.confirmed_key_hosts.add(host)
-        options["confirmed_hosts"] = sorted(self.confirmed_key_hosts)
-        return True
+        return replace(request, confirmed_hosts=tuple(sorted(self.confirmed_key_hosts)))
 
     def confirm_key_host(self, host: str) -> bool:
         """Ask the user whether ``host`` may receive the API key (a modal question)."""
@@ -788,6 +795,7 @@ class MainWindow(QMainWindow):
 
     def _set_in_call(self, on: bool) -> None:
         self.in_call = on
+        self.probe_pad.set_in_call(on)
         self.call_button.setEnabled(True)
         self.call_button.setText("Hang up" if on else "Call")
         self.call_button.setProperty("inCall", "true" if on else "false")
@@ -836,8 +844,18 @@ class MainWindow(QMainWindow):
         name = PROVIDER_NAMES.get(provider, provider)
         self.session_label.setText(f"{name} · {model} · {session_id}")
 
+    def _caller_mix(self) -> Any:
+        """The running call's caller mix (the probe pad plays into it), if the controller
+        offers one."""
+        get = getattr(self.controller, "caller_mix", None)
+        return get() if callable(get) else None
+
     def _call_ended(self, reason: str, ok: bool) -> None:
         self._set_in_call(False)
+        sid = self.verdicts.session_id
+        turns = [self.vm.turns.turn(i).to_dict() for i in range(self.vm.turns.rowCount())]
+        if sid and self.probe_pad.score_call(self.data_root(), sid, turns):
+            self.verdicts.set_session(sid, self.vm.session_dir)  # show the probes' verdicts
         if self.side_tabs.currentWidget() is self.verdicts:
             self.verdicts.refresh_completions()  # this call's tags are offered next time
         failure = self.vm.failure

@@ -12,6 +12,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QMainWindow, QScrollArea, QWidget
 
+from ui.protocols import SipControllerLike
 from ui.views.sip_panel import SipPanel
 
 
@@ -21,13 +22,13 @@ class SipWindow(QMainWindow):
     Main thread only.
 
     Args:
-        controller: a :class:`~sip.controller.SipController` (or any object with its
-            methods, see :mod:`ui.views.sip_panel`).
+        controller: a :class:`~sip.controller.SipController` (or any
+            :class:`~ui.protocols.SipControllerLike`).
         parent: the main window (the SIP window stays on top of it).
         remember: save and restore the account fields in the config folder.
     """
 
-    def __init__(self, controller: Any, parent: QWidget | None = None, *,
+    def __init__(self, controller: SipControllerLike, parent: QWidget | None = None, *,
                  remember: bool = True, secrets: Any = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("voiceprobe — SIP")
@@ -43,7 +44,7 @@ class SipWindow(QMainWindow):
         self.panel.close_panel()
 
 
-def open_sip_window(parent: QWidget | None, controller: Any) -> SipWindow:
+def open_sip_window(parent: QWidget | None, controller: SipControllerLike) -> SipWindow:
     """Show the SIP window (one per parent: raised if already open)."""
     existing = getattr(parent, "_sip_window", None) if parent is not None else None
     if isinstance(existing, SipWindow):

@@ -45,9 +45,16 @@ BLOCK_MS = 10
 INPUT_BUFFER_MS = 2000
 #: The default mic-path processing: echo cancellation alone.
 ECHO_CANCELLATION = AudioProcessing()
-#: A reference this far behind the capture was cut by an output underflow (see
-#: ``DevicePort._process``); smaller differences are jitter between the two callbacks.
-REF_GAP_MS = 30
+#: A block whose DAC time lies this much (s) after the previous block's end follows an
+#: output underflow: the device played that much silence (``DevicePort._place_reference``).
+#: Half a block: DAC times jitter by well under a millisecond.
+REF_JUMP_S = BLOCK_MS / 2000
+#: The reference may run this many 10 ms blocks short of its lead over the capture
+#: (callback jitter) before silence stands in for it (``DevicePort._feed_reference``).
+REF_SLACK_BLOCKS = 3
+#: A longer jump is a restarted stream (a speaker moved), not silence to put in the
+#: reference: the reference resynchronises to the new stream instead.
+REF_MAX_GAP_S = 1.0
 #: Playback ring length (agent audio may arrive much faster than real time).
 OUTPUT_BUFFER_MS = 120_000
 #: A stream whose callbacks stop this long after they began is taken for a device that
@@ -108,10 +115,19 @@ class DevicePort(CallerPort):
         self._ref_ring: RingBuffer | None = None
         self._rs_ref: StreamResampler | None = None
         self._raw_pending = np.zeros(0, dtype=np.int16)
-        self._far_fed = 0  # port-rate samples of reference fed to the canceller
-        self._near_fed = 0  # port-rate samples of capture fed to it
-        self._ref_lead: int | None = None  # reference ahead of capture at the start
-        #: Output underflows filled with silence in the reference (see _process).
+        # Output-callback-owned: when the next played sample is due on the DAC timeline
+        # (s; 0 = not yet known), the output latency, and silence to copy into gaps.
+        self._ref_next_t = 0.0
+        self._ref_latency_s = 0.0
+        self._ref_zeros = np.zeros(0, dtype=np.int16)
+        # Bridge-thread side: port-rate samples fed to the canceller each way, the
+        # reference's lead over the capture at the start, and stand-in silence fed while
+        # the reference ran short, not yet taken back (see _feed_reference).
+        self._far_fed = 0
+        self._near_fed = 0
+        self._ref_lead: int | None = None
+        self._ref_debt = 0
+        #: Output underflows filled with the silence they played in the reference.
         self.reference_gaps = 0
         #: True when processing was asked for but could not start: the owner of the call
         #: mutes the mic while the agent speaks instead (the bridge's half duplex).
@@ -191,8 +207,49 @@ class DevicePort(CallerPort):
             self._flush = False
         ring.read_into(outdata[:, 0])
         ref = self._ref_ring
-        if ref is not None:  # the canceller's reference: exactly what the device gets
-            ref.write(outdata[:, 0])
+        if ref is not None:  # the canceller's reference: what the device plays, when
+            self._place_reference(ref, outdata[:, 0], frames, time_info, status)
+
+    def _place_reference(
+        self, ref: RingBuffer, block: Any, frames: int, time_info: Any, status: Any
+    ) -> None:
+        """Copy a played block into the reference at its place on the device's timeline
+        (output callback; copies and arithmetic only: no allocation, lock or logging).
+
+        The block's first sample plays at its DAC time (PortAudio's stream clock; when the
+        host API gives none, the callback's arrival on ``time.monotonic`` plus the output
+        latency). Where that time lies later than the previous block's end, the device ran
+        dry and played silence this callback never saw: the same silence goes into the
+        reference first, so every reference sample keeps the time it played at. With DAC
+        times a jump of more than half a block is such a gap; arrival times jitter by
+        blocks, so without DAC times only a block PortAudio flags as underflowed is.
+        """
+        dac = float(time_info.outputBufferDacTime)
+        t = dac if dac > 0 else time.monotonic() + self._ref_latency_s
+        expected = self._ref_next_t
+        skip = 0
+        if expected > 0:
+            late = t - expected
+            if dac > 0:
+                gap = REF_JUMP_S < late < REF_MAX_GAP_S
+                # A block due earlier than the count says overlaps what the reference
+                # already holds (a restarted stream plays sooner): its overlap is skipped.
+                if -REF_MAX_GAP_S < late < -REF_JUMP_S:
+                    skip = min(frames, int(-late * self.out_rate + 0.5))
+                    t = expected - skip / self.out_rate
+            else:
+                gap = bool(status.output_underflow) and 0 < late < REF_MAX_GAP_S
+                if not gap:
+                    t = min(t, expected)  # arrivals jitter late; the earliest is on time
+            if gap:
+                zeros = self._ref_zeros
+                n = int(late * self.out_rate + 0.5)
+                while n > 0:  # slices of a preallocated block of silence
+                    k = ref.write(zeros[: min(n, len(zeros))])
+                    n = n - k if k else 0
+                self.reference_gaps += 1
+        ref.write(block[skip:])
+        self._ref_next_t = t + frames / self.out_rate
 
     # --- CallerPort -------------------------------------------------------------------
 
@@ -488,6 +545,11 @@ class DevicePort(CallerPort):
             self._notify("warning", f"{exc}; {then}" if config.aec else str(exc))
             return
         if config.aec:
+            out = self._out_stream
+            self._ref_latency_s = float(out.latency) if out is not None else 0.0
+            self._ref_zeros = np.zeros(max(self.out_rate, 8000) // 10, dtype=np.int16)
+            self._ref_next_t = 0.0
+            # Published last: the output callback starts copying once it sees the ring.
             self._ref_ring = RingBuffer(max(self.out_rate, 8000) * INPUT_BUFFER_MS // 1000)
         self._notify("info", f"mic processing: {config.describe()} at {self.rate} Hz")
 
@@ -500,26 +562,47 @@ class DevicePort(CallerPort):
         if ref is not None and self.out_rate:
             if self._rs_ref is None or self._rs_ref.in_rate != self.out_rate:
                 self._rs_ref = StreamResampler(self.out_rate, self.rate)  # speaker moved
-            if ref.available:
-                far = self._rs_ref.process(ref.read(ref.available))
-                aec.far(far)
-                self._far_fed += len(far)
-            # An output underflow plays silence the callback never sees: the reference
-            # then falls behind the capture (both run in real time). Fill the gap with that
-            # silence, so the reference stays on the device's timeline and the canceller
-            # keeps its delay estimate.
-            if self._ref_lead is None:
-                self._ref_lead = self._far_fed - self._near_fed
-            gap = self._near_fed + len(y) + self._ref_lead - self._far_fed
-            if gap > self.rate * REF_GAP_MS // 1000:
-                aec.far(np.zeros(gap, dtype=np.int16))
-                self._far_fed += gap
-                self.reference_gaps += 1
+            # The output callback placed every played sample by its DAC time, underflow
+            # silence included (_place_reference): the ring is the device's timeline.
+            far = self._rs_ref.process(ref.read(ref.available)) if ref.available else None
+            self._feed_reference(aec, far, len(y))
         self._near_fed += len(y)
         out = aec.near(y)
         self.processing_cpu_ns += time.thread_time_ns() - started
         self.processing_samples += len(y)
         return out
+
+    def _feed_reference(
+        self, aec: EchoCanceller, far: NDArray[np.int16] | None, near: int
+    ) -> None:
+        """Feed the reference (port rate) so that it keeps its lead over the capture.
+
+        AEC3 pairs render and capture blocks by the order of the calls: a capture block
+        that finds no new render block (the output callback is stalled, or late) shifts
+        the echo delay it sees and it re-converges. So when the reference runs more than
+        :data:`REF_SLACK_BLOCKS` short of ``near`` more capture samples plus the lead it
+        had at the start, silence stands in for the missing part (what a stalled output
+        plays). The ring is the device's timeline (the output callback put an underflow's
+        silence in it at its place), so each stand-in sample takes the place of the next
+        sample to arrive: that many are skipped, whatever they hold, and every later
+        sample keeps its time.
+        """
+        if far is not None and len(far):
+            if self._ref_lead is None:  # reference ahead of the capture, this one included
+                self._ref_lead = self._far_fed + len(far) - (self._near_fed + near)
+            repay = min(self._ref_debt, len(far))
+            if repay:
+                far = far[repay:]
+                self._ref_debt -= repay
+            aec.far(far)
+            self._far_fed += len(far)
+        if self._ref_lead is None:
+            return
+        short = self._near_fed + near + self._ref_lead - self._far_fed
+        if short > aec.block * REF_SLACK_BLOCKS:
+            aec.far(np.zeros(short, dtype=np.int16))
+            self._far_fed += short
+            self._ref_debt += short
 
     @property
     def processing_state(self) -> str:

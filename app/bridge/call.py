@@ -14,30 +14,28 @@ Audio paths (caller side at the port's rate, 16 kHz for files and mics, 8/16 kHz
 
 Both are written to the stereo recording at their clock positions.
 
-Why one module of this size: it is the one concept of a call's loop-thread core. The
-audio loop, the event dispatch, barge-in, tool runs and the response watchdog share the
-same per-call state (open responses, playout, the local VAD, the online gate) and must
-see each other's changes in order on one thread; split apart, each piece would reach into
-the others' state. What stands on its own lives beside it: session continuity
-(:mod:`app.bridge.supervision`), the restore rule (:mod:`app.bridge.recovery`), playout
-(:mod:`app.bridge.playback`) and the counters (:mod:`app.bridge.stats`).
+The audio loop, the event dispatch, barge-in, tool runs and the response watchdog share
+the per-call state (open responses, playout, the local VAD, the online gate) in order on
+one thread, so they stay together. Beside them: the options and the result
+(:mod:`app.bridge.options`, re-exported here), each caller frame's path
+(:mod:`app.bridge.caller`), session continuity (:mod:`app.bridge.supervision`), the
+restore rule (:mod:`app.bridge.recovery`), playout (:mod:`app.bridge.playback`), the
+counters (:mod:`app.bridge.stats`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Coroutine
+from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from app.audio.pcm import FRAME_MS, SILENCE_DBFS, int16_to_bytes, rms_dbfs
-from app.audio.port import CallerFrame, CallerPort
-from app.audio.resample import StreamResampler
+from app.audio.callermix import CallerMix
+from app.audio.pcm import SILENCE_DBFS
+from app.audio.port import CallerPort
 from app.audio.vad import VadTracker
+from app.bridge.caller import VAD_RATE, CallerPath
+from app.bridge.options import BargeInMode, BridgeOptions, CallResult, EventSink
 from app.bridge.playback import Playback
 from app.bridge.stats import BridgeStats
 from app.bridge.supervision import Reconnect, Supervisor
@@ -51,8 +49,6 @@ from app.events import (
     ClientMessageSent,
     Event,
     EventBase,
-    LocalSpeechStarted,
-    LocalSpeechStopped,
     Notice,
     ProviderErrorEvent,
     ResponseFinished,
@@ -68,7 +64,8 @@ from app.metrics.timeline import Timeline
 from app.providers.base import Outgoing, Provider
 from app.tools.runner import ToolRunner
 
-VAD_RATE = 16000
+__all__ = ["VAD_RATE", "BargeInMode", "Bridge", "BridgeOptions", "CallResult", "EventSink"]
+
 #: How long to wait for :class:`SessionConfigured` after :class:`SessionCreated`.
 UPDATE_GRACE_S = 2.0
 
@@ -79,69 +76,6 @@ def _from_server(ev: Event) -> bool:
     if isinstance(ev, ProviderErrorEvent):
         return True
     return ev.raw is not None and not isinstance(ev, ClientMessageSent)
-
-
-EventSink = Callable[[EventBase], None]
-
-
-#: :attr:`BridgeOptions.barge_in`.
-BargeInMode = Literal["local", "server"]
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeOptions:
-    """Knobs of one call.
-
-    Attributes:
-        barge_in: ``local`` (cut on local VAD start or server speech_started, whichever is
-            first) or ``server`` (only on the server's speech_started / interrupted).
-        tail_ms: after a finite source ends, how long the agent must stay idle before the
-            call ends.
-        max_seconds: hard limit on the call's length, connecting and session set-up
-            included (a session not ready by then fails the call with ``config_timeout``).
-        vad_hangover_ms: silence that ends caller speech for the local VAD.
-        vad_aggressiveness: webrtcvad mode 0–3.
-        config_timeout_s: how long to wait for the provider to accept the session.
-        tool_wait_s: how long a tool result waits for the response that asked for it.
-        manual_turns: server turn detection is off; the local VAD starts and ends turns.
-        reconnect_attempts: how often to try a new session after a drop (0: never).
-        reconnect_base_ms, reconnect_cap_ms: backoff (with jitter) between attempts.
-        session_max_s: roll over to a fresh session at the first turn boundary after this
-            long (``None``: never; :func:`app.bridge.session.run_call` fills in the
-            protocol's ``rollover_s``, e.g. under OpenAI's 60-minute session limit).
-        resend_max_s: caller audio kept for re-sending an unanswered utterance.
-        response_stall_s: watchdog of a response in progress: when no server event comes
-            for this long (while no tool of ours is running), the response is closed as
-            ``incomplete`` (reason ``stalled``) and the call fails with
-            ``response_stalled``; a server that stops mid-answer would otherwise hold the
-            call until ``max_seconds``. ``None``: no watchdog.
-    """
-
-    barge_in: BargeInMode = "local"
-    tail_ms: int = 1500
-    max_seconds: float = 900.0
-    vad_hangover_ms: int = 300
-    vad_aggressiveness: int = 2
-    config_timeout_s: float = 10.0
-    tool_wait_s: float = 10.0
-    manual_turns: bool = False
-    reconnect_attempts: int = 6
-    reconnect_base_ms: float = 250.0
-    reconnect_cap_ms: float = 4000.0
-    session_max_s: float | None = None
-    resend_max_s: float = 30.0
-    response_stall_s: float | None = 20.0
-
-
-@dataclass(slots=True)
-class CallResult:
-    """What a finished call produced."""
-
-    ok: bool
-    reason: str
-    turns: list[dict[str, Any]]
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    stats: BridgeStats | None = None
 
 
 class Bridge:
@@ -187,8 +121,6 @@ class Bridge:
             aggressiveness=self.options.vad_aggressiveness,
             hangover_ms=self.options.vad_hangover_ms,
         )
-        self._to_vad = StreamResampler(port.rate, VAD_RATE) if port.rate != VAD_RATE else None
-        self._to_provider: StreamResampler | None = None
         self._open_responses: set[str] = set()
         self._response_done: dict[str, asyncio.Event] = {}
         # Tool runs (the agent is busy while any runs) and the bridge's own background
@@ -202,9 +134,9 @@ class Bridge:
         self._ok = True
         self._errors: list[dict[str, Any]] = []
         self._idle_since: int | None = None
-        # Session continuity: reconnects, rollovers, restoring the conversation.
-        self._supervisor = Supervisor(self, reconnect)
-        self._online = self._supervisor.online
+        #: Session continuity: reconnects, rollovers, restoring the conversation.
+        self.supervisor = Supervisor(self, reconnect)
+        self._online = self.supervisor.online
         # Response watchdog: when the open responses last showed progress (a server event,
         # or one of our tools finishing), and how many tools are running now.
         self._progress_ns = 0
@@ -215,6 +147,10 @@ class Bridge:
         self.half_duplex = False
         #: Last frame's level (dBFS) of the caller and of the agent, pulled by the UI.
         self.levels: tuple[float, float] = (SILENCE_DBFS, SILENCE_DBFS)
+        #: Clips played into the call as the caller (the probe pad), mixed into every
+        #: caller frame before anything hears it; ``play`` from any thread.
+        self.caller_mix = CallerMix(port.rate)
+        self._caller = CallerPath(self)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -253,11 +189,7 @@ class Bridge:
             # configuration count against max_seconds too.
             async with asyncio.timeout(self.options.max_seconds):
                 await self.provider.connect()
-                self._to_provider = (
-                    StreamResampler(self.port.rate, self.provider.input_rate)
-                    if self.port.rate != self.provider.input_rate
-                    else None
-                )
+                self._caller.connected(self.provider.input_rate)
                 pump = asyncio.create_task(self._pump_events(), name="provider-events")
                 pump.add_done_callback(self._task_died)
                 await self._await_configuration()
@@ -337,7 +269,7 @@ class Bridge:
                 )
             )
             self._configured.set()
-            self._supervisor.go_online(self.clock.now_ns())
+            self.supervisor.go_online(self.clock.now_ns())
 
     async def _until(self, event: asyncio.Event, limit_s: float) -> bool:
         """Wait for ``event`` or the end of the call; True if ``event`` came first."""
@@ -381,7 +313,7 @@ class Bridge:
                 if _from_server(ev):
                     self._progress_ns = self.clock.now_ns()
                 self._on_provider_event(ev)
-            if not await self._supervisor.session_ended():
+            if not await self.supervisor.session_ended():
                 return
 
     def close_open_responses(self, reason: str) -> None:
@@ -417,15 +349,15 @@ class Bridge:
             self._tool_tasks.add(task)
             task.add_done_callback(self._tool_tasks.discard)
         elif isinstance(ev, ServerSpeechStarted):
-            self._barge_in(ev.t_ns, "server_speech_started")
+            self.barge_in(ev.t_ns, "server_speech_started")
         elif isinstance(ev, AgentInterrupted):
-            self._barge_in(ev.t_ns, "server_interrupted", send_truncate=False)
+            self.barge_in(ev.t_ns, "server_interrupted", send_truncate=False)
             self._open_responses.discard(ev.response_id)
         elif isinstance(ev, ProviderErrorEvent):
             self._errors.append({"t_ns": ev.t_ns, "code": ev.code, "message": ev.message})
-            if not self._supervisor.renew(ev.code) and ev.fatal:
+            if not self.supervisor.renew(ev.code) and ev.fatal:
                 self._fail(ev.code, ev.message, record=False)
-        self._supervisor.on_event(ev)
+        self.supervisor.on_event(ev)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` as a background task of the call (a restore, a session close, a
@@ -489,9 +421,9 @@ class Bridge:
                 self.stats.loop_lag_ns.append(max(0, woke - now - int(delay * 1e9)))
             frames = self.port.read(self.clock.now_ns())
             for frame in frames:
-                await self._on_caller_frame(frame)
-            if self._supervisor.rollover_due(self.clock.now_ns()) and self._agent_idle():
-                self._supervisor.end_session("rollover")
+                await self._caller.on_frame(frame)
+            if self.supervisor.rollover_due(self.clock.now_ns()) and self._agent_idle():
+                self.supervisor.end_session("rollover")
             if self.port.exhausted and self._agent_idle():
                 now = self.clock.now_ns()
                 if self._idle_since is None:
@@ -515,16 +447,11 @@ class Bridge:
                 and self._online.is_set()
                 and self.clock.now_ns() - self._progress_ns >= limit * 1e9
             ):
-                self._response_stalled(limit)
+                message = f"response stalled: no server event for {limit:g} s"
+                self.emit(Notice(t_ns=self.clock.now_ns(), level="error", message=message))
+                self.close_open_responses("stalled")  # as ``incomplete``, then fail the call
+                self._fail("response_stalled", message)
                 return
-
-    def _response_stalled(self, limit: float) -> None:
-        """Close the open responses as ``incomplete`` and fail the call."""
-        now = self.clock.now_ns()
-        message = f"response stalled: no server event for {limit:g} s"
-        self.emit(Notice(t_ns=now, level="error", message=message))
-        self.close_open_responses("stalled")
-        self._fail("response_stalled", message)
 
     def _agent_idle(self) -> bool:
         return (
@@ -534,75 +461,7 @@ class Bridge:
             and not self.vad.speaking
         )
 
-    async def _on_caller_frame(self, frame: CallerFrame) -> None:
-        pcm = frame.pcm
-        half = self.half_duplex or self.port.half_duplex_fallback
-        if self.muted or (half and self.playback.audible):
-            # Muted, push-to-talk released, or half-duplex while the agent speaks: the
-            # provider and the local VAD hear silence; the recording keeps the real mic.
-            heard = np.zeros_like(pcm)
-        else:
-            heard = pcm
-        frame_vad_pos = self.vad.position
-        if self.options.manual_turns:
-            # The turn's start/end messages must reach the server before this frame.
-            await self._local_vad(frame, heard)
-        send = heard
-        if self._to_provider is not None:
-            send = self._to_provider.process(send)
-        data = int16_to_bytes(send)
-        self._supervisor.history.append(frame_vad_pos, data)
-        if len(send) and self._online.is_set():
-            try:
-                await self.provider.send_audio(data)
-            except ProviderError:
-                # The socket is gone; the event pump reports it and ends (or recovers) the
-                # call. The caller audio stays in the recording.
-                self.stats.unsent_frames += 1
-        self.stats.send_delay_ns.append(self.clock.now_ns() - frame.t_ns)
-        self.stats.frames += 1
-        if not self.options.manual_turns:
-            # After the send: the frame's audio waits for nothing it does not need.
-            await self._local_vad(frame, heard)
-        self.levels = (rms_dbfs(pcm), self.levels[1])
-        if self.recorder is not None:
-            self.recorder.left(pcm, frame.t_ns - FRAME_MS * 1_000_000)
-        self.playback.play_frame(self.clock.now_ns(), frame.t_ns)
-        if self.provider.protocol.reports_playout:
-            await self._report_playout()
-        self.levels = (self.levels[0], self.playback.level)
-        if self.recorder is not None and self.recorder.error is not None:
-            if not self._stop.is_set():  # the disk refused a write: recording has stopped
-                self._fail("store", self.recorder.error)
-
-    async def _local_vad(self, frame: CallerFrame, heard: NDArray[np.int16]) -> None:
-        """Local VAD on 16 kHz; edges mapped to the clock via the frame's capture stamp."""
-        x16 = self._to_vad.process(heard) if self._to_vad is not None else heard
-        for edge in self.vad.feed(x16):
-            t = frame.t_ns - int((self.vad.position - edge.sample) * 1e9 / VAD_RATE)
-            if edge.speaking:
-                cur = self.timeline.current
-                if cur is None or cur.agent_phase or self._supervisor.utterance_start is None:
-                    self._supervisor.utterance_start = edge.sample
-                self.emit(LocalSpeechStarted(t_ns=t, sample=edge.sample))
-                if self.options.barge_in == "local" and self.provider.protocol.caller_cuts_playout:
-                    self._barge_in(self.clock.now_ns(), "local_vad")
-                if self.options.manual_turns:
-                    await self._send_quietly(self.provider.protocol.manual_turn_start())
-            else:
-                self.emit(LocalSpeechStopped(t_ns=t, sample=edge.sample))
-                if self.options.manual_turns:
-                    await self._send_quietly(self.provider.protocol.manual_turn_end())
-
-    async def _report_playout(self) -> None:
-        """Tell the protocol how much of the item being heard has played (Twilio answers
-        the agent's marks from it)."""
-        item = self.playback.playing_item()
-        item_id = item.item_id if item is not None else ""
-        played = self.playback.buffer.played_ms(item_id) if item_id else 0
-        await self._send_quietly(self.provider.protocol.played(item_id, played))
-
-    async def _send_quietly(self, messages: list[Outgoing]) -> None:
+    async def send_quietly(self, messages: list[Outgoing]) -> None:
         """Send control messages; a dead socket is reported by the event pump."""
         if not messages:
             return
@@ -611,7 +470,7 @@ class Bridge:
         except ProviderError:
             self.stats.unsent_frames += 1
 
-    def _barge_in(self, t_ns: int, trigger: str, send_truncate: bool = True) -> None:
+    def barge_in(self, t_ns: int, trigger: str, send_truncate: bool = True) -> None:
         """Cut agent playout at once; tell the server what was heard (OpenAI truncate)."""
         cut = self.playback.cut(t_ns)
         if cut is None:
@@ -624,7 +483,7 @@ class Bridge:
             truncate_ms = max(0, min(played_ms, received_ms))
             messages = self.provider.protocol.truncate(item.item_id, truncate_ms)
             if messages:
-                self.spawn(self._send_quietly(messages), "truncate")
+                self.spawn(self.send_quietly(messages), "truncate")
             else:
                 truncate_ms = None
         self.emit(

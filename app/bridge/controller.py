@@ -15,9 +15,11 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from app.audio.callermix import CallerMix
 from app.audio.port import CallerPort
 from app.bridge.call import BridgeOptions
 from app.bridge.providers import KEY_NAMES, KEYLESS_KINDS, ProviderPlan, plan_provider
+from app.bridge.request import CallRequest
 from app.bridge.session import CallHandle, CallSetup, run_call
 from app.clock import MONOTONIC, Clock
 from app.errors import VoiceprobeError
@@ -48,15 +50,15 @@ class CallController:
     Args:
         data_root: data folder (default: the user data folder / ``$VOICEPROBE_HOME``).
         clock: the one clock.
-        port_factory: builds the caller port from the call options (default: the sound
-            devices named by ``input_device`` / ``output_device``).
+        port_factory: builds the caller port of a request that brings none (default:
+            :func:`device_port`, the sound devices it names).
     """
 
     def __init__(
         self,
         data_root: Path | None = None,
         clock: Clock = MONOTONIC,
-        port_factory: Callable[[dict[str, Any]], CallerPort] | None = None,
+        port_factory: Callable[[CallRequest], CallerPort] | None = None,
     ) -> None:
         self.data_root = data_root
         self.clock = clock
@@ -89,12 +91,9 @@ class CallController:
         """True while a call runs."""
         return self._future is not None and not self._future.done()
 
-    def start_call(self, options: dict[str, Any]) -> None:
-        """Start a call. ``options``: ``profile`` (Profile), ``provider`` (``auto`` /
-        sim / openai / gemini), ``input_device``, ``output_device``, ``mute``,
-        ``push_to_talk``, ``half_duplex``, ``scenario``, ``url``, ``confirmed_hosts``
-        (hosts the user trusted with the key), ``port`` (a ready CallerPort, e.g. a WAV
-        file for demos), ``record``.
+    def start_call(self, request: CallRequest) -> None:
+        """Start the call ``request`` describes (its ``port``, else one from the port
+        factory).
 
         Problems that stop the call from starting arrive as a ``CallFailed`` event (code,
         message, fix) and a ``CallEnded`` event, never as an exception on the UI thread.
@@ -103,22 +102,22 @@ class CallController:
             self._notice("warning", "a call is already running")
             return
         try:
-            plan, profile = self._plan(options)
-            port = options.get("port") or self.port_factory(options)
+            plan, profile = self._plan(request)
+            port = request.port if request.port is not None else self.port_factory(request)
         except VoiceprobeError as exc:
             self._failed(exc)
             return
         if plan.key_destination is not None:
             self._notice("info", plan.key_destination.describe())
-        self.push_to_talk = bool(options.get("push_to_talk"))
+        self.push_to_talk = request.push_to_talk
         setup = CallSetup(
             profile=profile,
             plan=plan,
             data_root=self.data_root,
-            record=bool(options.get("record", True)),
-            tags=list(options.get("tags") or ()),
+            record=request.record,
+            tags=list(request.tags),
             options=BridgeOptions(),
-            source=options.get("source", "mic"),
+            source=request.source,
         )
         self._handle = CallHandle()
 
@@ -127,38 +126,39 @@ class CallController:
                 run_call(setup, port, [self._dispatch], self.clock, self._handle)
             )
             await asyncio.sleep(0)
-            self._apply_gates(options)
+            self._apply_gates(request)
             return await task
 
         self._future = asyncio.run_coroutine_threadsafe(call(), self._loop)
         self._future.add_done_callback(self._finished)
 
-    def _plan(self, options: dict[str, Any]) -> tuple[ProviderPlan, Profile]:
-        """The provider plan for ``options``. In the app no URL counts as named on a
+    def _plan(self, request: CallRequest) -> tuple[ProviderPlan, Profile]:
+        """The provider plan for ``request``. In the app no URL counts as named on a
         command line: a host other than the vendor's receives the key only when it is in
-        ``options["confirmed_hosts"]`` (see :meth:`key_host_to_confirm`)."""
-        profile: Profile = options["profile"]
-        provider = options.get("provider") or "auto"
+        ``request.confirmed_hosts`` (see :meth:`key_host_to_confirm`)."""
+        profile = request.profile
+        provider = request.provider or "auto"
         if provider == "auto":
             # A URL the user set is never dropped for the simulator: without a key the
             # call asks for one (MissingKeyError) instead.
-            provider = profile.provider if options.get("url") else provider_for(profile)
+            provider = profile.provider if request.url else provider_for(profile)
+        sim = provider == "sim"
         return plan_provider(
             provider,
             profile,
-            url=options.get("url") if provider != "sim" else None,
-            scenario=options.get("scenario") if provider == "sim" else None,
-            truth_path=options.get("truth") if provider == "sim" else None,
+            url=request.url if not sim else None,
+            scenario=request.scenario if sim else None,
+            truth_path=request.truth if sim else None,
             url_named=False,
-            confirmed_hosts=options.get("confirmed_hosts", ()),
+            confirmed_hosts=request.confirmed_hosts,
         )
 
-    def key_host_to_confirm(self, options: dict[str, Any]) -> str | None:
-        """The host the user must confirm before the call in ``options`` may send it the
-        API key (not the vendor's own host, not yet confirmed), else ``None``. Other
-        problems are left for :meth:`start_call` to report."""
+    def key_host_to_confirm(self, request: CallRequest) -> str | None:
+        """The host the user must confirm before ``request`` may send it the API key (not
+        the vendor's own host, not yet confirmed), else ``None``. Other problems are left
+        for :meth:`start_call` to report."""
         try:
-            self._plan(options)
+            self._plan(request)
         except UnconfirmedKeyHostError as exc:
             return exc.host
         except VoiceprobeError:
@@ -180,12 +180,12 @@ class CallController:
         self._dispatch(CallFailed(t_ns=now, code=code, message=message, fix=fix_for(code)))
         self._dispatch(CallEnded(t_ns=now, session_id="", reason="failed", ok=False))
 
-    def _apply_gates(self, options: dict[str, Any]) -> None:
+    def _apply_gates(self, request: CallRequest) -> None:
         bridge = self._handle.bridge
         if bridge is None:
             return
-        bridge.half_duplex = bool(options.get("half_duplex"))
-        bridge.muted = bool(options.get("mute")) or self.push_to_talk
+        bridge.half_duplex = request.half_duplex
+        bridge.muted = request.mute or self.push_to_talk
 
     def hangup(self) -> None:
         """End the running call (no-op when idle or after :meth:`shutdown`)."""
@@ -224,6 +224,12 @@ class CallController:
         bridge = self._handle.bridge
         return bridge.levels if bridge is not None and self.in_call else (-120.0, -120.0)
 
+    def caller_mix(self) -> CallerMix | None:
+        """The running call's caller mix (the probe pad plays probes into it as the
+        caller; safe from any thread), or ``None`` outside a call."""
+        bridge = self._handle.bridge
+        return bridge.caller_mix if bridge is not None and self.in_call else None
+
     def shutdown(self) -> None:
         """Hang up, then stop the loop thread and its worker threads (see
         :func:`stop_loop_thread`). A second call does nothing."""
@@ -238,17 +244,15 @@ class CallController:
         self._dispatch(Notice(t_ns=self.clock.now_ns(), level=level, message=message))
 
 
-def device_port(options: dict[str, Any]) -> CallerPort:
-    """The caller port of a mic call: the sound devices ``input_device`` /
+def device_port(request: CallRequest) -> CallerPort:
+    """The caller port of a mic call: the sound devices ``request.input_device`` /
     ``output_device`` (``None``: the system defaults) with the profile's
-    ``audio_processing`` on the mic path (echo cancellation by default), or none at all
-    when ``options["aec"]`` is False (the bare microphone, to compare the echo)."""
-    from app.audio.deviceport import ECHO_CANCELLATION, DevicePort
+    ``audio_processing`` on the mic path, or none at all when ``request.aec`` is False
+    (the bare microphone, to compare the echo)."""
+    from app.audio.deviceport import DevicePort
 
-    profile = options.get("profile")
-    processing = profile.audio_processing if isinstance(profile, Profile) else ECHO_CANCELLATION
     return DevicePort(
-        input_device=options.get("input_device"),
-        output_device=options.get("output_device"),
-        processing=None if options.get("aec") is False else processing,
+        input_device=request.input_device,
+        output_device=request.output_device,
+        processing=request.profile.audio_processing if request.aec else None,
     )

@@ -68,9 +68,10 @@ def mic_port(
     profile's mic-path processing; ``aec=False`` is the bare microphone (no processing
     at all, no half duplex), to compare the echo."""
     from app.bridge.controller import device_port
+    from app.bridge.request import CallRequest
 
     port = device_port(
-        {"input_device": mic, "output_device": speaker, "profile": profile, "aec": aec}
+        CallRequest(profile=profile, input_device=mic, output_device=speaker, aec=aec)
     )
     assert isinstance(port, DevicePort)
     return port

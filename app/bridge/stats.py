@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.metrics.percentile import percentile
+from app.metrics.percentile import delay_figures, percentile
 
 
 @dataclass(slots=True)
@@ -32,19 +32,9 @@ class BridgeStats:
 
     def summary(self) -> dict[str, Any]:
         """p50/p95/max of both delays, and p99/max of the loop lag, in ms."""
-
-        def figs(values: list[int]) -> dict[str, float | None]:
-            ms = [v / 1e6 for v in values]
-            return {
-                "count": len(ms),
-                "p50_ms": percentile(ms, 50),
-                "p95_ms": percentile(ms, 95),
-                "max_ms": max(ms) if ms else None,
-            }
-
         return {
-            "caller_capture_to_ws_send": figs(self.send_delay_ns),
-            "ws_receive_to_playout": figs(self.recv_delay_ns),
+            "caller_capture_to_ws_send": delay_figures(self.send_delay_ns),
+            "ws_receive_to_playout": delay_figures(self.recv_delay_ns),
             "frames": self.frames,
             "unsent_frames": self.unsent_frames,
             "loop_lag": {

@@ -5,7 +5,7 @@ two screens never disagree about the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -21,3 +21,15 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     lo = int(pos)
     hi = min(lo + 1, len(data) - 1)
     return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def delay_figures(values_ns: Sequence[int]) -> dict[str, float | int | None]:
+    """``count``, ``p50_ms``, ``p95_ms`` and ``max_ms`` of delay samples in nanoseconds (the
+    figures in milliseconds, ``None`` when there are no samples)."""
+    ms = [v / 1e6 for v in values_ns]
+    return {
+        "count": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "max_ms": max(ms) if ms else None,
+    }

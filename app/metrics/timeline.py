@@ -238,6 +238,18 @@ class Turn:
         return self.record().to_dict()
 
 
+def _add_text(
+    texts: dict[str, str], final: dict[str, bool], item_id: str, text: str, is_final: bool
+) -> None:
+    """Add a transcript piece of ``item_id``: deltas append until the final text, which
+    replaces them; deltas arriving after the final one are dropped."""
+    if is_final:
+        texts[item_id] = text
+        final[item_id] = True
+    elif not final.get(item_id):
+        texts[item_id] = texts.get(item_id, "") + text
+
+
 class Timeline:
     """Builds turns from events. Synchronous and pure: feed events in arrival order.
 
@@ -325,11 +337,7 @@ class Timeline:
             self._bind_user_item(turn, ev.item_id)
         elif isinstance(ev, UserTranscript):
             turn = self._turn_for_user_item(ev.item_id)
-            if ev.final:
-                turn.user_text[ev.item_id] = ev.text
-                turn.user_final[ev.item_id] = True
-            elif not turn.user_final.get(ev.item_id):
-                turn.user_text[ev.item_id] = turn.user_text.get(ev.item_id, "") + ev.text
+            _add_text(turn.user_text, turn.user_final, ev.item_id, ev.text, ev.final)
         elif isinstance(ev, ResponseStarted):
             turn = self._agent_turn()
             if turn.first_response_sign is None:
@@ -355,11 +363,7 @@ class Timeline:
             self._by_play_item.setdefault(ev.item_id, turn)
         elif isinstance(ev, AgentTranscript):
             turn = self._response_turn(ev.response_id)
-            if ev.final:
-                turn.agent_text[ev.item_id] = ev.text
-                turn.agent_final[ev.item_id] = True
-            elif not turn.agent_final.get(ev.item_id):
-                turn.agent_text[ev.item_id] = turn.agent_text.get(ev.item_id, "") + ev.text
+            _add_text(turn.agent_text, turn.agent_final, ev.item_id, ev.text, ev.final)
         elif isinstance(ev, ToolCallRequested):
             turn = self._response_turn(ev.response_id) if ev.response_id else self._agent_turn()
             turn.tools.setdefault(ev.call_id, _Tool(ev.call_id, ev.name, ev.arguments, stamp))

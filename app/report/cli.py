@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli_support import add_show_command
 from app.textsafe import json_text, printable
 
 EXIT_OK = 0
@@ -28,10 +29,9 @@ def add_verdict_commands(ssub: Any) -> None:
     q.add_argument("--note", help="free text")
     q.add_argument("--who", help="who judged (default: $VOICEPROBE_TESTER or the login name)")
     q.set_defaults(handler=cmd_verdict)
-    q = ssub.add_parser("verdicts", help="a session's verdicts, manual and automatic")
-    q.add_argument("session_id")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=cmd_verdicts)
+    add_show_command(
+        ssub, "verdicts", "a session's verdicts, manual and automatic", "session_id", cmd_verdicts
+    )
 
 
 def _filter_options(p: argparse.ArgumentParser) -> None:

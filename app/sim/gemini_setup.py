@@ -14,6 +14,7 @@ from typing import Any
 
 from app.providers.gemini.casing import camel as _camel
 from app.providers.gemini.casing import get_field as _get
+from app.providers.gemini.casing import typed_field
 from app.sim.audio_input import InputConfig
 
 _SETUP_KEYS = frozenset({
@@ -59,12 +60,9 @@ def obj_field(obj: dict[str, Any], name: str, where: str) -> dict[str, Any] | No
     Raises:
         Invalid: the field is present and not an object.
     """
-    value = _get(obj, name)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise Invalid(f"Invalid value at '{where}.{name}': expected an object.")
-    return value
+    return typed_field(
+        obj, name, dict, lambda n: Invalid(f"Invalid value at '{where}.{n}': expected an object.")
+    )
 
 
 def content_texts(content: Any) -> list[str]:

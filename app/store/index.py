@@ -52,6 +52,10 @@ COLUMNS = (
     "tags",
     "summary_json",
 )
+#: The fields of a :meth:`SessionIndex.list` row in the order a session list shows them
+#: (the desktop history's columns, one per field).
+LIST_KEYS = ("started_at", "id", "provider", "model", "profile", "turns", "p50_v2v_ms",
+             "p95_v2v_ms", "errors", "status")  # fmt: skip
 # version → statements that bring the schema from version-1 to version.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (

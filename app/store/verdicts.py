@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +166,21 @@ def auto_verdicts(case: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[A
     return verdicts, facts
 
 
+def _changed(paths: Iterable[Path], index: SessionIndex) -> Iterator[tuple[Path, str]]:
+    """``paths`` in order whose size or modification time differ from the stamp the index
+    keeps for them (new files too), each with its current stamp for
+    :meth:`SessionIndex.mark_ingested`; a file that cannot be stat'ed is skipped."""
+    seen = index.ingested_stamps()
+    for path in sorted(paths):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        if seen.get(str(path)) != stamp:
+            yield path, stamp
+
+
 def ingest_suite_runs(root: Path, index: SessionIndex) -> int:
     """Read stored suite runs that are new or changed since last time into the index
     (automatic verdicts and per-turn WER/reply language of every case's session).
@@ -176,16 +191,8 @@ def ingest_suite_runs(root: Path, index: SessionIndex) -> int:
     folder = root / "suite-runs"
     if not folder.is_dir():
         return 0
-    seen = index.ingested_stamps()
     read = 0
-    for path in sorted(folder.glob("*.json")):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        if seen.get(str(path)) == stamp:
-            continue
+    for path, stamp in _changed(folder.glob("*.json"), index):
         try:
             run = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError, UnicodeDecodeError, RecursionError):
@@ -205,16 +212,8 @@ def ingest_verdict_files(root: Path, index: SessionIndex) -> int:
     """Copy ``verdicts.json`` files that are new or changed since last time into the index
     (the folders are the truth: this rebuilds manual verdicts in a new or rebuilt index).
     Unreadable files are skipped. Returns the number of files read."""
-    seen = index.ingested_stamps()
     read = 0
-    for path in sorted((root / "sessions").glob(f"*/{VERDICTS_FILE}")):
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        if seen.get(str(path)) == stamp:
-            continue
+    for path, stamp in _changed((root / "sessions").glob(f"*/{VERDICTS_FILE}"), index):
         try:
             manual = read_manual(path.parent)
         except StoreError:

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from app.bridge.providers import PROVIDER_CHOICES
-from app.cli_support import EXIT_FAILED, EXIT_OK, UsageError
+from app.cli_support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    add_list_command,
+    add_show_command,
+    on_signals,
+)
 from app.textsafe import json_text, printable
 
 #: Default ``--parallel``: calls this 2-core machine sustains against the simulator with
@@ -52,14 +59,8 @@ def add_suite_commands(subparsers: Any) -> None:
     q.add_argument("--max-regression", type=float, default=10.0, metavar="PCT")
     q.add_argument("--max-seconds", type=float, default=600.0, help="limit on each call")
     q.set_defaults(handler=cmd_suite_run)
-    q = sub.add_parser("list", help="stored suite runs, newest first")
-    q.add_argument("--limit", type=int, default=30)
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=cmd_suite_list)
-    q = sub.add_parser("show", help="one stored run's table and failures")
-    q.add_argument("run_id")
-    q.add_argument("--json", action="store_true")
-    q.set_defaults(handler=cmd_suite_show)
+    add_list_command(sub, "stored suite runs, newest first", cmd_suite_list)
+    add_show_command(sub, "show", "one stored run's table and failures", "run_id", cmd_suite_show)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -115,21 +116,14 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
         on_case=progress.case_done,
     )
     prepared = runner.prepare()  # bad probes (missing voice, sox) -> exit 2 before calls
-    caught: list[signal.Signals] = []
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-
-        def stop(sig: signal.Signals) -> None:
-            caught.append(sig)
-            runner.interrupt()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop, sig)
+    async def main() -> list[signal.Signals]:
+        caught = on_signals(runner.interrupt)
         progress.start()
         await runner.run(prepared)
+        return caught
 
-    asyncio.run(main())
+    caught = asyncio.run(main())
     progress.finish()
     run = runner.snapshot(final=True)
     exit_code = EXIT_OK if all(c["passed"] for c in run["cases"]) else EXIT_FAILED

@@ -30,7 +30,7 @@ from app.errors import ConfigError
 from app.probes.conditions import parse_condition
 from app.probes.lang import canonical_tag, primary_subtag
 from app.probes.voices import voice_for
-from app.profile import RESOURCES
+from app.profile import RESOURCES, read_text_file
 from app.sim.scenario import TIMING_KEYS
 from app.suite.model import (
     Bounds,
@@ -556,16 +556,4 @@ def load_suite(path: str | Path) -> Suite:
             line ``FILE:LINE: FIELD: problem`` (``FILE: problem`` for the first four).
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("suite file not found", str(p)) from None
-    except IsADirectoryError:
-        raise ConfigError("is a folder, not a suite file", str(p)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read suite file ({exc.strerror or exc})", str(p)) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (byte {exc.start})", str(p)) from None
-    return suite_from_text(text, p)
+    return suite_from_text(read_text_file(p, "suite file"), p)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
 from app.errors import ConfigError
@@ -29,17 +28,6 @@ from app.suite.model import SimRule, SimWhen, Suite
 ERROR_TOKEN = "zzz"
 #: The first message of a response, per simulator dialect (where an ``error`` rule fires).
 _RESPONSE_START = {"openai": "response.created", "gemini": "serverContent.modelTurn"}
-
-
-@dataclass(slots=True)
-class _Effect:
-    word_errors: int = 0
-    hears: str | None = None
-    reply_in: str | None = None
-    reply: str | None = None
-    first_audio_ms: float | None = None
-    skip_tool: bool = False
-    error: str | None = None
 
 
 def _language_matches(key: str, language: str) -> bool:
@@ -60,18 +48,24 @@ def _applies(when: SimWhen, case: Case, turn: int) -> bool:
     )
 
 
-def _effect(rules: tuple[SimRule, ...], case: Case, turn: int) -> _Effect:
-    eff = _Effect()
+def _effect(rules: tuple[SimRule, ...], case: Case, turn: int) -> SimRule:
+    """The rules that apply to this turn merged into one (later ones win field by field;
+    ``skip_tool`` once set stays set); its ``when`` and ``line`` mean nothing."""
+    eff = SimRule()
     for rule in rules:
         if not _applies(rule.when, case, turn):
             continue
-        if rule.word_errors:
-            eff.word_errors = rule.word_errors
-        for name in ("hears", "reply_in", "reply", "first_audio_ms", "error"):
-            value = getattr(rule, name)
-            if value is not None:
-                setattr(eff, name, value)
-        eff.skip_tool = eff.skip_tool or rule.skip_tool
+        changes: dict[str, Any] = {
+            name: getattr(rule, name)
+            for name in ("hears", "reply_in", "reply", "first_audio_ms", "error")
+            if getattr(rule, name) is not None
+        }
+        eff = dataclasses.replace(
+            eff,
+            word_errors=rule.word_errors or eff.word_errors,
+            skip_tool=eff.skip_tool or rule.skip_tool,
+            **changes,
+        )
     return eff
 
 

@@ -128,10 +128,10 @@ class ToolCallsModel(FixedColumnsModel):
             self._changed(row)
         elif isinstance(ev, E.ToolCallCancelled):
             for call_id in ev.call_ids:
-                row = self._by_id.get(call_id)
-                if row is not None and self._rows[row].status == "running":
-                    self._rows[row].status = "cancelled"
-                    self._changed(row)
+                cancelled = self._by_id.get(call_id)
+                if cancelled is not None and self._rows[cancelled].status == "running":
+                    self._rows[cancelled].status = "cancelled"
+                    self._changed(cancelled)
 
     def _row(self, call_id: str, t_ns: int, name: str, arguments: str) -> int:
         row = self._by_id.get(call_id)

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
@@ -122,15 +128,15 @@ class TranscriptModel(QAbstractListModel):
             return u.final
         return u.interrupted  # INTERRUPTED_ROLE
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
         names.update(
             {
-                KIND_ROLE: b"kind",
-                TEXT_ROLE: b"text",
-                TIME_MS_ROLE: b"timeMs",
-                FINAL_ROLE: b"final",
-                INTERRUPTED_ROLE: b"interrupted",
+                KIND_ROLE: QByteArray(b"kind"),
+                TEXT_ROLE: QByteArray(b"text"),
+                TIME_MS_ROLE: QByteArray(b"timeMs"),
+                FINAL_ROLE: QByteArray(b"final"),
+                INTERRUPTED_ROLE: QByteArray(b"interrupted"),
             }
         )
         return names

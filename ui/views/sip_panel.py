@@ -1,17 +1,8 @@
 """The SIP panel: account, registration status, dial pad, incoming call, call quality,
 DTMF and listen-in.
 
-It talks to SIP only through a *controller* (duck-typed; the real one is
-:class:`sip.controller.SipController`)::
-
-    subscribe(callback) / unsubscribe(callback)  # callback(ev) on any thread
-    apply_account(cfg: SipAccountConfig) -> Any   # register; outcome as events
-    dial(uri: str) -> Any
-    answer() -> Any
-    reject(code: int = 486) -> None
-    hangup() -> None
-    send_dtmf(digits: str) -> Any
-    set_listen(on: bool) -> None
+It talks to SIP only through a *controller* (:class:`ui.protocols.SipControllerLike`;
+the real one is :class:`sip.controller.SipController`); outcomes arrive as events.
 
 Events arrive through the panel's own :class:`ui.bus.EventBus` and update a
 :class:`SipState` that the widgets render. Text from the network (reasons, URIs) is shown
@@ -23,7 +14,7 @@ keyring it is kept in memory for this session only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -46,9 +37,17 @@ from app.events import CallEnded, EventBase, Notice
 from sip.config import SRTP_MODES, TRANSPORTS, SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
 from ui.bus import EventBus
+from ui.protocols import SipControllerLike
 
 ACCOUNT_FILE = "sip_account.yaml"
 KEYS = "123456789*0#"
+
+
+class _OptOuts(TypedDict, total=False):
+    """The account file's insecure opt-outs, kept as loaded (the form does not show them)."""
+
+    tls_verify: bool
+    srtp_insecure_signaling: bool
 
 
 @dataclass(slots=True)
@@ -140,7 +139,7 @@ class SipPanel(QWidget):
     #: Emitted after an event changed the panel (tests wait on it).
     updated = Signal()
 
-    def __init__(self, controller: Any, parent: QWidget | None = None, *,
+    def __init__(self, controller: SipControllerLike, parent: QWidget | None = None, *,
                  secrets: Any = None, remember: bool = True) -> None:
         super().__init__(parent)
         self.controller = controller
@@ -148,7 +147,7 @@ class SipPanel(QWidget):
         self._session_password = ""
         self._remember = remember
         # Insecure opt-outs are set in the account file only; the form keeps them as loaded.
-        self._opt_outs: dict[str, bool] = {}
+        self._opt_outs: _OptOuts = {}
         if secrets is None:
             from app.secrets import set_secret
 
@@ -267,7 +266,7 @@ class SipPanel(QWidget):
         last = getattr(controller, "registration", None)
         if isinstance(last, RegistrationState):  # the panel opened after registering
             self.state.apply(last)
-        self.render()
+        self.show_state()
 
     # --- account ----------------------------------------------------------------------------
 
@@ -307,12 +306,12 @@ class SipPanel(QWidget):
             cfg = self.account_config()
         except ConfigError as exc:
             self.state.registration = f"not registered: {exc}"
-            self.render()
+            self.show_state()
             return
         if self._remember:
             self._save_account(cfg)
         self.state.registration = "registering…" if cfg.registrar else "no registrar"
-        self.render()
+        self.show_state()
         self.controller.apply_account(cfg)
 
     def _account_path(self) -> Any:
@@ -361,7 +360,7 @@ class SipPanel(QWidget):
         self.state.call_state = f"calling {uri}"
         self.state.in_call = True
         self.state.call_id = ""
-        self.render()
+        self.show_state()
         self.controller.dial(uri)
 
     def press_key(self, key: str) -> None:
@@ -375,13 +374,13 @@ class SipPanel(QWidget):
         self.state.incoming = ""
         self.state.in_call = True
         self.state.call_state = "answering…"
-        self.render()
+        self.show_state()
         self.controller.answer()
 
     def _reject(self) -> None:
         self.state.incoming = ""
         self.state.call_state = "rejected"
-        self.render()
+        self.show_state()
         self.controller.reject()
 
     def _hangup(self) -> None:
@@ -392,15 +391,15 @@ class SipPanel(QWidget):
     def apply(self, ev: EventBase) -> None:
         """Fold one event in and re-render (main thread, via the bus)."""
         if self.state.apply(ev):
-            self.render()
+            self.show_state()
             self.updated.emit()
 
     def _show_notice(self, text: str) -> None:
         self.state.notice = text
-        self.render()
+        self.show_state()
 
-    def render(self) -> None:
-        """Show :attr:`state`."""
+    def show_state(self) -> None:
+        """Show :attr:`state` (not ``render``: that is QWidget's paint-to-device)."""
         s = self.state
         self.registration.setText(s.registration)
         color = "#137333" if s.registered else (
@@ -425,7 +424,5 @@ class SipPanel(QWidget):
 
     def close_panel(self) -> None:
         """Stop receiving events (call when the window closes)."""
-        unsubscribe = getattr(self.controller, "unsubscribe", None)
-        if unsubscribe is not None:
-            unsubscribe(self.bus.post)
+        self.controller.unsubscribe(self.bus.post)
         self.bus.close()

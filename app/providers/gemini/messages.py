@@ -19,6 +19,7 @@ from typing import Any
 
 from app.providers.gemini.casing import get_field as _get
 from app.providers.gemini.casing import snake as _snake
+from app.providers.gemini.casing import typed_field
 from app.providers.gemini.usage import usage_counts
 
 #: Largest server message accepted (characters of text, or bytes), as the socket's max_size.
@@ -72,39 +73,19 @@ def load_message(text: str | bytes) -> dict[str, Any]:
 
 
 def _obj(obj: dict[str, Any], name: str) -> dict[str, Any] | None:
-    value = _get(obj, name)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise Malformed(f"{name} is not an object")
-    return value
+    return typed_field(obj, name, dict, lambda n: Malformed(f"{n} is not an object"))
 
 
 def _list(obj: dict[str, Any], name: str) -> list[Any]:
-    value = _get(obj, name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise Malformed(f"{name} is not a list")
-    return value
+    return typed_field(obj, name, list, lambda n: Malformed(f"{n} is not a list")) or []
 
 
 def _str(obj: dict[str, Any], name: str) -> str | None:
-    value = _get(obj, name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise Malformed(f"{name} is not a string")
-    return value
+    return typed_field(obj, name, str, lambda n: Malformed(f"{n} is not a string"))
 
 
 def _bool(obj: dict[str, Any], name: str) -> bool:
-    value = _get(obj, name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise Malformed(f"{name} is not a boolean")
-    return value
+    return typed_field(obj, name, bool, lambda n: Malformed(f"{n} is not a boolean")) or False
 
 
 def parse_duration_ms(value: Any) -> int:

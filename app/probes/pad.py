@@ -1,0 +1,365 @@
+"""The probe pad's files and scoring: probes a tester plays into a live call by hand.
+
+A pad probe is two files in ``<data dir>/probes`` that a team can copy around:
+``<name>.wav`` (mono PCM16, 16 kHz) and ``<name>.json`` (``{"name", "text", "language",
+"accent", "source"}``; ``source`` is ``tts``, ``import`` or ``recorded``). Probes come from
+espeak-ng (:func:`render_to_pad`, through :func:`app.probes.render.render_probe` and its
+cache), from a WAV the user has (:func:`import_wav`) or from the microphone
+(:func:`save_probe` of the captured samples). Bad input (a file that is not audio, an empty
+text, a bad language tag or name) raises one clear :class:`~app.errors.ConfigError` line
+and writes nothing.
+
+Playing a probe into a call goes through the bridge's
+:class:`~app.audio.callermix.CallerMix`. After the call, :func:`score_plays` gives each
+played probe its turn (the turn whose caller speech starts while the probe plays; several
+such turns are one probe heard as several utterances, joined), its WER against what the
+agent heard (:func:`app.probes.scoring.error_rate`) and the reply's language, and
+:func:`store_pad_run` files them as a suite run (``<data dir>/suite-runs/pad-<id>.json``),
+so they become the turns' automatic verdicts and facts the way a suite's checks do
+(:func:`app.store.verdicts.ingest_suite_runs`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.audio.callermix import MixedClip
+from app.audio.wavio import read_wav
+from app.errors import ConfigError
+from app.metrics.presentation import turn_number
+from app.metrics.records import TurnRecord
+from app.private_files import private_dir
+from app.probes.cache import PROBE_RATE
+from app.probes.lang import canonical_tag, primary_subtag
+from app.probes.render import Probe, render_probe
+from app.probes.scoring import detect_language, error_rate, uses_cer
+from app.probes.speech import load_recording
+from app.textsafe import printable
+
+PAD_FOLDER = "probes"
+SOURCES = ("tts", "import", "recorded")
+#: A probed turn passes its ``heard`` check at or below this WER (CER for CJK/Thai).
+PAD_MAX_WER = 0.5
+MAX_TEXT = 2000
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: A turn whose caller speech starts this much before a probe's first sample is still its.
+_SLACK_NS = 20_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PadProbe:
+    """One probe of the pad.
+
+    Attributes:
+        name: file stem (letters, digits, ``_ . -``; at most 64).
+        text: what is said: the turn's expected transcript.
+        language: BCP-47 tag in canonical case.
+        accent: accent label, or empty.
+        source: ``tts``, ``import`` or ``recorded``.
+        folder: the pad folder holding ``<name>.wav`` and ``<name>.json``.
+    """
+
+    name: str
+    text: str
+    language: str
+    accent: str
+    source: str
+    folder: Path
+
+    @property
+    def wav(self) -> Path:
+        """The probe's audio file."""
+        return self.folder / f"{self.name}.wav"
+
+    def meta(self) -> dict[str, str]:
+        """What the JSON file holds (and what a played clip carries)."""
+        d = asdict(self)
+        d.pop("folder")
+        return d
+
+
+def pad_dir(root: Path) -> Path:
+    """``<root>/probes``, created (``0700``) on demand."""
+    return private_dir(root / PAD_FOLDER)
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it can name a probe's files.
+
+    Raises:
+        ConfigError: one line naming the rule.
+    """
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"probe name {printable(name[:40])!r} must be 1-64 letters, digits, '_', '.' "
+            "or '-' and start with a letter or digit",
+            field="name",
+        )
+    return name
+
+
+def _checked(text: str, language: str) -> tuple[str, str]:
+    text = " ".join(text.split())
+    if not text:
+        raise ConfigError("probe text is empty", field="text")
+    if len(text) > MAX_TEXT:
+        raise ConfigError(f"probe text is {len(text)} characters (at most {MAX_TEXT})")
+    return text, canonical_tag(language)
+
+
+def default_name(text: str, language: str, folder: Path) -> str:
+    """A free file stem from the language and the first words of ``text``."""
+    words = re.sub(r"[^A-Za-z0-9]+", "-", text.lower()).strip("-")[:32].strip("-")
+    base = f"{language}-{words}" if words else language
+    base = re.sub(r"[^A-Za-z0-9_.-]", "-", base)[:56]
+    name, n = base, 2
+    while (folder / f"{name}.json").exists() or (folder / f"{name}.wav").exists():
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def save_probe(
+    folder: Path,
+    pcm: NDArray[np.int16],
+    rate: int,
+    text: str,
+    language: str,
+    accent: str = "",
+    *,
+    source: str = "recorded",
+    name: str | None = None,
+) -> PadProbe:
+    """Store ``pcm`` (mono int16 at ``rate``) as a pad probe; returns it. Without a
+    ``name`` one is made from the language and the first words; a probe of the same name
+    is replaced.
+
+    Raises:
+        ConfigError: empty or too long text, a bad language tag or name, an unknown
+            source, no audio; nothing is written.
+    """
+    from app.audio.resample import resample
+    from app.audio.wavio import write_wav
+    from app.store.writer import atomic_write_text
+
+    text, language = _checked(text, language)
+    if source not in SOURCES:
+        raise ConfigError(f"unknown probe source {printable(source[:20])!r}")
+    x = np.asarray(pcm, dtype=np.int16).reshape(-1)
+    if not len(x):
+        raise ConfigError("the probe has no audio")
+    if rate != PROBE_RATE:
+        x = resample(x, rate, PROBE_RATE)
+    folder = private_dir(folder)
+    name = check_name(name) if name else default_name(text, language, folder)
+    probe = PadProbe(name, text, language, " ".join(accent.split()), source, folder)
+    write_wav(probe.wav, x, PROBE_RATE)
+    atomic_write_text(folder / f"{name}.json", json.dumps(probe.meta(), indent=2) + "\n")
+    return probe
+
+
+def render_to_pad(
+    folder: Path,
+    text: str,
+    language: str,
+    accent: str = "",
+    *,
+    seed: int = 0,
+    name: str | None = None,
+    cache_dir: Path | None = None,
+) -> PadProbe:
+    """Speak ``text`` with espeak-ng in ``language``/``accent`` and store it on the pad.
+
+    Raises:
+        ConfigError: bad text, tag or name, no espeak-ng voice for the language.
+    """
+    text, language = _checked(text, language)
+    done = render_probe(
+        Probe(text=text, language=language, accent=accent or None),
+        seed=seed,
+        cache_dir=cache_dir,
+    )
+    return save_probe(
+        folder, done.samples, done.rate, text, language, accent, source="tts", name=name
+    )
+
+
+def import_wav(
+    folder: Path,
+    path: Path,
+    text: str,
+    language: str,
+    accent: str = "",
+    *,
+    name: str | None = None,
+) -> PadProbe:
+    """Store the user's recording ``path`` (any WAV :mod:`app.audio.wavio` reads) on the
+    pad, with its transcript ``text``.
+
+    Raises:
+        ConfigError: ``path`` is missing or not audio
+            (:class:`~app.errors.AudioFormatError`, one line naming the file), bad text,
+            tag or name; nothing is written.
+    """
+    text, language = _checked(text, language)
+    pcm = load_recording(Path(path))
+    return save_probe(folder, pcm, PROBE_RATE, text, language, accent, source="import", name=name)
+
+
+def list_probes(folder: Path) -> list[PadProbe]:
+    """The pad's probes, by name; a JSON file that is unreadable, malformed or without its
+    WAV is skipped (a shared folder may hold anything)."""
+    out: list[PadProbe] = []
+    if not folder.is_dir():
+        return out
+    for meta in sorted(folder.glob("*.json")):
+        try:
+            d = json.loads(meta.read_text(encoding="utf-8"))
+            probe = PadProbe(
+                check_name(meta.stem),
+                *_checked(str(d["text"]), str(d["language"])),
+                accent=str(d.get("accent") or ""),
+                source=str(d.get("source") or "import"),
+                folder=folder,
+            )
+        except (OSError, ValueError, KeyError, TypeError, ConfigError, RecursionError):
+            continue
+        if probe.wav.is_file():
+            out.append(probe)
+    return out
+
+
+def load_audio(probe: PadProbe) -> tuple[NDArray[np.int16], int]:
+    """The probe's samples and rate.
+
+    Raises:
+        AudioFormatError: the WAV is missing or unusable.
+    """
+    return read_wav(probe.wav)
+
+
+def _turn_start(turn: TurnRecord) -> int | None:
+    speech = turn.spans.get("user_speech")
+    if speech is not None and speech.start_ns is not None:
+        return speech.start_ns
+    starts = [s.start_ns for s in turn.spans.values() if s.start_ns is not None]
+    return min(starts) if starts else None
+
+
+def score_plays(
+    plays: Sequence[MixedClip], turns: Sequence[Mapping[str, Any]], rate: int
+) -> list[dict[str, Any]]:
+    """Match played probes to the call's turns and score them.
+
+    Args:
+        plays: the clips the call's :class:`~app.audio.callermix.CallerMix` started, each
+            with a pad probe's :meth:`PadProbe.meta` as its ``meta``.
+        turns: the call's turn records in their JSON form (the summary's ``turns``).
+        rate: the rate of the clips' samples (the call port's).
+
+    Returns:
+        One entry per play that some turn answered: ``{"turn", "probe", "expected",
+        "language", "accent", "heard", "said", "wer", "reply_language"}`` (``wer`` is a
+        CER for CJK/Thai; ``reply_language`` a primary subtag or None).
+    """
+    out: list[dict[str, Any]] = []
+    for clip in plays:
+        if clip.start_ns is None:
+            continue
+        start = clip.start_ns - _SLACK_NS
+        end = clip.start_ns + len(clip.pcm) * 1_000_000_000 // rate
+        mine = []
+        for row, t in enumerate(turns):
+            s = _turn_start(TurnRecord.from_dict(t))
+            if s is not None and start <= s < end:
+                mine.append((row, t))
+        if not mine:
+            continue
+        meta = clip.meta
+        language = str(meta.get("language") or "")
+        expected = str(meta.get("text") or "")
+        heard = " ".join(str(t.get("user_transcript") or "") for _, t in mine).strip()
+        said = " ".join(str(t.get("agent_transcript") or "") for _, t in mine).strip()
+        out.append(
+            {
+                "turn": turn_number(mine[0][1], mine[0][0]),
+                "probe": str(meta.get("name") or ""),
+                "expected": expected,
+                "language": language,
+                "accent": str(meta.get("accent") or ""),
+                "heard": heard,
+                "said": said,
+                "wer": round(error_rate(expected, heard, language).value, 4),
+                "reply_language": detect_language(said) if said else None,
+            }
+        )
+    return out
+
+
+def _checks(r: Mapping[str, Any]) -> list[dict[str, Any]]:
+    unit = "CER" if uses_cer(r["language"]) else "WER"
+    ok = r["wer"] <= PAD_MAX_WER
+    checks = [
+        {
+            "turn": r["turn"],
+            "name": "heard",
+            "passed": ok,
+            "value": r["wer"],
+            "limit": PAD_MAX_WER,
+            "message": f"{unit} {r['wer']:.2f} against the probe {r['probe']!r}",
+        }
+    ]
+    if r["reply_language"] is not None:
+        want = primary_subtag(r["language"])
+        want = "zh" if want in ("cmn", "yue") else want
+        checks.append(
+            {
+                "turn": r["turn"],
+                "name": "reply_language",
+                "passed": r["reply_language"] == want,
+                "value": r["reply_language"],
+                "limit": want,
+                "message": f"agent answered in {r['reply_language']} (expected {want})",
+            }
+        )
+    return checks
+
+
+def store_pad_run(root: Path, session_id: str, results: Sequence[Mapping[str, Any]]) -> Path:
+    """File the scored probes of session ``session_id`` as a suite run
+    (``<root>/suite-runs/pad-<id>.json``, one case, the checks ``heard`` and
+    ``reply_language`` per probed turn) and return its path. The case's language is the
+    first probe's (the index judges reply-language facts by it).
+
+    Raises:
+        StoreError: the file cannot be written.
+    """
+    from app.store.writer import atomic_write_text
+
+    folder = private_dir(root / "suite-runs")
+    checks = [c for r in results for c in _checks(r)]
+    case = {
+        "session_id": session_id,
+        "language": results[0]["language"] if results else None,
+        "accent": results[0]["accent"] if results else None,
+        "source": "probe-pad",
+        "passed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "turns": [dict(r) for r in results],
+    }
+    run = {
+        "suite": "probe-pad",
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cases": [case],
+    }
+    path = folder / f"pad-{check_name(session_id)}.json"
+    atomic_write_text(path, json.dumps(run, indent=2, ensure_ascii=False) + "\n")
+    return path

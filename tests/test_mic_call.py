@@ -290,6 +290,16 @@ def test_environment_is_not_left_pointing_at_a_pulse_device(pulse_server) -> Non
     assert {k: os.environ.get(k) for k in ("PULSE_SINK", "PULSE_SOURCE")} == before
 
 
+def _wait_recorded(home: Path, timeout: float) -> None:
+    """Wait until the call's recording holds audio (its data chunk has grown)."""
+    tick = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if any(p.stat().st_size > 44 for p in home.glob("sessions/*/audio.wav")):
+            return
+        tick.wait(0.05)  # the recorder writes every 100 ms
+    raise AssertionError(f"no audio recorded within {timeout} s")
+
+
 def test_a_microphone_removed_mid_call_ends_it_cleanly(pulse_server, tmp_path) -> None:
     """A lost microphone cannot be replaced without breaking the capture clock: the call
     ends (normally, before --max-seconds) with a notice and the recording kept."""
@@ -308,6 +318,7 @@ def test_a_microphone_removed_mid_call_ends_it_cleanly(pulse_server, tmp_path) -
             "--json",
         )
         cli.wait_for(READY, 60)
+        _wait_recorded(tmp_path / "home", 30)  # the mic goes away mid-call, not before it
     finally:
         sink.unload()
     line = cli.wait_for("went away", 30)

@@ -172,6 +172,16 @@ class TurnRecord:
         not measured."""
         return self.span_ms(HEADLINE)
 
+    @property
+    def start_ns(self) -> int | None:
+        """When the turn began: the caller's speech start, else its earliest span start
+        (``None`` if no span has one)."""
+        speech = self.spans.get("user_speech")
+        if speech is not None and speech.start_ns is not None:
+            return speech.start_ns
+        starts = [s.start_ns for s in self.spans.values() if s.start_ns is not None]
+        return min(starts) if starts else None
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready record (the ``turns`` entries of ``--json`` and ``turns.json``)."""
         return {

@@ -246,14 +246,6 @@ def load_audio(probe: PadProbe) -> tuple[NDArray[np.int16], int]:
     return read_wav(probe.wav)
 
 
-def _turn_start(turn: TurnRecord) -> int | None:
-    speech = turn.spans.get("user_speech")
-    if speech is not None and speech.start_ns is not None:
-        return speech.start_ns
-    starts = [s.start_ns for s in turn.spans.values() if s.start_ns is not None]
-    return min(starts) if starts else None
-
-
 def score_plays(
     plays: Sequence[MixedClip], turns: Sequence[Mapping[str, Any]], rate: int
 ) -> list[dict[str, Any]]:
@@ -278,7 +270,7 @@ def score_plays(
         end = clip.start_ns + len(clip.pcm) * 1_000_000_000 // rate
         mine = []
         for row, t in enumerate(turns):
-            s = _turn_start(TurnRecord.from_dict(t))
+            s = TurnRecord.from_dict(t).start_ns
             if s is not None and start <= s < end:
                 mine.append((row, t))
         if not mine:

@@ -62,14 +62,6 @@ class TurnResult:
         return None if s is None else float(s.ms)
 
 
-def _turn_start(turn: TurnRecord) -> int | None:
-    speech = turn.spans.get("user_speech")
-    if speech is not None and speech.start_ns is not None:
-        return speech.start_ns
-    starts = [s.start_ns for s in turn.spans.values() if s.start_ns is not None]
-    return min(starts) if starts else None
-
-
 def match_turns(
     case: Case, turns: Sequence[Mapping[str, Any]], windows: Sequence[TurnWindow]
 ) -> list[TurnResult]:
@@ -84,7 +76,7 @@ def match_turns(
     starts = [w.start_ns for w in windows]
     for priced in turns:
         turn = TurnRecord.from_dict(priced)
-        t = _turn_start(turn)
+        t = turn.start_ns
         if t is None or not starts:
             continue
         slot = None

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from app.audio.callermix import CallerMix
 from app.bridge.session import CallHandle, CallSetup
 from app.clock import MONOTONIC, Clock
 from app.errors import VoiceprobeError
@@ -306,6 +307,13 @@ class SipController:
             self._stop_listen()
             self._call = None
             self._handle = None
+
+    def caller_mix(self) -> CallerMix | None:
+        """The bridged call's caller mix (the SIP window's probe pad plays probes into it
+        as the caller; safe from any thread), or ``None`` when no call is bridged."""
+        h = self._handle
+        bridge = h.bridge if h is not None else None
+        return bridge.caller_mix if bridge is not None and self._call is not None else None
 
     def levels(self) -> tuple[float, float]:
         """Caller and agent level of the bridged call (dBFS), for a level meter."""

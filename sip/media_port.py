@@ -67,6 +67,16 @@ class MediaStats:
             "max_ms": float(x.max()),
         }
 
+    def add_rx_cost(self, dt_ns: int) -> None:
+        """Count one receive callback that took ``dt_ns`` (clock thread)."""
+        self.rx_cost_ns += dt_ns
+        self.rx_cost_max_ns = max(self.rx_cost_max_ns, dt_ns)
+
+    def add_tx_cost(self, dt_ns: int) -> None:
+        """Count one transmit callback that took ``dt_ns`` (clock thread)."""
+        self.tx_cost_ns += dt_ns
+        self.tx_cost_max_ns = max(self.tx_cost_max_ns, dt_ns)
+
     def cost_summary(self) -> dict[str, float]:
         """Mean and max callback cost in microseconds."""
         return {
@@ -191,10 +201,7 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
             st.rx_frames += 1
         except Exception:  # a callback must never raise into pjmedia
             st.errors += 1
-        dt = time.perf_counter_ns() - t0
-        st.rx_cost_ns += dt
-        if dt > st.rx_cost_max_ns:
-            st.rx_cost_max_ns = dt
+        st.add_rx_cost(time.perf_counter_ns() - t0)
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
         """Clock thread: fill the frame from the tx ring (silence when it runs dry)."""
@@ -223,7 +230,4 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
             st.tx_frames += 1
         except Exception:  # a callback must never raise into pjmedia
             st.errors += 1
-        dt = time.perf_counter_ns() - t0
-        st.tx_cost_ns += dt
-        if dt > st.tx_cost_max_ns:
-            st.tx_cost_max_ns = dt
+        st.add_tx_cost(time.perf_counter_ns() - t0)

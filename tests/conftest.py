@@ -32,6 +32,16 @@ REPO = Path(__file__).resolve().parent.parent
 TIME_SCALE = float(os.environ.get("VOICEPROBE_TIME_SCALE", "1"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep every pjsua2 test on one xdist worker (``--dist loadgroup``, see
+    scripts/test.sh) and the frozen-app build on another."""
+    for item in items:
+        for marker in ("sip", "build"):
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.xdist_group(marker))
+                break
+
+
 @pytest.fixture(scope="session")
 def pulse_server() -> Iterator[PulseServer]:
     """A private PulseAudio daemon for the whole session (one per process: see

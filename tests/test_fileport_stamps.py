@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +200,11 @@ def _span(turn: dict[str, Any], name: str) -> float:
 def test_a_300_ms_freeze_does_not_bend_later_turns(tmp_path: Path) -> None:
     wav = tmp_path / "caller.wav"
     write_caller_wav(load_scenario(str(DEFAULT_SCENARIO)), wav)
-    plain = _call(wav, tmp_path / "plain", None)
-    frozen = _call(wav, tmp_path / "frozen", FREEZE_S)
+    # The two calls run at once (each mostly waits on its real-time audio).
+    with ThreadPoolExecutor(2) as pool:
+        plain_f = pool.submit(_call, wav, tmp_path / "plain", None)
+        frozen_f = pool.submit(_call, wav, tmp_path / "frozen", FREEZE_S)
+        plain, frozen = plain_f.result(), frozen_f.result()
     assert len(plain["turns"]) == len(frozen["turns"]) == 4
     report = [
         (

@@ -76,7 +76,7 @@ def test_scripts_are_executable_bash(script):
 
 
 @pytest.mark.slow
-@pytest.mark.serial
+@pytest.mark.build
 def test_frozen_app_builds_and_passes_its_smoke_test():
     """Build the PyInstaller bundle (about 30 s) and run its smoke test (help + a call)."""
     build = subprocess.run(

@@ -224,3 +224,16 @@ def test_shortcuts_mark_the_last_turn_on_screen_within_50_ms(qtbot, home):
     assert p95 is not None and p95 < SHOWN_WITHIN_MS, latencies
     stored = json.loads((folder / "verdicts.json").read_text())
     assert [(v["turn"], v["verdict"]) for v in stored] == [(3, "fail")]  # the last press
+
+
+def test_a_turn_selected_in_the_verdicts_table_is_shown_in_the_waterfall(qtbot, home):
+    turns = [(f"caller {i}", f"agent {i}", 800.0 + i) for i in range(30)]
+    folder = make_session(home, SID, turns)
+    win, ctl = _window(qtbot, _call_events(folder, 30))
+    _start(qtbot, win, ctl, 30)
+    win.verdicts.table.selectRow(0)  # the first turn: scrolled back from the newest rows
+    assert win.waterfall.selected == 0
+    assert win.waterfall.scroll_bar.value() == 0
+    win.verdicts.table.selectRow(29)
+    assert win.waterfall.selected == 29
+    assert win.waterfall.scroll_bar.value() > 0

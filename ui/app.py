@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
 from app.errors import VoiceprobeError
@@ -210,9 +210,8 @@ def open_history(parent: QWidget) -> None:
 
     root = settings_data_root() or data_dir()
     window = HistoryWindow(SessionIndex(root / "sessions.db"), sessions_dir(root), parent=None)
-    window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     if isinstance(parent, MainWindow):
-        parent.adopt_window(window)  # kept while open; closed (viewers too) with the app
+        parent.adopt_window(window)  # kept while open, deleted once closed; closed with the app
     window.show()
 
 

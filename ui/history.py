@@ -5,6 +5,11 @@ same models and views as a live call, and plays the stereo ``audio.wav`` (left c
 right agent) through :class:`ui.views.playback.WavPlayer`, with a playhead on the speech
 lanes taken from the output stream's clock; clicking a turn in the waterfall plays from
 that turn's first sample.
+
+A reopened call is judged and tagged there too, with the main window's
+:class:`ui.views.verdicts.VerdictPanel` bound to the stored session: per-turn verdicts
+and tags are stored where ``voiceprobe sessions verdict`` and
+:func:`app.store.session_tags.set_session_tags` store them.
 """
 
 from __future__ import annotations
@@ -13,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -30,12 +34,14 @@ from PySide6.QtWidgets import (
 
 from app.errors import AudioDeviceError, VoiceprobeError
 from app.metrics.presentation import SCRIPTED_NOTE, transcripts_scripted
+from app.store.index import LIST_KEYS
 from app.store.reader import session_events, session_turns
 from ui.models.call_view import CallViewModel
 from ui.models.common import ms_text
 from ui.models.replay import replay_into
-from ui.models.table import FixedColumnsModel
+from ui.models.table import RowsModel
 from ui.views.event_inspector import EventInspector
+from ui.views.labels import banner_label
 from ui.views.playback import (
     WavPlayer,
     compare_figures,
@@ -43,10 +49,14 @@ from ui.views.playback import (
     figure_text,
     turn_start_s,
 )
+from ui.views.plot_helpers import place_line
+from ui.views.tables import rows_table
 from ui.views.tool_calls_view import ToolCallsView
 from ui.views.transcript_view import TranscriptView
 from ui.views.vad_lane_view import VadLaneView
+from ui.views.verdicts import VerdictPanel
 from ui.views.waterfall import WaterfallView
+from ui.windows import close_windows, keep_window
 
 COLUMNS = (
     "Started",
@@ -62,15 +72,11 @@ COLUMNS = (
 )
 
 
-class SessionsModel(FixedColumnsModel):
-    """Rows from ``SessionIndex.list`` (dicts with ``id``, ``started_at``, ``provider``,
-    ``model``, ``profile``, ``turns``, ``p50_v2v_ms``, ``p95_v2v_ms``, ``errors``,
-    ``status``). Main thread only; every cell is a plain ``str``.
+class SessionsModel(RowsModel[dict[str, Any]]):
+    """Rows from ``SessionIndex.list``: dicts with the fields
+    :data:`app.store.index.LIST_KEYS` names, one column each in that order. Main thread
+    only; every cell is a plain ``str``.
     """
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self._rows: list[dict[str, Any]] = []
 
     def set_rows(self, rows: list[dict[str, Any]]) -> None:
         self.beginResetModel()
@@ -82,33 +88,14 @@ class SessionsModel(FixedColumnsModel):
 
     columns = COLUMNS
 
-    def row_total(self) -> int:
-        return len(self._rows)
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid():
-            return None
-        r = self._rows[index.row()]
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 2:
+    def cell(self, r: dict[str, Any], row: int, col: int, role: int) -> Any:
+        key = LIST_KEYS[col]
+        if role == Qt.ItemDataRole.ToolTipRole and key == "provider":
             if transcripts_scripted(r.get("provider")):
                 return SCRIPTED_NOTE
             return None
         if role != Qt.ItemDataRole.DisplayRole:
             return None
-        key = (
-            "started_at",
-            "id",
-            "provider",
-            "model",
-            "profile",
-            "turns",
-            "p50_v2v_ms",
-            "p95_v2v_ms",
-            "errors",
-            "status",
-        )[index.column()]
         value = r.get(key)
         if key.endswith("_ms"):
             return ms_text(value) if isinstance(value, int | float) else "—"
@@ -120,13 +107,19 @@ class SessionsModel(FixedColumnsModel):
 
 
 class SessionViewer(QWidget):
-    """One stored session, read-only: the live-call views fed from ``events.jsonl``."""
+    """One stored session: the live-call views fed from ``events.jsonl`` (read-only), and
+    its verdicts and tags, which the reviewer may change (:attr:`verdicts`).
+
+    Args:
+        record: the session (``app.store.reader.SessionRecord``) in its data folder's
+            ``sessions/`` (the index beside that folder gets the verdicts and tags).
+    """
 
     def __init__(self, record: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.record = record
         self.setWindowTitle(f"voiceprobe — session {record.session_id}")
-        self.resize(1200, 780)
+        self.resize(1360, 780)
         self.vm = CallViewModel(self)
         self.applied = replay_into(self.vm, session_events(record), session_turns(record))
         self.player = WavPlayer()
@@ -194,6 +187,20 @@ class SessionViewer(QWidget):
         split.setSizes([600, 150])
         self.vad_view.set_live(False)  # the whole stored call, in call time
 
+        # Verdicts and tags: the store's layout puts the index two folders up.
+        data_root = Path(record.path).parent.parent
+        self.verdicts = VerdictPanel(self.vm.turns, lambda: data_root, self)
+        tags = record.meta.get("tags")
+        stored = [str(t) for t in tags] if isinstance(tags, list) else []
+        self.verdicts.set_past_session(record.session_id, record.path, stored)
+        self.verdicts.refresh_completions()
+        self.addActions(list(self.verdicts.actions_for_window))
+        self.waterfall.turnSelected.connect(self.verdicts.table.selectRow)  # heard, then judged
+        sides = QSplitter(Qt.Orientation.Horizontal, self)
+        sides.addWidget(split)
+        sides.addWidget(self.verdicts)
+        sides.setSizes([960, 400])
+
         bar = QHBoxLayout()
         bar.addWidget(header, 1)
         bar.addWidget(self.audio_note)
@@ -201,7 +208,7 @@ class SessionViewer(QWidget):
         bar.addWidget(self.stop_button)
         box = QVBoxLayout(self)
         box.addLayout(bar)
-        box.addWidget(split, 1)
+        box.addWidget(sides, 1)
 
     def play_from_turn(self, row: int) -> bool:
         """Play the recording from the first sample of the turn in model row ``row`` (its
@@ -264,11 +271,7 @@ class SessionViewer(QWidget):
         row = current_row(self._turn_starts, now)
         if row != self.heard_turn:
             self.heard_turn = row
-            if row is None:
-                self.turn_head.hide()
-            else:
-                self.turn_head.setValue(row)
-                self.turn_head.show()
+            place_line(self.turn_head, row)
         line = current_row([u.t_ns for u in self.vm.transcript.rows()], now)
         if line != self.heard_line:
             self.heard_line = line
@@ -282,34 +285,26 @@ class SessionViewer(QWidget):
         self.stop_button.setEnabled(False)
         self.play_button.setEnabled(self.record.audio_path is not None)
 
-    def closeEvent(self, event: Any) -> None:
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        """Stop playing, and save a tag edit still waiting."""
         self._tick.stop()
         self.player.stop()
+        self.verdicts.save_pending_tags()
         super().closeEvent(event)
 
 
-class CompareModel(FixedColumnsModel):
+class CompareModel(RowsModel[dict[str, Any]]):
     """Rows of :func:`ui.views.playback.compare_figures`: figure, A, B, delta B - A.
     Main thread only; every cell is a plain ``str``."""
 
     columns = ("Figure", "A", "B", "Δ B - A")
+    roles = frozenset((int(Qt.ItemDataRole.DisplayRole),))
 
     def __init__(self, rows: list[dict[str, Any]], parent: Any = None) -> None:
         super().__init__(parent)
-        self.rows = rows
+        self._rows = list(rows)
 
-    def row_total(self) -> int:
-        return len(self.rows)
-
-    def data(
-        self,
-        index: QModelIndex | QPersistentModelIndex,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
-            return None
-        r = self.rows[index.row()]
-        col = index.column()
+    def cell(self, r: dict[str, Any], row: int, col: int, role: int) -> Any:
         if col == 0:
             return str(r["figure"])
         key = ("a", "b", "delta")[col - 1]
@@ -378,23 +373,14 @@ class HistoryWindow(QWidget):
         self.search.setPlaceholderText("Search by id, provider, model, profile or tag")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(lambda _t: self.refresh())
-        self.table = QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = rows_table(self.model, self, QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.doubleClicked.connect(lambda idx: self.open_row(idx.row()))
         self.open_button = QPushButton("Open", self)
         self.open_button.clicked.connect(self._open_selected)
         self.compare_button = QPushButton("Compare", self)
         self.compare_button.setToolTip("Select two calls, then compare them side by side")
         self.compare_button.clicked.connect(self._compare_selected)
-        self.error = QLabel(self)
-        self.error.setObjectName("banner")
-        self.error.setTextFormat(Qt.TextFormat.PlainText)
-        self.error.hide()
+        self.error = banner_label(self)
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.open_button)
@@ -426,11 +412,7 @@ class HistoryWindow(QWidget):
             self._show_error(str(exc))
             return None
         viewer = SessionViewer(record)
-        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        viewer.destroyed.connect(
-            lambda _o=None, v=viewer: self.viewers.remove(v) if v in self.viewers else None
-        )
-        self.viewers.append(viewer)
+        keep_window(self.viewers, viewer)
         viewer.show()
         return viewer
 
@@ -447,11 +429,7 @@ class HistoryWindow(QWidget):
             self._show_error(str(exc))
             return None
         window = CompareWindow(a, b)
-        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.destroyed.connect(
-            lambda _o=None, w=window: self.viewers.remove(w) if w in self.viewers else None
-        )
-        self.viewers.append(window)
+        keep_window(self.viewers, window)
         window.show()
         return window
 
@@ -473,6 +451,5 @@ class HistoryWindow(QWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         """Close the session viewers opened from here (their players stop) too."""
-        for viewer in list(self.viewers):
-            viewer.close()
+        close_windows(self.viewers)
         super().closeEvent(event)

@@ -54,6 +54,7 @@ from ui.models.call_view import CallViewModel
 from ui.protocols import CallControllerLike
 from ui.views.elided_label import ElidedLabel
 from ui.views.event_inspector import EventInspector
+from ui.views.labels import banner_label
 from ui.views.level_meters import LevelMeters
 from ui.views.presentation import PresentationPanel
 from ui.views.probe_pad import ProbePad
@@ -63,6 +64,7 @@ from ui.views.transcript_view import TranscriptView
 from ui.views.vad_lane_view import VadLaneView
 from ui.views.verdicts import FAIL_KEY, PASS_KEY, VerdictPanel
 from ui.views.waterfall import WaterfallView
+from ui.windows import close_windows, keep_window
 
 STATE_COLORS = {
     "idle": ("#e8eaed", "#3c4043"),
@@ -272,6 +274,7 @@ class MainWindow(QMainWindow):
         )
         # --- probe pad page ------------------------------------------------------------
         self.probe_pad = ProbePad(lambda: self.data_root() / "probes", self._caller_mix, self)
+        self.bus.event.connect(self.probe_pad.follow)  # a recorded probe's provider transcript
         pad_tab = self.side_tabs.addTab(self.probe_pad, "Probe pad")
         self.side_tabs.setTabToolTip(
             pad_tab, "Probes (rendered, imported, recorded) to play into the call as the caller"
@@ -294,12 +297,8 @@ class MainWindow(QMainWindow):
         self.side = side
 
         # --- views -----------------------------------------------------------------------
-        self.banner = QLabel(self)
-        self.banner.setObjectName("banner")
-        self.banner.setTextFormat(Qt.TextFormat.PlainText)
-        self.banner.setWordWrap(True)
+        self.banner = banner_label(self)
         self.banner.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.banner.hide()
         self.presentation = PresentationPanel(self.vm.turns, self)
         self.presentation.hide()
         self.transcript_view = TranscriptView(self.vm.transcript, self)
@@ -308,6 +307,11 @@ class MainWindow(QMainWindow):
             f"{SCRIPTED_MARK} are the simulator's script, not a transcription"
         )
         self.waterfall = WaterfallView(self.vm.turns, self)
+        # A turn selected in the verdicts table (same rows as the turns model) is shown
+        # in the waterfall, scrolled into view.
+        self.verdicts.table.selectionModel().currentRowChanged.connect(
+            lambda current, _previous: self.waterfall.select_turn(current.row())
+        )
         self.tools_view = ToolCallsView(self.vm.tools, self)
         self.inspector = EventInspector(self.vm.events, self)
         self.vad_view = VadLaneView(self.vm.vad, self)
@@ -689,16 +693,13 @@ class MainWindow(QMainWindow):
         except VoiceprobeError as exc:
             self.show_error(f"Coverage not opened: {exc}")
             return
-        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.adopt_window(window)
         window.show()
 
     def adopt_window(self, window: QWidget) -> None:
-        """Close ``window`` (a history or session window) when this window closes."""
-        self.windows.append(window)
-        window.destroyed.connect(
-            lambda _o=None, w=window: self.windows.remove(w) if w in self.windows else None
-        )
+        """Close ``window`` (a history or session window) when this window closes; it is
+        deleted once closed (:func:`ui.windows.keep_window`)."""
+        keep_window(self.windows, window)
 
     def quit_app(self) -> None:
         """File → Quit: close this window and every window opened from it, and end the
@@ -758,6 +759,11 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self._set_in_call(True)
+        # Record on the pad captures the call's own microphone: with no typed text, the
+        # provider's transcript of what it heard becomes the probe's text.
+        mic_call = request.port is None and request.source == "mic" and not self._demo_running
+        self.probe_pad.record_device = request.input_device
+        self.probe_pad.set_in_call(True, caller_is_mic=mic_call)
         self._set_state("connecting", "")
 
     def _key_host_confirmed(self, request: CallRequest) -> CallRequest | None:
@@ -839,8 +845,10 @@ class MainWindow(QMainWindow):
         self._set_state(state, detail)
 
     def _call_started(self, session_id: str, provider: str, model: str) -> None:
+        own = self.in_call  # started here (a SIP call is only mirrored in this window)
         if not self.in_call:
             self._set_in_call(True)
+        self.verdicts.set_live(own)  # tags edited now go to this call's session too
         name = PROVIDER_NAMES.get(provider, provider)
         self.session_label.setText(f"{name} · {model} · {session_id}")
 
@@ -851,6 +859,7 @@ class MainWindow(QMainWindow):
         return get() if callable(get) else None
 
     def _call_ended(self, reason: str, ok: bool) -> None:
+        self.verdicts.set_live(False)  # saves a tag edit still waiting, to this session
         self._set_in_call(False)
         sid = self.verdicts.session_id
         turns = [self.vm.turns.turn(i).to_dict() for i in range(self.vm.turns.rowCount())]
@@ -931,8 +940,7 @@ class MainWindow(QMainWindow):
         listening to the core."""
         if self.in_call:
             self.controller.hangup()
-        for window in list(self.windows):
-            window.close()
+        close_windows(self.windows)
         sip_window = getattr(self, "_sip_window", None)
         if sip_window is not None:
             sip_window.close()

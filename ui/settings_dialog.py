@@ -12,7 +12,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import VoiceprobeError
 from ui.settings_store import DISCLOSURE_LINE, Settings, save_settings
+from ui.views.labels import banner_label, plain_label
 
 #: provider → (secret name, environment variables, default endpoint shown as a hint)
 KEYS = {
@@ -52,14 +52,6 @@ def _secrets_module() -> ModuleType:
     import app.secrets
 
     return app.secrets
-
-
-def _plain(text: str, parent: QWidget, name: str = "hint") -> QLabel:
-    label = QLabel(text, parent)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setWordWrap(True)
-    label.setObjectName(name)
-    return label
 
 
 class SettingsDialog(QDialog):
@@ -86,7 +78,7 @@ class SettingsDialog(QDialog):
 
         keys = QGroupBox("API keys", self)
         form = QFormLayout(keys)
-        self.keyring_notice = _plain(
+        self.keyring_notice = plain_label(
             "No OS keyring backend is available on this system, so keys cannot be stored "
             "here. Set OPENAI_API_KEY or GEMINI_API_KEY in the environment before starting "
             "voiceprobe.",
@@ -111,7 +103,7 @@ class SettingsDialog(QDialog):
                 status = f"not set (keyring or {' / '.join(env_vars)})"
             field.setPlaceholderText("paste a key to store it" if self.keyring_ok else "")
             self.key_fields[provider] = field
-            self.key_status[provider] = _plain(status, keys)
+            self.key_status[provider] = plain_label(status, keys, "hint")
             title = "OpenAI API key" if provider == "openai" else "Gemini API key"
             form.addRow(title, field)
             form.addRow("", self.key_status[provider])
@@ -141,7 +133,7 @@ class SettingsDialog(QDialog):
         self.recording = QCheckBox("Record calls", data)
         self.recording.setChecked(settings.recording)
         dform.addRow("", self.recording)
-        self.disclosure = _plain(RECORDING_DISCLOSURE, data)
+        self.disclosure = plain_label(RECORDING_DISCLOSURE, data, "hint")
         dform.addRow("", self.disclosure)
         self.announce = QCheckBox(f'Show "{DISCLOSURE_LINE}" when a call starts', data)
         self.announce.setChecked(settings.recording_disclosure)
@@ -149,8 +141,7 @@ class SettingsDialog(QDialog):
         self.recording.toggled.connect(self.announce.setEnabled)
         dform.addRow("", self.announce)
 
-        self.error = _plain("", self, "banner")
-        self.error.hide()
+        self.error = banner_label(self)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
         )

@@ -3,8 +3,9 @@
     .venv/bin/python -m app.bench.twilio [--streams 10] [--json]
 
 The Media Streams server runs in this process (as ``voiceprobe serve twilio`` does); the
-simulator (``voiceprobe sim``) and the Twilio-side clients (one process, N streams of the
-demo conversation with a barge-in, media every 20 ms, marks answered) run in their own
+simulators (one per stream, as ``serve twilio --provider sim`` gives each stream its own,
+all in one process) and the Twilio-side clients (one process, N streams of the demo
+conversation with a barge-in, media every 20 ms, marks answered) run in their own
 processes, so the CPU figure is the server's alone. Figures, per direction, are the
 bridge's own added delay:
 
@@ -107,9 +108,24 @@ def _figs(values_ns: list[int]) -> dict[str, float | None]:
     }
 
 
-async def _run(streams: int, tmp: Path, sim_url: str) -> dict[str, Any]:
+async def _sims(n: int) -> None:
+    """``n`` simulators of the demo scenario; prints their URLs, serves until stdin closes."""
+    from app.sim.scenario import load_scenario
+    from app.sim.server import SimServer
+
+    scenario = load_scenario(str(DEFAULT_SCENARIO))
+    servers = [SimServer(scenario) for _ in range(n)]
+    for server in servers:
+        print(await server.start(), flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+    for server in servers:
+        await server.stop()
+
+
+async def _run(streams: int, tmp: Path, sim_urls: list[str]) -> dict[str, Any]:
     profile = load_profile(None)
-    plan = ProviderPlan("openai", "openai", sim_url.split("/realtime")[0], "bench-key")
+    plans = [ProviderPlan("openai", "openai", u.split("/realtime")[0], "key") for u in sim_urls]
+    unused = iter(plans)
     summaries: list[dict[str, Any]] = []
     all_done = asyncio.Event()
 
@@ -119,7 +135,9 @@ async def _run(streams: int, tmp: Path, sim_url: str) -> dict[str, Any]:
             all_done.set()
 
     server = TwilioServer(
-        CallSetup(profile=profile, plan=plan, data_root=tmp / "data"), on_call=finished
+        CallSetup(profile=profile, plan=plans[0], data_root=tmp / "data"),
+        on_call=finished,
+        plan_for_stream=lambda: next(unused),  # each stream its own simulator
     )
     url = await server.start()
     cpu0, wall0 = _cpu_s(), time.monotonic()
@@ -159,22 +177,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--streams", type=int, default=10)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--clients", nargs=3, metavar=("URL", "TOKEN", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--sims", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.sims:
+        asyncio.run(_sims(args.sims))
+        return 0
     if args.clients:
         url, token, n = args.clients
         asyncio.run(_clients(url, token, int(n)))
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="vp-bench-twilio-"))
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "sim"], stdout=subprocess.PIPE, text=True
+    sims = subprocess.Popen(
+        [sys.executable, "-m", "app.bench.twilio", "--sims", str(args.streams)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        assert sim.stdout is not None
-        sim_url = sim.stdout.readline().strip()
-        out = asyncio.run(_run(args.streams, tmp, sim_url))
+        assert sims.stdout is not None
+        urls = [sims.stdout.readline().strip() for _ in range(args.streams)]
+        out = asyncio.run(_run(args.streams, tmp, urls))
     finally:
-        sim.terminate()
-        sim.wait(10)
+        assert sims.stdin is not None
+        sims.stdin.close()
+        try:
+            sims.wait(10)
+        except subprocess.TimeoutExpired:
+            sims.kill()
+            sims.wait(10)
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -12,7 +12,12 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     """The ``q``-th percentile (0–100) of ``values`` by linear interpolation between the
     closest ranks (numpy's default); ``None`` when there are no values.
     """
-    data = sorted(values)
+    return sorted_percentile(sorted(values), q)
+
+
+def sorted_percentile(data: Sequence[float], q: float) -> float | None:
+    """:func:`percentile` of values already sorted ascending, in O(1) (for figures kept
+    sorted as they arrive, such as the desktop's live headline)."""
     if not data:
         return None
     if len(data) == 1:

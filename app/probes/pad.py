@@ -2,12 +2,19 @@
 
 A pad probe is two files in ``<data dir>/probes`` that a team can copy around:
 ``<name>.wav`` (mono PCM16, 16 kHz) and ``<name>.json`` (``{"name", "text", "language",
-"accent", "source"}``; ``source`` is ``tts``, ``import`` or ``recorded``). Probes come from
-espeak-ng (:func:`render_to_pad`, through :func:`app.probes.render.render_probe` and its
-cache), from a WAV the user has (:func:`import_wav`) or from the microphone
+"accent", "source", "text_source", "provider", "model", "pending"}``; ``source`` is
+``tts``, ``import`` or ``recorded``; ``text_source`` is ``typed`` or ``provider``, the
+latter with the ``provider`` and ``model`` whose caller transcript gave the text). Probes
+come from espeak-ng (:func:`render_to_pad`, through :func:`app.probes.render.render_probe`
+and its cache), from a WAV the user has (:func:`import_wav`) or from the microphone
 (:func:`save_probe` of the captured samples). Bad input (a file that is not audio, an empty
 text, a bad language tag or name) raises one clear :class:`~app.errors.ConfigError` line
 and writes nothing.
+
+A recording made during a call may be stored before its text is known
+(:func:`save_pending`): its text is empty and ``pending`` says why, until the provider's
+transcript fills it (:func:`set_text`, see :mod:`app.probes.transcribed`) or the tester
+types it. A pending probe is listed but cannot be played as a scored probe.
 
 Playing a probe into a call goes through the bridge's
 :class:`~app.audio.callermix.CallerMix`. After the call, :func:`score_plays` gives each
@@ -24,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +54,8 @@ from app.textsafe import printable
 
 PAD_FOLDER = "probes"
 SOURCES = ("tts", "import", "recorded")
+#: Where a probe's text came from: typed by the tester, or the provider's transcription.
+TEXT_SOURCES = ("typed", "provider")
 #: A probed turn passes its ``heard`` check at or below this WER (CER for CJK/Thai).
 PAD_MAX_WER = 0.5
 MAX_TEXT = 2000
@@ -66,6 +75,11 @@ class PadProbe:
         accent: accent label, or empty.
         source: ``tts``, ``import`` or ``recorded``.
         folder: the pad folder holding ``<name>.wav`` and ``<name>.json``.
+        text_source: ``typed`` or ``provider`` (the call's caller transcript).
+        provider: with ``text_source`` ``provider``: the provider that transcribed it.
+        model: with ``text_source`` ``provider``: that provider's model.
+        pending: why the text is still empty (a recording waiting for, or left without,
+            the provider's transcript); empty once the probe has its text.
     """
 
     name: str
@@ -74,6 +88,15 @@ class PadProbe:
     accent: str
     source: str
     folder: Path
+    text_source: str = "typed"
+    provider: str = ""
+    model: str = ""
+    pending: str = ""
+
+    @property
+    def is_pending(self) -> bool:
+        """The probe has no text yet (it cannot be played as a scored probe)."""
+        return not self.text
 
     @property
     def wav(self) -> Path:
@@ -107,13 +130,20 @@ def check_name(name: str) -> str:
     return name
 
 
-def _checked(text: str, language: str) -> tuple[str, str]:
+def _checked(text: str, language: str, *, pending: bool = False) -> tuple[str, str]:
     text = " ".join(text.split())
-    if not text:
+    if not text and not pending:
         raise ConfigError("probe text is empty", field="text")
     if len(text) > MAX_TEXT:
         raise ConfigError(f"probe text is {len(text)} characters (at most {MAX_TEXT})")
     return text, canonical_tag(language)
+
+
+def _write_meta(probe: PadProbe) -> None:
+    from app.store.writer import atomic_write_text
+
+    path = probe.folder / f"{probe.name}.json"
+    atomic_write_text(path, json.dumps(probe.meta(), indent=2, ensure_ascii=False) + "\n")
 
 
 def default_name(text: str, language: str, folder: Path) -> str:
@@ -138,32 +168,116 @@ def save_probe(
     source: str = "recorded",
     name: str | None = None,
 ) -> PadProbe:
-    """Store ``pcm`` (mono int16 at ``rate``) as a pad probe; returns it. Without a
-    ``name`` one is made from the language and the first words; a probe of the same name
-    is replaced.
+    """Store ``pcm`` (mono int16 at ``rate``) as a pad probe with its typed ``text``;
+    returns it. Without a ``name`` one is made from the language and the first words; a
+    probe of the same name is replaced.
 
     Raises:
         ConfigError: empty or too long text, a bad language tag or name, an unknown
             source, no audio; nothing is written.
     """
+    text, language = _checked(text, language)
+    return _save(folder, pcm, rate, replace(_BLANK, text=text, language=language,
+                                            accent=accent, source=source), name)  # fmt: skip
+
+
+def save_pending(
+    folder: Path,
+    pcm: NDArray[np.int16],
+    rate: int,
+    language: str,
+    accent: str,
+    reason: str,
+    *,
+    provider: str = "",
+    model: str = "",
+    name: str | None = None,
+) -> PadProbe:
+    """Store a recording whose text is not known yet (``pending`` = ``reason``, its text
+    to come from ``provider``/``model``); it is listed but cannot be played as a scored
+    probe until :func:`set_text` gives it one.
+
+    Raises:
+        ConfigError: a bad language tag or name, no audio, an empty ``reason``; nothing
+            is written.
+    """
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ConfigError("a pending probe needs the reason it has no text")
+    _, language = _checked("", language, pending=True)
+    blank = replace(_BLANK, language=language, accent=accent, text_source="provider",
+                    provider=provider, model=model, pending=reason)  # fmt: skip
+    return _save(folder, pcm, rate, blank, name)
+
+
+#: The fields a new probe starts from (:func:`_save` fills in the rest).
+_BLANK = PadProbe("-", "", "", "", "recorded", Path("."))
+
+
+def _save(
+    folder: Path, pcm: NDArray[np.int16], rate: int, fields: PadProbe, name: str | None
+) -> PadProbe:
+    """Write ``fields`` (text and language already checked) with ``pcm`` as a probe."""
     from app.audio.resample import resample
     from app.audio.wavio import write_wav
-    from app.store.writer import atomic_write_text
 
-    text, language = _checked(text, language)
-    if source not in SOURCES:
-        raise ConfigError(f"unknown probe source {printable(source[:20])!r}")
+    if fields.source not in SOURCES:
+        raise ConfigError(f"unknown probe source {printable(fields.source[:20])!r}")
     x = np.asarray(pcm, dtype=np.int16).reshape(-1)
     if not len(x):
         raise ConfigError("the probe has no audio")
     if rate != PROBE_RATE:
         x = resample(x, rate, PROBE_RATE)
     folder = private_dir(folder)
-    name = check_name(name) if name else default_name(text, language, folder)
-    probe = PadProbe(name, text, language, " ".join(accent.split()), source, folder)
+    if name:
+        name = check_name(name)
+    else:
+        name = default_name(fields.text or "recorded", fields.language, folder)
+    probe = replace(fields, name=name, accent=" ".join(fields.accent.split()), folder=folder)
     write_wav(probe.wav, x, PROBE_RATE)
-    atomic_write_text(folder / f"{name}.json", json.dumps(probe.meta(), indent=2) + "\n")
+    _write_meta(probe)
     return probe
+
+
+def set_text(
+    probe: PadProbe,
+    text: str,
+    *,
+    text_source: str = "typed",
+    provider: str = "",
+    model: str = "",
+) -> PadProbe:
+    """Give ``probe`` its text (typed, or the provider's transcript with the
+    ``provider`` and ``model`` that made it); rewrites its JSON file, returns the probe.
+
+    Raises:
+        ConfigError: empty or too long text, an unknown ``text_source``; nothing is
+            written.
+    """
+    if text_source not in TEXT_SOURCES:
+        raise ConfigError(f"unknown text source {printable(text_source[:20])!r}")
+    text, _ = _checked(text, probe.language)
+    typed = text_source == "typed"
+    done = replace(
+        probe,
+        text=text,
+        text_source=text_source,
+        provider="" if typed else provider,
+        model="" if typed else model,
+        pending="",
+    )
+    _write_meta(done)
+    return done
+
+
+def mark_pending(probe: PadProbe, reason: str) -> PadProbe:
+    """Record why a pending ``probe`` still has no text (its JSON file is rewritten); a
+    probe that has its text is returned as it is."""
+    if not probe.is_pending:
+        return probe
+    done = replace(probe, pending=" ".join(reason.split()))
+    _write_meta(done)
+    return done
 
 
 def render_to_pad(
@@ -223,13 +337,19 @@ def list_probes(folder: Path) -> list[PadProbe]:
     for meta in sorted(folder.glob("*.json")):
         try:
             d = json.loads(meta.read_text(encoding="utf-8"))
+            pending = " ".join(str(d.get("pending") or "").split())
             probe = PadProbe(
                 check_name(meta.stem),
-                *_checked(str(d["text"]), str(d["language"])),
+                *_checked(str(d["text"]), str(d["language"]), pending=bool(pending)),
                 accent=str(d.get("accent") or ""),
                 source=str(d.get("source") or "import"),
                 folder=folder,
+                text_source=str(d.get("text_source") or "typed"),
+                provider=str(d.get("provider") or ""),
+                model=str(d.get("model") or ""),
             )
+            if not probe.text:
+                probe = replace(probe, pending=pending)
         except (OSError, ValueError, KeyError, TypeError, ConfigError, RecursionError):
             continue
         if probe.wav.is_file():

@@ -30,6 +30,7 @@ from xml.sax.saxutils import quoteattr
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from app.bridge.providers import ProviderPlan
 from app.bridge.session import CallHandle, CallSetup, run_call
 from app.bridge.stats import BridgeStats
 from app.clock import MONOTONIC, Clock
@@ -74,6 +75,9 @@ class TwilioServer:
             copy with its own source.
         token: the secret every stream must present (generated when ``None``).
         clock: the one clock.
+        plan_for_stream: the agent of each new stream (default: ``setup.plan``; a plan
+            labelled ``sim`` starts a simulator per stream anyway). The benchmark uses it
+            to give each stream its own simulator in another process.
     """
 
     def __init__(
@@ -83,8 +87,10 @@ class TwilioServer:
         clock: Clock = MONOTONIC,
         on_call: Callable[[dict[str, Any]], None] | None = None,
         on_refused: Callable[[str], None] | None = None,
+        plan_for_stream: Callable[[], ProviderPlan] | None = None,
     ) -> None:
         self.setup = setup
+        self.plan_for_stream = plan_for_stream
         self.token = token or secrets.token_urlsafe(24)
         self.clock = clock
         self.on_call = on_call
@@ -217,6 +223,7 @@ class TwilioServer:
         handle = CallHandle()
         setup = dataclasses.replace(
             self.setup,
+            plan=self.plan_for_stream() if self.plan_for_stream else self.setup.plan,
             source=f"twilio:{started.call_sid[:40]}",
             tags=[*self.setup.tags, "line=twilio"],
         )

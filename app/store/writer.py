@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,13 @@ _ENCODING_ERRORS = "backslashreplace"
 
 # Shapes of vendor API keys, redacted even when nobody told us the key (defense in depth).
 _KEY_SHAPES = re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}|\bAIza[0-9A-Za-z_\-]{30,}")
+
+# The writers of this process by session folder (see :func:`open_writer`): a session's
+# meta is changed through its own writer, or the writer's next write would undo it.
+_WRITERS: weakref.WeakValueDictionary[str, SessionWriter] = weakref.WeakValueDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
 class Redactor:
     """Replaces secrets in text by ``***``.
 
@@ -263,6 +271,8 @@ class SessionWriter:
         except StoreError as exc:
             # History is rebuilt from the folders on the next start; the call goes on.
             self.index_error = str(exc)
+        with _WRITERS_LOCK:
+            _WRITERS[_writer_key(self.dir)] = self
 
     @property
     def audio_path(self) -> Path:
@@ -317,6 +327,20 @@ class SessionWriter:
                 self.dir / TURNS_FILE, dumps(self._turns, self._redact, indent=2) + "\n"
             )
 
+    def set_tags(self, tags: list[str]) -> None:
+        """Replace the session's tags (checked by the caller: see
+        :func:`app.store.session_tags.set_session_tags`) in ``session.json`` and the index,
+        and keep them for every later write of the meta (:meth:`finish`). Works before and
+        after :meth:`finish`.
+
+        Raises:
+            StoreError: ``session.json`` or the index could not be updated.
+        """
+        with self._lock:
+            self.meta["tags"] = list(tags)
+            self._write_meta()
+            self._upsert_index()
+
     def finish(self, status: str = "complete", summary: Mapping[str, Any] | None = None) -> None:
         """Close the events file (fsync), record the end in ``session.json``, update the index.
 
@@ -360,3 +384,14 @@ class SessionWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if not self._closed:
             self.finish("complete" if exc_type is None else "failed")
+
+
+def open_writer(session_dir: Path) -> SessionWriter | None:
+    """The writer of this process that records (or recorded) ``session_dir``, while it is
+    still referenced, else ``None`` (any thread)."""
+    with _WRITERS_LOCK:
+        return _WRITERS.get(_writer_key(session_dir))
+
+
+def _writer_key(session_dir: Path) -> str:
+    return os.path.normcase(os.path.abspath(session_dir))

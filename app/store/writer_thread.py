@@ -57,7 +57,9 @@ class WriterThread:
     Threading: :meth:`append_event`, :meth:`write_turns`, :meth:`problems` and the
     properties may be called from any thread and never block on the disk (a short lock
     guards the queue). Once wrapped, the writer is used only through this object (its own
-    methods are locked, so :meth:`call` may run any of them on the writer thread).
+    methods are locked, so :meth:`call` may run any of them on the writer thread), except
+    :meth:`SessionWriter.set_tags`, which a tester's tag edit calls from its own thread
+    (:func:`app.store.session_tags.set_session_tags`).
 
     Args:
         writer: an open session writer (its folder and ``session.json`` exist).

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -23,11 +22,11 @@ from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
 from ui.models.common import USER_ROLE, one_line
+from ui.models.table import RowsModel
 
 EVENT_ROLE = USER_ROLE + 30
 DIRECTION_ROLE = USER_ROLE + 31
 COLUMNS = ("ms", "Dir", "Kind", "Summary")
-_ROOT = QModelIndex()
 MAX_ROWS = 50_000
 
 #: Events that arrive from the provider.
@@ -120,14 +119,15 @@ class LogRow:
     audio_rate: int = 0
 
 
-class EventLogModel(QAbstractTableModel):
+class EventLogModel(RowsModel[LogRow]):
     """The call's event log. Main thread only; keeps at most :data:`MAX_ROWS` rows."""
 
     countChanged = Signal(int)
+    columns = COLUMNS
+    roles = _ROLES
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._rows: list[LogRow] = []
         self._audio_row: dict[str, int] = {}
         self._count = 0
         self.origin_ns: int | None = None
@@ -140,29 +140,9 @@ class EventLogModel(QAbstractTableModel):
     def rows(self) -> list[LogRow]:
         return list(self._rows)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
-        # Called for every role of every visible cell on each repaint: answer the roles
-        # this model does not serve first, compare plain ints, reuse brushes.
-        if role not in _ROLES:
-            return None
-        row = index.row()
-        if row < 0 or row >= len(self._rows) or not index.isValid():
-            return None
-        r = self._rows[row]
-        col = index.column()
+    def cell(self, r: LogRow, row: int, col: int, role: int) -> Any:
+        # Called for every served role of every visible cell on each repaint: compare
+        # plain ints, reuse brushes.
         if role == _DISPLAY:
             if col == 0:
                 if self.origin_ns is None:

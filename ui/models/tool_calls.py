@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
 from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
-from ui.models.table import FixedColumnsModel
+from ui.models.table import SlowRowsModel
 
 SLOW_ROLE = USER_ROLE + 10
 COLUMNS = ("Time", "Tool", "Status", "Duration", "Arguments", "Result")
@@ -30,56 +30,30 @@ class ToolRow:
     ms: float | None = None
 
 
-class ToolCallsModel(FixedColumnsModel):
+class ToolCallsModel(SlowRowsModel[ToolRow]):
     """One row per tool call. Main thread only.
 
     A finished call whose duration exceeds :attr:`slow_ms` is *slow*: its Duration cell
     says so and :data:`SLOW_ROLE` is True. Every cell's ``DisplayRole`` is a plain ``str``.
     """
 
-    slowThresholdChanged = Signal(float)
+    slow_role = SLOW_ROLE
 
     def __init__(self, parent: Any = None, slow_ms: float = DEFAULT_SLOW_MS) -> None:
-        super().__init__(parent)
-        self._rows: list[ToolRow] = []
+        super().__init__(parent, slow_ms)
         self._by_id: dict[str, int] = {}
-        self._slow_ms = float(slow_ms)
         self.origin_ns: int | None = None
-
-    @property
-    def slow_ms(self) -> float:
-        """Threshold (ms) above which a call is flagged slow."""
-        return self._slow_ms
-
-    def set_slow_ms(self, ms: float) -> None:
-        """Change the slow threshold and re-flag every row."""
-        self._slow_ms = float(ms)
-        if self._rows:
-            self.dataChanged.emit(
-                self.index(0, 0), self.index(len(self._rows) - 1, len(COLUMNS) - 1)
-            )
-        self.slowThresholdChanged.emit(self._slow_ms)
 
     def rows(self) -> list[ToolRow]:
         return list(self._rows)
 
-    def is_slow(self, row: int) -> bool:
-        ms = self._rows[row].ms
-        return ms is not None and ms > self._slow_ms
+    def row_ms(self, record: ToolRow) -> float | None:
+        return record.ms
 
     columns = COLUMNS
 
-    def row_total(self) -> int:
-        return len(self._rows)
-
-    def data(
-        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        r = self._rows[index.row()]
-        col = index.column()
-        slow = self.is_slow(index.row())
+    def cell(self, r: ToolRow, row: int, col: int, role: int) -> Any:
+        slow = self.is_slow(row)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == 0:
                 return clock_text(
@@ -105,15 +79,10 @@ class ToolCallsModel(FixedColumnsModel):
             return QBrush(QColor("#fff4e5"))
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == SLOW_ROLE:
-            return slow
         return None
 
-    def clear(self) -> None:
-        self.beginResetModel()
-        self._rows.clear()
+    def _forget(self) -> None:
         self._by_id.clear()
-        self.endResetModel()
 
     def apply(self, ev: E.EventBase) -> None:
         """Add or update a row from ``ToolCallRequested`` / ``ToolCallFinished`` /

@@ -22,6 +22,7 @@ from PySide6.QtGui import QBrush, QColor
 from app import events as E
 from app.metrics.presentation import SCRIPTED_NOTE, caller_text
 from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
+from ui.models.table import row_at
 
 KIND_ROLE = USER_ROLE + 1
 TEXT_ROLE = USER_ROLE + 2
@@ -102,14 +103,11 @@ class TranscriptModel(QAbstractListModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = _DISPLAY) -> Any:
         # Called for every role of every row the list lays out: answer the roles this
         # model does not serve first, compare plain ints, reuse brushes.
-        if role not in _ROLES:
+        u = row_at(self._rows, index) if role in _ROLES else None
+        if u is None:
             return None
-        row = index.row()
-        if row < 0 or row >= len(self._rows) or not index.isValid():
-            return None
-        u = self._rows[row]
         if role == _DISPLAY:
-            return self.display_text(row)
+            return self.display_text(index.row())
         if role == _FOREGROUND_ROLE:
             return _FOREGROUND_BRUSH.get(u.kind, _DEFAULT_BRUSH)
         if role == _BACKGROUND:

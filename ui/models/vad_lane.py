@@ -21,6 +21,15 @@ LANES = ("local", "server", "agent")
 _LEVEL_KEEP = 4096
 #: Intervals kept per lane (one per utterance: hours of call).
 _INTERVALS_KEEP = 20_000
+#: The events that open (True) or close (False) an interval of a lane.
+_EDGES: dict[type[E.EventBase], tuple[str, bool]] = {
+    E.LocalSpeechStarted: ("local", True),
+    E.LocalSpeechStopped: ("local", False),
+    E.ServerSpeechStarted: ("server", True),
+    E.ServerSpeechStopped: ("server", False),
+    E.PlaybackStarted: ("agent", True),
+    E.PlaybackStopped: ("agent", False),
+}
 
 
 class VadLaneModel(QObject):
@@ -113,18 +122,10 @@ class VadLaneModel(QObject):
 
     def apply(self, ev: E.EventBase) -> None:
         """Open/close intervals from VAD and playout events; other events only move time."""
-        if isinstance(ev, E.LocalSpeechStarted):
-            self._open("local", ev.t_ns)
-        elif isinstance(ev, E.LocalSpeechStopped):
-            self._close("local", ev.t_ns)
-        elif isinstance(ev, E.ServerSpeechStarted):
-            self._open("server", ev.t_ns)
-        elif isinstance(ev, E.ServerSpeechStopped):
-            self._close("server", ev.t_ns)
-        elif isinstance(ev, E.PlaybackStarted):
-            self._open("agent", ev.t_ns)
-        elif isinstance(ev, E.PlaybackStopped):
-            self._close("agent", ev.t_ns)
+        edge = _EDGES.get(type(ev))
+        if edge is not None:
+            lane, opens = edge
+            (self._open if opens else self._close)(lane, ev.t_ns)
         elif isinstance(ev, E.CallEnded):
             for lane in LANES:
                 self._close(lane, ev.t_ns)

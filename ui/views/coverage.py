@@ -58,6 +58,7 @@ from app.store.writer import INDEX_FILE
 from app.textsafe import printable
 from ui.models.common import USER_ROLE
 from ui.models.table import FixedColumnsModel
+from ui.windows import close_windows, keep_window
 
 #: The row dimension and what the columns can be switched to.
 ROW_DIMENSION = "language"
@@ -496,18 +497,13 @@ class CoverageWindow(QWidget):
         except VoiceprobeError as exc:
             self._say(str(exc))
             return None
-        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        viewer.destroyed.connect(
-            lambda _o=None, v=viewer: self.viewers.remove(v) if v in self.viewers else None
-        )
-        self.viewers.append(viewer)
+        keep_window(self.viewers, viewer)
         viewer.show()
         return viewer
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         """Close the session viewers opened from here too."""
-        for viewer in list(self.viewers):
-            viewer.close()
+        close_windows(self.viewers)
         super().closeEvent(event)
 
 

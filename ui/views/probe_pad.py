@@ -4,8 +4,14 @@ A list of the probes in the pad folder (``<data dir>/probes``, see
 :mod:`app.probes.pad`), and a form that adds one: rendered by espeak-ng in a language and
 accent (**Render**), imported from a WAV the tester has (**Import WAV…**, or
 :meth:`ProbePad.import_file`), or recorded from the microphone (**Record**, then **Stop**;
-the transcript is the text typed in the form). **Play** (enabled only while a call runs
-and a probe is selected) hands the probe to the call's
+the transcript is the text typed in the form). During a live call whose caller is the
+microphone, a recording made with the text left empty takes the provider's transcript of
+what was said instead: it is stored as *pending* and filled in when the provider's final
+caller transcript of the turns it covers arrives (:mod:`app.probes.transcribed`; the
+window feeds the call's events to :meth:`ProbePad.follow`). A scripted transcript (the
+simulator's) is never used; a probe left pending gets its text typed (**Set text**).
+**Play** (enabled only while a call runs and a probe with a text is selected) hands the
+probe to the call's
 :class:`~app.audio.callermix.CallerMix`, which mixes it into the caller stream at the
 port's rate. After the call, :meth:`ProbePad.score_call` scores the played probes against
 the call's turns and files them as the turns' automatic verdicts
@@ -19,9 +25,10 @@ the microphone callback, which only copies into a preallocated buffer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -40,21 +47,47 @@ from PySide6.QtWidgets import (
 
 from app.audio.callermix import CallerMix
 from app.errors import VoiceprobeError
+from app.events import CallEnded, CallStarted, EventBase, TurnCompleted, UserTranscript
 from app.probes.pad import (
     PadProbe,
     import_wav,
     list_probes,
     load_audio,
+    mark_pending,
     render_to_pad,
+    save_pending,
     save_probe,
     score_plays,
+    set_text,
     store_pad_run,
 )
+from app.probes.transcribed import CallTranscripts, Heard
 from ui.models.common import one_line
 
 #: Longest recording the Record button keeps (seconds); the buffer is allocated up front.
 MAX_RECORD_S = 30
 RECORD_RATE = 16000
+
+
+class Recorder(Protocol):
+    """What **Record** captures with: started when built, stopped once.
+
+    Attributes:
+        start_ns: the one clock (``time.monotonic_ns``) when capture started.
+        end_ns: when it stopped (set by :meth:`stop`).
+    """
+
+    start_ns: int
+    end_ns: int
+
+    @property
+    def peak(self) -> int:
+        """Peak level (absolute int16) captured so far."""
+        ...
+
+    def stop(self) -> np.ndarray:
+        """Stop capturing; return the samples (mono int16 at :data:`RECORD_RATE`)."""
+        ...
 
 
 class _Recorder:
@@ -73,13 +106,20 @@ class _Recorder:
             callback=self._callback,
         )
         self.stream.start()
+        self.start_ns = time.monotonic_ns()
+        self.end_ns = self.start_ns
 
     def _callback(self, indata: Any, frames: int, _time: Any, _status: Any) -> None:
         k = min(frames, len(self.buf) - self.n)  # PortAudio's thread: copy only
         self.buf[self.n : self.n + k] = indata[:k, 0]
         self.n += k
 
+    @property
+    def peak(self) -> int:
+        return int(np.abs(self.buf[: self.n]).max(initial=0))
+
     def stop(self) -> np.ndarray:
+        self.end_ns = time.monotonic_ns()
         self.stream.stop()
         self.stream.close()
         return self.buf[: self.n].copy()
@@ -94,6 +134,8 @@ class ProbePad(QWidget):
         mixer: returns the running call's caller mix, or ``None`` outside a call.
         cache_dir: espeak-ng render cache; default ``<data dir>/probe-cache``.
         record_device: microphone for **Record**; ``None``: the default.
+        recorder: starts a capture for **Record** (given ``record_device``); default:
+            the microphone through PortAudio.
     """
 
     #: A probe was handed to the call (its name).
@@ -107,20 +149,31 @@ class ProbePad(QWidget):
         *,
         cache_dir: Path | None = None,
         record_device: int | str | None = None,
+        recorder: Callable[[int | str | None], Recorder] | None = None,
     ) -> None:
         super().__init__(parent)
         self._folder = folder
         self._mixer = mixer
         self._cache_dir = cache_dir
-        self._record_device = record_device
-        self._recorder: _Recorder | None = None
+        #: The microphone **Record** captures (``None``: the default); the main window sets
+        #: it to the call's own microphone when a call starts.
+        self.record_device = record_device
+        self._make_recorder: Callable[[int | str | None], Recorder] = recorder or _Recorder
+        self._recorder: Recorder | None = None
         self._in_call = False
+        self._caller_is_mic = False
+        self._heard = CallTranscripts()
+        self._live = False  # follow() saw this call start and not end
+        #: Pending recordings of the running call: probe name → (start_ns, end_ns).
+        self._waiting: dict[str, tuple[int, int]] = {}
         self._used: CallerMix | None = None
         self.probes: list[PadProbe] = []
 
         self.list = QListWidget()
         self.text = QLineEdit()
-        self.text.setPlaceholderText("what the probe says (its expected transcript)")
+        self.text.setPlaceholderText(
+            "what the probe says; empty when recording in a call: the provider's transcript"
+        )
         self.language = QLineEdit("en-US")
         self.accent = QLineEdit()
         self.accent.setPlaceholderText("optional, e.g. scottish")
@@ -133,11 +186,13 @@ class ProbePad(QWidget):
         self.record_button = QPushButton("Record")
         self.record_button.setCheckable(True)
         self.play_button = QPushButton("Play into call")
+        self.text_button = QPushButton("Set text")
+        self.text_button.setToolTip("Give the selected probe the text typed above")
         self.message = QLabel()
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setWordWrap(True)
         buttons = QHBoxLayout()
-        for b in (self.render_button, self.import_button, self.record_button):
+        for b in (self.render_button, self.import_button, self.record_button, self.text_button):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addWidget(self.list, 1)
@@ -150,6 +205,7 @@ class ProbePad(QWidget):
         self.import_button.clicked.connect(self._choose_file)
         self.record_button.toggled.connect(self._record_toggled)
         self.play_button.clicked.connect(self.play_selected)
+        self.text_button.clicked.connect(self.type_text)
         self.list.currentRowChanged.connect(lambda _row: self._set_enabled())
         self._set_enabled()
 
@@ -172,8 +228,15 @@ class ProbePad(QWidget):
         self.list.clear()
         for p in self.probes:
             accent = f" ({p.accent})" if p.accent else ""
-            item = QListWidgetItem(one_line(f"{p.name} · {p.language}{accent} · {p.text}"))
-            item.setToolTip(one_line(f"{p.source}: {p.text}"))
+            text = p.text or "(pending transcript)"
+            item = QListWidgetItem(one_line(f"{p.name} · {p.language}{accent} · {text}"))
+            if p.is_pending:
+                tip = f"{p.source}, pending: {p.pending}"
+            elif p.text_source == "provider":
+                tip = f"{p.source}, text from {p.provider} {p.model}: {p.text}"
+            else:
+                tip = f"{p.source}: {p.text}"
+            item.setToolTip(one_line(tip))
             self.list.addItem(item)
         names = [p.name for p in self.probes]
         if select in names:
@@ -219,7 +282,7 @@ class ProbePad(QWidget):
     def _record_toggled(self, on: bool) -> None:
         if on:
             try:
-                self._recorder = _Recorder(self._record_device)
+                self._recorder = self._make_recorder(self.record_device)
             except Exception as exc:  # PortAudio errors have no common base class
                 self.record_button.setChecked(False)
                 self.say(f"cannot record: {one_line(str(exc))}")
@@ -229,8 +292,16 @@ class ProbePad(QWidget):
             return
         self.record_button.setText("Record")
         recorder, self._recorder = self._recorder, None
-        if recorder is not None:
-            pcm = recorder.stop()
+        if recorder is None:
+            return
+        pcm = recorder.stop()
+        if self.text.text().strip() or not self._transcribing():
+            if not self.text.text().strip():
+                self.say(
+                    "type the probe's text, then record again: only a recording made in a "
+                    "call with the microphone as the caller can take the provider's transcript"
+                )
+                return
             self._add(
                 lambda: save_probe(
                     self.folder,
@@ -242,13 +313,93 @@ class ProbePad(QWidget):
                     source="recorded",
                 )
             )
+            return
+        heard = self._heard
+        first = heard.match(recorder.start_ns, recorder.end_ns)
+        probe = self._add(
+            lambda: save_pending(
+                self.folder,
+                pcm,
+                RECORD_RATE,
+                self.language.text(),
+                self.accent.text(),
+                first.reason or "waiting for the provider's transcript of this recording",
+                provider=heard.provider,
+                model=heard.model,
+            )
+        )
+        if probe is None:
+            return
+        if first.status == "scripted":
+            self.say(f"{probe.name}: {first.reason}")
+            return
+        self._waiting[probe.name] = (recorder.start_ns, recorder.end_ns)
+        self._resolve()
+
+    def _transcribing(self) -> bool:
+        """A recording now can take the provider's transcript: a call runs, its caller
+        is the microphone, and its events come to :meth:`follow`."""
+        return self._in_call and self._caller_is_mic and self._live
 
     @property
     def recording_peak(self) -> int:
         """Peak level (absolute int16) captured so far by a running **Record**; 0 when
         not recording."""
         rec = self._recorder
-        return 0 if rec is None else int(np.abs(rec.buf[: rec.n]).max(initial=0))
+        return 0 if rec is None else rec.peak
+
+    def type_text(self) -> PadProbe | None:
+        """Give the selected probe the form's text (``text_source`` ``typed``): how a
+        pending probe gets its text, or a probe's text is corrected."""
+        probe = self.selected()
+        if probe is None:
+            self.say("select a probe first")
+            return None
+        self._waiting.pop(probe.name, None)
+        return self._add(lambda: set_text(probe, self.text.text()))
+
+    # -- transcripts of the call ----------------------------------------------------------
+
+    def follow(self, ev: EventBase) -> None:
+        """Take one event of the running call (main thread; the window's event bus): the
+        provider's caller transcripts fill pending recordings as they arrive, and at call
+        end the ones still without text say why."""
+        self._heard.feed(ev)
+        if isinstance(ev, CallStarted):
+            self._live = True
+            self._waiting.clear()
+        elif isinstance(ev, CallEnded):
+            self._live = False
+        if self._waiting and isinstance(ev, UserTranscript | TurnCompleted | CallEnded):
+            self._resolve()  # only these change an answer (audio events come by the hundred)
+
+    def _resolve(self) -> None:
+        """Fill the pending recordings whose transcript is known; at call end, record why
+        the others stay pending."""
+        by_name = {p.name: p for p in list_probes(self.folder)}
+        said: list[str] = []
+        for name, (start, end) in list(self._waiting.items()):
+            heard: Heard = self._heard.match(start, end)
+            probe = by_name.get(name)
+            if heard.status == "waiting" or probe is None or not probe.is_pending:
+                if probe is None or not probe.is_pending:
+                    del self._waiting[name]  # removed or typed meanwhile
+                continue
+            del self._waiting[name]
+            try:
+                if heard.status == "found":
+                    set_text(probe, heard.text, text_source="provider",
+                             provider=self._heard.provider, model=self._heard.model)  # fmt: skip
+                    said.append(f"{name}: text from the provider's transcript: {heard.text}")
+                else:
+                    mark_pending(probe, heard.reason)
+                    said.append(f"{name}: {heard.reason}")
+            except VoiceprobeError as exc:
+                said.append(str(exc))
+        if said:
+            chosen = self.selected()
+            self.reload(select=chosen.name if chosen else None)
+            self.say("; ".join(said))
 
     def _add(self, make: Callable[[], PadProbe]) -> PadProbe | None:
         try:
@@ -262,9 +413,12 @@ class ProbePad(QWidget):
 
     # -- the call -------------------------------------------------------------------------
 
-    def set_in_call(self, running: bool) -> None:
-        """The window says whether a call runs (Play is enabled only then)."""
+    def set_in_call(self, running: bool, *, caller_is_mic: bool = False) -> None:
+        """The window says whether a call runs (Play is enabled only then) and whether its
+        caller is the microphone **Record** captures (then a recording with no typed
+        text takes the provider's transcript)."""
         self._in_call = running
+        self._caller_is_mic = running and caller_is_mic
         self._set_enabled()
 
     def play_selected(self) -> bool:
@@ -272,6 +426,9 @@ class ProbePad(QWidget):
         cannot be played."""
         probe = self.selected()
         mix = self._mixer() if self._in_call else None
+        if probe is not None and probe.is_pending:
+            self.say(f"{probe.name} has no text yet ({probe.pending}); type it, then Set text")
+            return False
         if probe is None or mix is None:
             self.say("a probe plays only into a running call")
             return False
@@ -321,4 +478,6 @@ class ProbePad(QWidget):
         self.message.setText(one_line(text))
 
     def _set_enabled(self) -> None:
-        self.play_button.setEnabled(self._in_call and self.selected() is not None)
+        probe = self.selected()
+        self.play_button.setEnabled(self._in_call and probe is not None and not probe.is_pending)
+        self.text_button.setEnabled(probe is not None)

@@ -32,6 +32,7 @@ from app.profile import (
     Profile,
     load_profile,
 )
+from ui.views.labels import banner_label
 
 MODELS = {
     "openai": ("gpt-realtime", "gpt-realtime-mini"),
@@ -83,11 +84,7 @@ class ProfileEditor(QWidget):
         self.open_button = QPushButton("Open…", self)
         self.open_button.setToolTip("Load a profile file (YAML or JSON)")
         self.open_button.clicked.connect(self._open_file)
-        self.error = QLabel(self)
-        self.error.setObjectName("banner")
-        self.error.setTextFormat(Qt.TextFormat.PlainText)
-        self.error.setWordWrap(True)
-        self.error.hide()
+        self.error = banner_label(self)
 
         self.provider = QComboBox(self)
         self.provider.addItems(list(PROVIDERS))

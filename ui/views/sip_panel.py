@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,6 +38,7 @@ from sip.config import SRTP_MODES, TRANSPORTS, SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
 from ui.bus import EventBus
 from ui.protocols import SipControllerLike
+from ui.views.labels import plain_label
 
 ACCOUNT_FILE = "sip_account.yaml"
 KEYS = "123456789*0#"
@@ -119,11 +120,8 @@ class SipState:
 
 
 def _plain(text: str = "", parent: QWidget | None = None) -> QLabel:
-    label = QLabel(text, parent)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setWordWrap(True)
-    return label
+    """A plain-text label whose text can be copied (statuses, figures, notices)."""
+    return plain_label(text, parent, selectable=True)
 
 
 class SipPanel(QWidget):

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QToolTip, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from ui.models.vad_lane import VadLaneModel
 from ui.theme import LANE_COLORS
+from ui.views.plot_helpers import place_line, show_plot_tooltip
 
 #: y position of each lane (top to bottom with an inverted axis).
 LANE_Y = {"local": 0.0, "server": 1.0, "agent": 2.0, "level": 3.0}
@@ -160,11 +161,7 @@ class VadLaneView(QWidget):
     def set_playhead(self, seconds: float | None) -> None:
         """Show the playhead at ``seconds`` into the call (``None`` hides it)."""
         self._playhead_s = seconds
-        if seconds is None:
-            self._head.hide()
-        else:
-            self._head.setValue(seconds)
-            self._head.show()
+        place_line(self._head, seconds)
 
     def _level_added(self) -> None:
         if self._live:
@@ -212,12 +209,4 @@ class VadLaneView(QWidget):
             item.setRange(xRange=x_range, yRange=(-0.5, 3.55), padding=0)
 
     def _hovered(self, pos: Any) -> None:
-        vb = self.plot.getPlotItem().getViewBox()
-        if not vb.sceneBoundingRect().contains(pos):
-            return
-        point = vb.mapSceneToView(pos)
-        text = self.tooltip_at(point.x(), point.y())
-        if text:
-            QToolTip.showText(self.plot.mapToGlobal(self.plot.mapFromScene(pos)), text, self.plot)
-        else:
-            QToolTip.hideText()
+        show_plot_tooltip(self.plot, pos, self.tooltip_at)

@@ -1,7 +1,8 @@
-"""Tags and per-turn verdicts of the call in the main window.
+"""Tags and per-turn verdicts of a call: the one in the main window, or a past one.
 
 The panel binds to the window's :class:`~ui.models.turns.TurnsModel` (one row per turn)
-and to the call's session (``CallStarted``: id and folder). Every rule lives in the store:
+and to the call's session (``CallStarted``: id and folder; a past call's stored
+session in History, :meth:`VerdictPanel.set_past_session`). Every rule lives in the store:
 tags are checked by :func:`app.store.tags.check_tags` (what ``voiceprobe call --tag``
 uses), verdicts by :func:`app.store.verdicts.check_verdict` and written by
 :func:`app.store.verdicts.set_manual` (``verdicts.json`` + the index, as
@@ -9,12 +10,21 @@ uses), verdicts by :func:`app.store.verdicts.check_verdict` and written by
 the index and shown beside the manual ones; the one that counts is
 :func:`app.store.verdicts.effective` (manual wins, both are kept).
 
+Tags go with the next call (``CallRequest.tags``); while a call runs
+(:meth:`VerdictPanel.set_live`), an edit is also saved to that call's session, a moment
+after the typing stops and at the latest when the call ends
+(:func:`app.store.session_tags.set_session_tags`: ``session.json`` and the index, where the
+tags set at the start are), and the message line says so. A past call's tags are its
+session's: shown when it opens, and an edit is saved to it the same way (a moment after
+the typing stops, at the latest when its window closes: :meth:`VerdictPanel.save_pending_tags`).
+
 Bad input (a turn that does not exist, an unknown reason, an empty tag key) is one
 plain-text line in the panel and nothing stored changes. Untrusted text (tags, notes,
 transcripts) is shown as plain text.
 
-Shortcuts (:data:`PASS_KEY`, :data:`FAIL_KEY`) mark the last turn while the focus stays
-where it is (the window adds :attr:`VerdictPanel.actions_for_window` to itself). The
+Shortcuts (:data:`PASS_KEY`, :data:`FAIL_KEY`) mark the last turn (in a past call, the
+selected one: its turns are reviewed in any order) while the focus stays where it is (the
+window adds :attr:`VerdictPanel.actions_for_window` to itself). The
 verdict is shown first (the table is repainted at once) and written right after, on the
 same (main) thread; a write that fails takes the mark back and says why.
 """
@@ -28,17 +38,14 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QCompleter,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -48,11 +55,19 @@ from app.metrics.presentation import turn_number
 from app.store.index import SessionIndex
 from app.store.reader import SessionRecord
 from app.store.tags import KNOWN_KEYS, check_tags, tag_values
-from app.store.verdicts import REASONS, check_verdict, default_who, effective, set_manual
+from app.store.verdicts import (
+    REASONS,
+    check_verdict,
+    default_who,
+    effective,
+    ingest_suite_runs,
+    set_manual,
+)
 from app.store.writer import INDEX_FILE
 from ui.models.common import one_line
 from ui.models.table import FixedColumnsModel
 from ui.models.turns import TurnsModel
+from ui.views.tables import rows_table
 
 #: Mark the last turn as passed / failed (no clash with the window's other shortcuts).
 PASS_KEY = "Ctrl+Shift+P"
@@ -61,6 +76,13 @@ FAIL_KEY = "Ctrl+Shift+F"
 TAG_FIELDS = ("language", "accent", "scenario", "tester", "agent_version")
 #: Most earlier values offered per tag.
 MAX_COMPLETIONS = 200
+#: A tag edited during a call is saved to its session this long after the typing stops.
+TAG_SAVE_DELAY_MS = 600
+#: The tag box's title outside and during a call.
+TAGS_TITLE = "Tags (kept with the next call)"
+LIVE_TAGS_TITLE = "Tags (saved to this call and kept for the next)"
+#: The tag box's title for a past call (History).
+PAST_TAGS_TITLE = "Tags (saved to this call)"
 MARKS = {"pass": "✓ pass", "fail": "✗ fail"}
 #: Row backgrounds of the verdict that counts (pale, like the report's cells).
 VERDICT_COLOURS = {"pass": "#e6f4ea", "fail": "#fce8e6"}
@@ -263,7 +285,8 @@ class VerdictsModel(FixedColumnsModel):
 
 
 class VerdictPanel(QWidget):
-    """Tags for the next call and verdicts for the turns of this one. Main thread only.
+    """Tags for the next call and verdicts for the turns of this one (or, after
+    :meth:`set_past_session`, the tags and verdicts of a past call). Main thread only.
 
     Args:
         turns: the window's turns model (live or replayed).
@@ -273,6 +296,9 @@ class VerdictPanel(QWidget):
 
     #: A verdict was stored (turn number, ``pass``/``fail``).
     verdictStored = Signal(int, str)
+    #: Tags edited during a call (or for a past one) were saved to its session (session
+    #: id, the tags).
+    tagsStored = Signal(str, list)
 
     def __init__(
         self,
@@ -284,21 +310,22 @@ class VerdictPanel(QWidget):
         self.data_root = data_root
         self.session_id = ""
         self.session_dir: Path | None = None
+        self._live = False
+        self._past = False  # judging a stored call (History), not the main window's
+        self._sent_tags: list[str] = []  # what the running call started with
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(TAG_SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.store_tags)
 
         self.tags = TagsEditor(self)
         self.tags.changed.connect(self._check_tags)
-        tag_box = QGroupBox("Tags (kept with the next call)", self)
+        self.tag_box = tag_box = QGroupBox(TAGS_TITLE, self)
         tl = QVBoxLayout(tag_box)
         tl.addWidget(self.tags)
 
         self.model = VerdictsModel(turns, self)
-        self.table = QTableView(self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table = rows_table(self.model, self)
         self.table.setToolTip("Each turn: your verdict, the suite's (in brackets when yours "
                               "overrides it), the reason and the note")  # fmt: skip
         self.reason = QComboBox(self)
@@ -339,10 +366,10 @@ class VerdictPanel(QWidget):
 
         self.pass_action = QAction("Mark last turn &passed", self)
         self.pass_action.setShortcut(QKeySequence(PASS_KEY))
-        self.pass_action.triggered.connect(lambda: self.mark_last("pass"))
+        self.pass_action.triggered.connect(lambda: self._shortcut("pass"))
         self.fail_action = QAction("Mark last turn &failed", self)
         self.fail_action.setShortcut(QKeySequence(FAIL_KEY))
-        self.fail_action.triggered.connect(lambda: self.mark_last("fail"))
+        self.fail_action.triggered.connect(lambda: self._shortcut("fail"))
         #: For the window's menu and ``addAction`` (shortcuts work from any focus).
         self.actions_for_window = (self.pass_action, self.fail_action)
         self._set_enabled()
@@ -377,16 +404,54 @@ class VerdictPanel(QWidget):
                 self.say(f"Verdicts not read: {exc}")
         self.model.set_verdicts(rows)
         self._set_enabled()
+        self._schedule_tags()  # tags edited before the call's session existed
 
     def clear_session(self) -> None:
         """A new call is starting: no session yet, no verdicts."""
         self.set_session("", "")
 
+    def set_past_session(self, session_id: str, session_dir: str | Path, tags: list[str]) -> None:
+        """Judge and tag a call that has ended (History): session ``session_id`` in
+        ``session_dir``, whose stored tags are ``tags``.
+
+        Suite runs not read into the index yet are read first (as ``voiceprobe coverage``
+        does), so the suite's verdicts show beside the manual ones. The buttons and the
+        shortcuts mark the selected turn; a tag edit is saved to this session (see
+        :meth:`store_tags`). Opening writes nothing but those suite runs' verdicts.
+        """
+        self._past = True
+        self._live = False
+        self._save_timer.stop()
+        self.session_id = ""  # no save while the stored tags are put in the lines
+        self.tag_box.setTitle(PAST_TAGS_TITLE)
+        for verb, button, action in (
+            ("passed", self.pass_button, self.pass_action),
+            ("failed", self.fail_button, self.fail_action),
+        ):
+            button.setToolTip(f"The selected turn {verb} ({action.shortcut().toString()})")
+            action.setText(f"Mark selected turn &{verb}")
+        try:
+            ingest_suite_runs(self.data_root(), self.index())
+        except VoiceprobeError as exc:
+            self.say(f"Suite verdicts not read: {exc}")
+        self.tags.set_tags(tags)
+        try:
+            # As the lines give them back (known keys first): the same tags in another
+            # order are no edit, so opening the call rewrites nothing.
+            self._sent_tags = self.tags.tags()
+        except ConfigError:
+            self._sent_tags = list(tags)
+        self.set_session(session_id, session_dir)
+
     # --- marking --------------------------------------------------------------------------
 
     def mark_selected(self, verdict: str) -> bool:
-        """Mark the selected turn (else the last) with the reason and note entered."""
+        """Mark the selected turn with the reason and note entered: else the last turn of
+        a running call, or nothing in a past one (said in the message line)."""
         rows = self.table.selectionModel().selectedRows()
+        if not rows and self._past and self.session_id:
+            self.say("Select the turn to judge first (click its row)")
+            return False
         row = rows[0].row() if rows else self.model.rowCount() - 1
         number = self.model.number(row) if row >= 0 else 0
         return self.mark(number, verdict, self.reason.currentData(), self.note.text() or None)
@@ -396,6 +461,9 @@ class VerdictPanel(QWidget):
         rows = self.model.rowCount()
         number = self.model.number(rows - 1) if rows else 0
         return self.mark(number, verdict, self.reason.currentData(), self.note.text() or None)
+
+    def _shortcut(self, verdict: str) -> bool:
+        return self.mark_selected(verdict) if self._past else self.mark_last(verdict)
 
     def mark(self, turn: int, verdict: str, reason: str | None, note: str | None) -> bool:
         """Give turn ``turn`` (1-based) a manual verdict: checked, shown at once, then
@@ -454,21 +522,93 @@ class VerdictPanel(QWidget):
     # --- tags -----------------------------------------------------------------------------
 
     def call_tags(self) -> list[str]:
-        """The tags for the next call, checked (see :meth:`TagsEditor.tags`).
+        """The tags for the next call, checked (see :meth:`TagsEditor.tags`); they are
+        what that call starts with.
 
         Raises:
             ConfigError: a bad tag, named in one line.
         """
-        return self.tags.tags()
+        self._sent_tags = self.tags.tags()
+        return list(self._sent_tags)
+
+    def set_live(self, on: bool) -> None:
+        """The window says whether the call of :attr:`session_id` runs. While it does,
+        edited tags are saved to its session too; when it stops, an edit still waiting
+        is saved at once (the session is closed after the call's last event)."""
+        if not on:
+            self.save_pending_tags()  # while still live: the edit is the stopping call's
+        self._live = on
+        self.tag_box.setTitle(LIVE_TAGS_TITLE if on else TAGS_TITLE)
+        if on:
+            self._schedule_tags()
+
+    def save_pending_tags(self) -> None:
+        """Save a tag edit still waiting for its moment now (the call stopped, or a past
+        call's window closes); nothing when none waits."""
+        if self._save_timer.isActive():
+            self._save_timer.stop()
+            self.store_tags()
+
+    def store_tags(self) -> bool:
+        """Save the tags to the running (or past) call's session (``session.json`` and
+        the index) and say where they went; returns whether they were saved.
+
+        A bad tag, no running or past call, or a write that fails: one plain-text line,
+        and nothing stored changes.
+        """
+        self._save_timer.stop()
+        if not self._saves_tags() or self.session_dir is None:
+            self.say("No call running: the tags go with the next call")
+            return False
+        try:
+            tags = self.tags.tags()
+        except ConfigError as exc:
+            self.say(f"Tags not saved: {exc}")
+            return False
+        from app.store.session_tags import set_session_tags
+
+        try:
+            stored = set_session_tags(self.session_dir, tags)
+        except VoiceprobeError as exc:
+            self.say(f"Tags not saved to session {self.session_id}: {exc}")
+            return False
+        self._sent_tags = stored
+        shown = one_line(", ".join(stored) if stored else "no tags", 120)
+        if self._past:
+            self.say(f"Tags saved to session {self.session_id}: {shown}")
+        else:
+            self.say(f"Tags saved to session {self.session_id} (this call) and kept for the "
+                     f"next call: {shown}")  # fmt: skip
+        self.tagsStored.emit(self.session_id, stored)
+        return True
+
+    def _saves_tags(self) -> bool:
+        """Whether a tag edit goes to :attr:`session_id`: a running call's, or a past one."""
+        return (self._live or self._past) and bool(self.session_id) and bool(self.session_dir)
+
+    def _schedule_tags(self) -> None:
+        """While a call runs (or for a past call), save valid tags that differ from the
+        session's a moment after the last edit."""
+        if not self._saves_tags():
+            return
+        try:
+            tags = self.tags.tags()
+        except ConfigError:
+            self._save_timer.stop()  # a bad tag is never saved; the line says why
+            return
+        if tags != self._sent_tags:
+            self._save_timer.start()
 
     def _check_tags(self) -> None:
         try:
             self.tags.tags()
         except ConfigError as exc:
+            self._save_timer.stop()
             self.say(str(exc))
             return
         if self.message.text().startswith("tag "):
             self.say("")
+        self._schedule_tags()
 
     def say(self, text: str) -> None:
         """One plain-text line under the verdicts."""

@@ -11,23 +11,47 @@ and the voice-to-voice line under them. Spans never overlap within a strip, ever
 is opaque, so every bar has exactly its legend colour (one palette:
 ``app/metrics/presentation.py``). Hovering a bar shows its name, its two events and its
 value.
+
+The cost of a frame does not grow with the call: each row's layout is computed once (again
+only when its turn or its slow flag changes), and only the rows on screen (one more either
+side) have bars, labels and ticks in the plot, redrawn when the rows shown change. At
+1,000 turns a frame (a scroll, a hover, a new turn) costs what it costs at 100
+(``python -m ui.bench waterfall``).
+
+:data:`MAX_VISIBLE_ROWS` rows are on screen; the mouse wheel over the plot (or the left
+axis) scrolls through the turns, as does the scroll bar beside it (PageUp/PageDown/Home/End
+when it has the focus); Ctrl+wheel, or the wheel over the time axis, zooms the time axis.
+Like a terminal, the view follows new turns while the newest row is on screen and stays
+put once the user has scrolled back; selecting a turn scrolls it into view.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QSignalBlocker,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor, QShowEvent
 from PySide6.QtWidgets import (
+    QApplication,
+    QGraphicsItem,
+    QGraphicsSceneWheelEvent,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QScrollBar,
     QSpinBox,
     QSplitter,
-    QToolTip,
     QVBoxLayout,
     QWidget,
 )
@@ -45,6 +69,7 @@ from ui.models.common import ms_text
 from ui.models.turns import TurnsModel
 from ui.theme import SLOW_COLOR, mono_font, span_color, span_label
 from ui.views.flow_layout import FlowLayout
+from ui.views.plot_helpers import show_plot_tooltip
 
 #: The legend, in order: every span kind of the palette (``tool:<name>`` spans join
 #: "tool call", ``reconnect#<n>`` "reconnect"). A new span kind is one line in
@@ -88,6 +113,35 @@ def span_tooltip(turn: TurnRecord, name: str) -> str:
         lines.append(meaning)
     lines.append(f"turn {turn_number(turn)} · span {name}")
     return "\n".join(lines)
+
+
+class _RowsViewBox(pg.ViewBox):  # type: ignore[misc]  # pyqtgraph is untyped
+    """The plot's view box: the wheel scrolls the rows, Ctrl+wheel zooms the time axis.
+
+    A vertical wheel over the plot or the row axis calls ``scroll_rows(k)`` (``k`` rows,
+    negative: back towards turn 1), the system's lines per notch, fractions of a notch
+    (touchpads) carried over to the next event. Ctrl+wheel, a horizontal wheel or the
+    wheel over the time axis zooms the time axis as pyqtgraph does. Main thread only.
+    """
+
+    def __init__(self, scroll_rows: Callable[[int], None]) -> None:
+        super().__init__()
+        self._scroll_rows = scroll_rows
+        self._wheel_rest = 0.0
+
+    def wheelEvent(  # noqa: N802 - Qt override
+        self, ev: QGraphicsSceneWheelEvent, axis: int | None = None
+    ) -> None:
+        ctrl = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if axis == 0 or ctrl or ev.orientation() == Qt.Orientation.Horizontal:
+            super().wheelEvent(ev, axis=0)
+            return
+        self._wheel_rest -= ev.delta() / 120 * QApplication.wheelScrollLines()
+        rows = int(self._wheel_rest)  # towards zero: the remainder waits for more
+        self._wheel_rest -= rows
+        ev.accept()
+        if rows:
+            self._scroll_rows(rows)
 
 
 def _headline_brush(slow: bool) -> QBrush:
@@ -202,7 +256,18 @@ class WaterfallView(QWidget):
         self.model = model
         self.selected: int | None = None
         self._rows: list[RowLayout] = []
+        #: The turn each row was laid out from, and how far right (ms) it reaches.
+        self._row_turns: list[TurnRecord] = []
+        self._reach: list[float] = []
+        #: Rows to lay out again at the next refresh: (first, last), last inclusive.
+        self._dirty: tuple[int, float] | None = None
+        #: The rows drawn now (first, last), ``None`` when they must be drawn again.
+        self._window: tuple[int, int] | None = None
+        self._right = 400.0 * 1.12
+        #: Label items, reused: row ``r`` is drawn by ``_labels[r % len(_labels)]``;
+        #: ``_label_shown`` is what each draws now (row, text, colour, x).
         self._labels: list[pg.TextItem] = []
+        self._label_shown: list[tuple[int, str, str, float] | None] = []
 
         self.summary = QLabel(self)
         self.summary.setObjectName("summaryLabel")
@@ -216,8 +281,18 @@ class WaterfallView(QWidget):
         self.threshold.setToolTip("Turns whose voice→voice exceeds this are flagged slow")
         self.threshold.valueChanged.connect(lambda v: model.set_slow_ms(float(v)))
 
-        self.plot = pg.PlotWidget(self, background="w")
+        self.plot = pg.PlotWidget(self, background="w", viewBox=_RowsViewBox(self._scroll_by))
         self.plot.setMinimumHeight(160)
+        #: The rows on screen: its value is the first (top) row, its maximum the first of
+        #: the newest rows; at the maximum new turns are followed.
+        self.scroll_bar = QScrollBar(Qt.Orientation.Vertical, self)
+        self.scroll_bar.setRange(0, 0)
+        self.scroll_bar.setPageStep(MAX_VISIBLE_ROWS)
+        self.scroll_bar.setToolTip(
+            "Scroll through the turns (also the mouse wheel over the plot; "
+            "Ctrl+wheel zooms the time axis). At the bottom, new turns are followed."
+        )
+        self.scroll_bar.valueChanged.connect(self._show_rows)
         item = self.plot.getPlotItem()
         item.hideButtons()
         item.setMenuEnabled(False)
@@ -229,6 +304,10 @@ class WaterfallView(QWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).setPen(pg.mkPen("#80868b"))
             item.getAxis(axis).setTextPen(pg.mkPen("#3c4043"))
+        # The bottom axis draws the grid over the whole plot: kept as a pixmap, it is not
+        # replayed on every repaint (half of a repaint's cost), only when x or the size
+        # changes.
+        item.getAxis("bottom").setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         vb = item.getViewBox()
         vb.setMouseEnabled(x=True, y=False)
         self._bars = pg.BarGraphItem(
@@ -248,6 +327,11 @@ class WaterfallView(QWidget):
         zero = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#5f6368", style=Qt.PenStyle.DashLine))
         for it in (self._highlight, zero, self._bars, self._v2v):
             item.addItem(it)
+        vb.sigYRangeChanged.connect(self._y_range_changed)
+        # The plot's transform follows its range and size at once, not at the start of
+        # the next paint: a change made while painting schedules a second paint.
+        vb.sigRangeChanged.connect(self._update_matrix)
+        vb.sigResized.connect(self._update_matrix)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         self.plot.scene().sigMouseMoved.connect(self._hovered)
 
@@ -284,8 +368,14 @@ class WaterfallView(QWidget):
             self.legend_items[name] = entry
         self.legend.setToolTip(SPANS_BY_PROVIDER)
 
+        plot_row = QWidget(self)
+        beside = QHBoxLayout(plot_row)
+        beside.setContentsMargins(0, 0, 0, 0)
+        beside.setSpacing(0)
+        beside.addWidget(self.plot, 1)
+        beside.addWidget(self.scroll_bar)
         split = QSplitter(Qt.Orientation.Vertical, self)
-        split.addWidget(self.plot)
+        split.addWidget(plot_row)
         split.addWidget(self.detail)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
@@ -312,8 +402,10 @@ class WaterfallView(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(0)
         self._refresh_timer.timeout.connect(self._refresh_if_stale)
-        for sig in (model.rowsInserted, model.rowsRemoved, model.modelReset, model.dataChanged):
-            sig.connect(self._schedule_refresh)
+        model.rowsInserted.connect(self._rows_moved)
+        model.rowsRemoved.connect(self._rows_moved)
+        model.modelReset.connect(self.refresh)
+        model.dataChanged.connect(self._rows_changed)
         model.summaryChanged.connect(self._summary_changed)
         self.refresh()
 
@@ -325,9 +417,16 @@ class WaterfallView(QWidget):
         return list(self._rows)
 
     def label_texts(self) -> list[str]:
-        """The plain text of each row's figure label (brought up to date first)."""
+        """The plain text of the figure label of each row drawn (the rows on screen, and
+        one more either side where there is one), in row order; brought up to date first.
+        """
         self._refresh_if_stale()
-        return [t.textItem.toPlainText() for t in self._labels[: len(self._rows)]]
+        drawn = sorted(
+            (shown[0], label.textItem.toPlainText())
+            for label, shown in zip(self._labels, self._label_shown, strict=True)
+            if shown is not None
+        )
+        return [text for _, text in drawn]
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         self._refresh_if_stale()
@@ -340,14 +439,66 @@ class WaterfallView(QWidget):
 
     def _refresh_if_stale(self) -> None:
         if self._stale:
-            self.refresh()
+            self._update()
+
+    def _mark_dirty(self, first: int, last: float = math.inf) -> None:
+        """Rows ``first``..``last`` must be laid out again (``inf``: to the end)."""
+        if self._dirty is not None:
+            first, last = min(first, self._dirty[0]), max(last, self._dirty[1])
+        self._dirty = (first, last)
+        self._schedule_refresh()
+
+    def _rows_moved(self, _parent: QModelIndex, first: int, _last: int) -> None:
+        self._mark_dirty(first)  # rows inserted or removed: every later row moved
+
+    def _rows_changed(
+        self,
+        top_left: QModelIndex | QPersistentModelIndex,
+        bottom_right: QModelIndex | QPersistentModelIndex,
+        _roles: Any = None,
+    ) -> None:
+        self._mark_dirty(top_left.row(), bottom_right.row())
+
+    def _y_range_changed(self, *_args: Any) -> None:
+        # The scroll bar follows the rows shown, whoever moved them.
+        (_, _), (y0, _) = self.plot.getPlotItem().getViewBox().viewRange()
+        if math.isfinite(y0):
+            with QSignalBlocker(self.scroll_bar):
+                self.scroll_bar.setValue(round(y0 + 0.6))
+        self._draw_window()
+
+    def _update_matrix(self, *_args: Any) -> None:
+        self.plot.getPlotItem().getViewBox().updateMatrix()
 
     # --- behaviour ----------------------------------------------------------------------
 
+    def _scroll_by(self, rows: int) -> None:
+        """Move the rows shown by ``rows`` (negative: back towards turn 1)."""
+        self._refresh_if_stale()
+        self.scroll_bar.setValue(self.scroll_bar.value() + rows)
+
+    def _show_rows(self, top: int) -> None:
+        """Show :data:`MAX_VISIBLE_ROWS` rows from model row ``top`` (fewer rows fill the
+        plot with at least three rows' height)."""
+        n = len(self._rows)
+        self.plot.getPlotItem().getViewBox().setYRange(
+            top - 0.6, max(min(n, top + MAX_VISIBLE_ROWS), top + 3) - 0.4, padding=0
+        )
+
+    def scroll_to_turn(self, row: int) -> None:
+        """Scroll the least that brings model row ``row`` on screen (none if it is)."""
+        self._refresh_if_stale()
+        top = self.scroll_bar.value()
+        if row < top:
+            self.scroll_bar.setValue(row)
+        elif row >= top + MAX_VISIBLE_ROWS:
+            self.scroll_bar.setValue(row - MAX_VISIBLE_ROWS + 1)
+
     def select_turn(self, row: int) -> None:
-        """Show the detail of model row ``row`` and highlight it."""
+        """Show the detail of model row ``row``, highlight it and scroll it into view."""
         if not 0 <= row < self.model.rowCount():
             return
+        self.scroll_to_turn(row)
         self.selected = row
         self.detail.setPlainText(
             detail_text(self.model.turn(row), row, self.model.slow_ms, self.model.scripted)
@@ -357,7 +508,8 @@ class WaterfallView(QWidget):
         self.turnSelected.emit(row)
 
     def _summary_changed(self) -> None:
-        self.summary.setText(self.model.summary_text())
+        # The summary line is set by the refresh this schedules: once per event-loop
+        # pass, not once per turn (it reads every turn).
         if int(self.model.slow_ms) != self.threshold.value():
             self.threshold.setValue(int(self.model.slow_ms))
         self._schedule_refresh()
@@ -392,16 +544,7 @@ class WaterfallView(QWidget):
         return ""
 
     def _hovered(self, pos: Any) -> None:
-        vb = self.plot.getPlotItem().getViewBox()
-        if not vb.sceneBoundingRect().contains(pos):
-            return
-        point = vb.mapSceneToView(pos)
-        text = self.tooltip_at(point.x(), point.y())
-        if text:
-            view_pos = self.plot.mapFromScene(pos)
-            QToolTip.showText(self.plot.mapToGlobal(view_pos), text, self.plot)
-        else:
-            QToolTip.hideText()
+        show_plot_tooltip(self.plot, pos, self.tooltip_at)
 
     def _clicked(self, event: Any) -> None:
         self._refresh_if_stale()
@@ -412,60 +555,64 @@ class WaterfallView(QWidget):
         self.select_turn(int(round(y)))
 
     def refresh(self, *_args: Any) -> None:
-        """Redraw every row from the model now."""
+        """Redraw every row from the model now (a row whose turn and slow flag did not
+        change keeps its layout)."""
+        self._dirty = (0, math.inf)
+        self._update()
+
+    def _lay_out(self, row: int) -> None:
+        """Compute row ``row``'s layout, unless its turn and slow flag are unchanged."""
+        turn, slow = self.model.turn(row), self.model.is_slow(row)
+        if row < len(self._rows):
+            old = self._rows[row]
+            if self._row_turns[row] is turn and old.slow == slow and old.row == row:
+                return
+        lay = layout_row(turn, row, slow)
+        reach = max(
+            (x0 + w for name, (x0, w) in lay.segments.items()
+             if span_style(name).lane == "latency"),
+            default=0.0,
+        )  # fmt: skip
+        if lay.headline_ms is not None:
+            reach = max(reach, lay.headline_ms)
+        if row < len(self._rows):
+            self._rows[row], self._row_turns[row], self._reach[row] = lay, turn, reach
+        else:
+            self._rows.append(lay)
+            self._row_turns.append(turn)
+            self._reach.append(reach)
+
+    def _update(self) -> None:
+        """Lay out the rows marked dirty, draw the rows on screen: the newest if they
+        were shown (new turns are followed), else the same rows as before."""
         self._stale = False
         self._refresh_timer.stop()
-        item = self.plot.getPlotItem()
         n = self.model.rowCount()
-        self._rows = [layout_row(self.model.turn(i), i, self.model.is_slow(i)) for i in range(n)]
-        x0s, ys, ws, brushes = [], [], [], []
-        hx, hy, hw, hbrushes = [], [], [], []
-        right = 400.0
-        left = -300.0
-        hs: list[float] = []
-        head_y, head_h = STRIPS["headline"]
-        for lay in self._rows:
-            for name, (x0, w) in lay.segments.items():
-                lane = span_style(name).lane
-                centre, height = STRIPS.get(lane, STRIPS["latency"])
-                x0s.append(x0)
-                ys.append(lay.row + centre)
-                hs.append(height)
-                ws.append(max(w, 0.5))
-                brushes.append(_span_brush(name))
-                if lane == "latency":
-                    right = max(right, x0 + w)
-            if lay.headline_ms is not None:
-                hx.append(0.0)
-                hy.append(lay.row + head_y)
-                hw.append(lay.headline_ms)
-                hbrushes.append(_headline_brush(lay.slow))
-                right = max(right, lay.headline_ms)
-        right *= 1.12
-        # Labels are pooled: adding/removing graphics items on every refresh is slow (and
-        # under PySide6 6.12.0 each add/remove cycle leaks a reference to True).
-        while len(self._labels) < len(self._rows):
-            label = pg.TextItem(anchor=(0, 0.5))
-            item.addItem(label)
-            self._labels.append(label)
-        for i, label in enumerate(self._labels):
-            if i >= len(self._rows):
-                label.setVisible(False)
-                continue
-            lay = self._rows[i]
-            end = lay.headline_ms if lay.headline_ms is not None else 0.0
-            label.setColor(SLOW_COLOR if lay.slow else "#202124")
-            label.setText(lay.label)  # TextItem.setText is plain text (no markup)
-            label.setPos(end + right * 0.01, lay.row + head_y)
-            label.setVisible(True)
-        self._bars.setOpts(x0=x0s, y=ys, width=ws, height=hs, brushes=brushes)
-        self._v2v.setOpts(x0=hx, y=hy, width=hw, height=head_h, brushes=hbrushes)
-        ticks = [(lay.row, f"Turn {lay.number}") for lay in self._rows]
-        item.getAxis("left").setTicks([ticks, []])
-        first = max(0, n - MAX_VISIBLE_ROWS)
-        item.getViewBox().setRange(
-            xRange=(left, right * 1.4), yRange=(first - 0.6, max(n, first + 3) - 0.4), padding=0
+        for rows in (self._rows, self._row_turns, self._reach):
+            del rows[n:]
+        first, last = self._dirty if self._dirty is not None else (n, n)
+        self._dirty = None
+        stop = n if last == math.inf else min(n, int(last) + 1)
+        for row in range(min(first, len(self._rows)), stop):
+            self._lay_out(row)
+        for row in range(len(self._rows), n):
+            self._lay_out(row)
+        right = max(400.0, max(self._reach, default=0.0)) * 1.12
+        self._right = right
+        self._window = None  # drawn again below (or by the range change)
+        bar = self.scroll_bar
+        with QSignalBlocker(bar):
+            follow = bar.value() >= bar.maximum()
+            bar.setMaximum(max(0, n - MAX_VISIBLE_ROWS))
+            if follow:
+                bar.setValue(bar.maximum())
+        top = bar.value()
+        self.plot.getPlotItem().getViewBox().setRange(
+            xRange=(-300.0, right * 1.4),
+            yRange=(top - 0.6, max(min(n, top + MAX_VISIBLE_ROWS), top + 3) - 0.4),
+            padding=0,
         )
+        self._draw_window()
         self.summary.setText(self.model.summary_text())
         if self.selected is not None and self.selected < n:
             self.detail.setPlainText(
@@ -476,3 +623,76 @@ class WaterfallView(QWidget):
                     self.model.scripted,
                 )
             )
+
+    def _draw_window(self) -> None:
+        """Give the plot the bars, labels and ticks of the rows on screen (and one more
+        either side), unless those rows are drawn already."""
+        n = len(self._rows)
+        (_, _), (y0, y1) = self.plot.getPlotItem().getViewBox().viewRange()
+        # A row's cell is (row - 0.5, row + 0.5): every row whose cell meets the range.
+        first = max(0, math.floor(y0 - 0.5) + 1) if math.isfinite(y0) else 0
+        last = min(n - 1, math.ceil(y1 + 0.5) - 1) if math.isfinite(y1) else n - 1
+        if (first, last) == self._window:
+            return
+        self._window = (first, last)
+        rows = self._rows[first : last + 1]
+        x0s, ys, ws, hs, brushes = [], [], [], [], []
+        hx, hy, hw, hbrushes = [], [], [], []
+        head_y, head_h = STRIPS["headline"]
+        for lay in rows:
+            for name, (x0, w) in lay.segments.items():
+                centre, height = STRIPS.get(span_style(name).lane, STRIPS["latency"])
+                x0s.append(x0)
+                ys.append(lay.row + centre)
+                hs.append(height)
+                ws.append(max(w, 0.5))
+                brushes.append(_span_brush(name))
+            if lay.headline_ms is not None:
+                hx.append(0.0)
+                hy.append(lay.row + head_y)
+                hw.append(lay.headline_ms)
+                hbrushes.append(_headline_brush(lay.slow))
+        self._bars.setOpts(x0=x0s, y=ys, width=ws, height=hs, brushes=brushes)
+        self._v2v.setOpts(x0=hx, y=hy, width=hw, height=head_h, brushes=hbrushes)
+        self._draw_labels(rows)
+        ticks = [(lay.row, f"Turn {lay.number}") for lay in rows]
+        self.plot.getPlotItem().getAxis("left").setTicks([ticks, []])
+
+    def _draw_labels(self, rows: list[RowLayout]) -> None:
+        """Each row's figure beside its voice-to-voice bar; other label items hidden.
+
+        Labels are pooled and a row keeps its item while it stays drawn, so scrolling
+        sets only the rows that came on screen (adding/removing graphics items on every
+        refresh is slow, and under PySide6 6.12.0 each add/remove cycle leaks a
+        reference to True).
+        """
+        item = self.plot.getPlotItem()
+        while len(self._labels) < len(rows):
+            label = pg.TextItem(anchor=(0, 0.5))
+            label.setVisible(False)
+            item.addItem(label)
+            self._labels.append(label)
+            self._label_shown.append(None)
+        size = len(self._labels)
+        wanted: dict[int, RowLayout] = {lay.row % size: lay for lay in rows}
+        head_y = STRIPS["headline"][0]
+        for slot, label in enumerate(self._labels):
+            lay = wanted.get(slot)
+            if lay is None:
+                if self._label_shown[slot] is not None:
+                    label.setVisible(False)
+                    self._label_shown[slot] = None
+                continue
+            end = lay.headline_ms if lay.headline_ms is not None else 0.0
+            colour = SLOW_COLOR if lay.slow else "#202124"
+            shown = (lay.row, lay.label, colour, end + self._right * 0.01)
+            if shown == self._label_shown[slot]:
+                continue
+            old = self._label_shown[slot]
+            if old is None or old[2] != colour:
+                label.setColor(colour)
+            if old is None or old[1] != lay.label:
+                label.setText(lay.label)  # TextItem.setText is plain text (no markup)
+            label.setPos(shown[3], lay.row + head_y)
+            label.setVisible(True)
+            self._label_shown[slot] = shown

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(espeak-ng sox libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
   baresip-core kamailio kamailio-tls-modules sip-tester xvfb libegl1 libgl1 libxkbcommon0
-  libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core
+  libfontconfig1 libdbus-1-3 libglib2.0-0 fonts-dejavu-core fonts-noto-core
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0
   libxcb-shape0 libxcb-xinerama0 libxkbcommon-x11-0 chromium)
 

@@ -8,7 +8,8 @@ import pytest
 from app.metrics.presentation import span_style
 from tests.conftest import TIME_SCALE
 from tests.conftest_qt import FakeController  # noqa: F401  (sets QT_QPA_PLATFORM first)
-from ui.bench import FRAME_TARGET_MS, demo_turns, run_waterfall
+from ui.bench import FRAME_TARGET_MS
+from ui.bench_views import demo_turns, run_waterfall
 from ui.models.turns import TurnsModel
 from ui.views.waterfall import MAX_VISIBLE_ROWS, STRIPS, WaterfallView
 

@@ -7,10 +7,11 @@ the ALSA pulse plugin. The PortAudio callbacks only copy samples into preallocat
 port rate (16 kHz), framing and stamping happen in :meth:`DevicePort.read` and
 :meth:`DevicePort.write` on the bridge's thread.
 
-Finding devices and their rates lives in :mod:`app.audio.devices`. This module is one
-concept at about 600 lines: one call's two device streams, from opening them through
-their health (a device that goes away), the mic-path processing and clock drift, to
-stopping them; each part reads and writes the same per-stream state.
+Finding devices and their rates lives in :mod:`app.audio.devices`.
+
+One module on purpose (over 500 lines): one call's two device streams, from opening
+them through their health (a device that goes away), the mic-path processing and clock
+drift, to stopping them; each part reads and writes the same per-stream state.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ the agent speaks first), so a barge-in closes the interrupted turn and opens the
 Transcripts that arrive late are attached by item id / response id, not by arrival order.
 Token usage (:class:`~app.events.Usage`) is attached by response id the same way; a turn's
 ``usage`` record is the sum over its responses (``docs/cost.md``).
+
+One module on purpose (over 500 lines): one state machine, whose every event handler
+reads and closes the same open turn.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ headers and the protocol differ.
 
 Secrets: headers are never logged, and every message or detail this module produces is
 scrubbed of header values and of credential query parameters (``key=``, ``*token*``…).
+
+One module on purpose (over 500 lines): the connection's whole life (dial, TLS and proxy
+errors named, heartbeats, the send and receive loops, close codes) is one state machine
+over one socket; split, each half would need the other's private state.
 """
 
 from __future__ import annotations

@@ -52,6 +52,13 @@ def _verdicts_html(verdicts: Sequence[Mapping[str, Any]]) -> str:
     return "".join(out)
 
 
+def _rtt_ms(value: Any) -> str:
+    """A round trip in ms to 0.1 ms (a loopback or LAN round trip is under 1 ms)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.1f}"
+    return _e(value)
+
+
 def _quality_rows(meta: Mapping[str, Any]) -> list[str]:
     """Tags, call quality (network round trip, errors, dropped events) and cost rows."""
     rows = []
@@ -63,8 +70,8 @@ def _quality_rows(meta: Mapping[str, Any]) -> list[str]:
     rtt = summary.get("network_rtt")
     if isinstance(rtt, Mapping) and rtt.get("count"):
         rows.append(
-            f"<tr><th>network round trip</th><td>p50 {_e(rtt.get('p50_ms'))} ms · p95 "
-            f"{_e(rtt.get('p95_ms'))} ms over {_e(rtt.get('count'))} pings</td></tr>"
+            f"<tr><th>network round trip</th><td>p50 {_rtt_ms(rtt.get('p50_ms'))} ms · p95 "
+            f"{_rtt_ms(rtt.get('p95_ms'))} ms over {_e(rtt.get('count'))} pings</td></tr>"
         )
     errors = summary.get("errors")
     count = len(errors) if isinstance(errors, list) else errors

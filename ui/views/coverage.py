@@ -13,6 +13,9 @@ Run as a module it makes the README's screenshot and its opening-time figure::
     python -m ui.views.coverage --sessions 10000 [--screenshot FILE.png] [--size WxH]
 
 (a synthetic store made by ``app.bench.coverage``'s generator in a temporary folder).
+
+One module on purpose (over 500 lines): the matrix model, its filters and the comparison
+of two versions are one view whose parts read each other's state.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ selected one: its turns are reviewed in any order) while the focus stays where i
 window adds :attr:`VerdictPanel.actions_for_window` to itself). The
 verdict is shown first (the table is repainted at once) and written right after, on the
 same (main) thread; a write that fails takes the mark back and says why.
+
+One module on purpose (over 500 lines): tags and verdicts are one panel with one session
+binding (live or past) and one message line.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ axis) scrolls through the turns, as does the scroll bar beside it (PageUp/PageDo
 when it has the focus); Ctrl+wheel, or the wheel over the time axis, zooms the time axis.
 Like a terminal, the view follows new turns while the newest row is on screen and stays
 put once the user has scrolled back; selecting a turn scrolls it into view.
+
+One module on purpose (over 500 lines): the row layout cache, the on-screen row window
+and the scrolling share one visible-rows state that must change together.
 """
 
 from __future__ import annotations

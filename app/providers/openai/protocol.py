@@ -7,6 +7,9 @@ audio/text deltas are accepted on input so that old logs still replay.
 
 Nothing here does I/O or raises on bad server input: a malformed message becomes a
 :class:`~app.events.ProviderErrorEvent` with ``code="malformed_message"``.
+
+One module on purpose (over 500 lines): one small parser per GA server event, and the
+client events built from the same session state; the table of handlers is the protocol.
 """
 
 from __future__ import annotations

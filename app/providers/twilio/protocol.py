@@ -25,6 +25,9 @@ Two roles share the parsing and building here:
 
 Nothing here does I/O or raises on input: a malformed message becomes an error event or a
 tolerated oddity, named in one line.
+
+One module on purpose (over 500 lines): both roles share every parser and builder of the
+dialect, so a field is spelled in exactly one place.
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ from app.cli_support import (
     bridge_options,
     cancel_on_signals,
     find_session,
-    report_target,
 )
 from app.errors import ConfigError, VoiceprobeError
 from app.textsafe import json_text, printable
@@ -333,18 +332,9 @@ def cmd_sessions_show(args: argparse.Namespace) -> int:
 def cmd_sessions_export(args: argparse.Namespace) -> int:
     """``voiceprobe sessions export ID --html FILE`` (and ``report session``): the
     session's page with its verdicts."""
-    from app.store.index import SessionIndex
-    from app.store.reader import load_session
-    from app.store.report import html_report
-    from app.store.writer import atomic_write_text
+    from app.report.export import export_session_report
 
-    folder = find_session(args.session_id)
-    record = load_session(folder)
-    out = report_target(Path(args.html), folder.parent)
-    verdicts = SessionIndex(folder.parent.parent / "sessions.db").verdicts(record.session_id)
-    # A new file renamed over the target: never half a report. The user's umask applies.
-    atomic_write_text(out, html_report(record, verdicts), private=False)
-    print(printable(out))
+    print(printable(export_session_report(find_session(args.session_id), Path(args.html))))
     return EXIT_OK
 
 

@@ -68,3 +68,15 @@ class FakeController:
     def levels(self) -> tuple[float, float]:
         return self._levels
 
+
+
+def main_window_with(qtbot: Any, events: list[Any]) -> tuple[Any, FakeController]:
+    """The real main window (no settings, no devices), shown, over a
+    :class:`FakeController` that plays ``events`` when a call starts."""
+    from ui.app import build_main_window
+
+    ctl = FakeController(events)
+    win = build_main_window(ctl, devices=lambda: [], settings=False)
+    qtbot.addWidget(win)
+    win.show()
+    return win, ctl

@@ -18,9 +18,8 @@ from app.metrics.percentile import percentile
 from app.metrics.records import TurnRecord
 from app.store.index import SessionIndex
 from tests.conftest import TIME_SCALE
-from tests.conftest_qt import FakeController
+from tests.conftest_qt import FakeController, main_window_with
 from tests.coverage_helpers import make_session, suite_case, turn_record, write_suite_run
-from ui.app import build_main_window
 from ui.views.verdicts import FAIL_KEY, PASS_KEY
 
 SID = "20261201-100000-0a0a"
@@ -37,14 +36,6 @@ def _call_events(folder: Path, n: int) -> list[Any]:
         rec = TurnRecord.from_dict(turn_record(i, f"caller {i + 1}", f"agent {i + 1}", 800.0))
         out.append(E.TurnCompleted(t_ns=2 + i, turn=rec))
     return out
-
-
-def _window(qtbot: Any, events: list[Any]) -> Any:
-    ctl = FakeController(events)
-    win = build_main_window(ctl, devices=lambda: [], settings=False)
-    qtbot.addWidget(win)
-    win.show()
-    return win, ctl
 
 
 def _start(qtbot: Any, win: Any, ctl: FakeController, turns: int) -> None:
@@ -67,7 +58,7 @@ def test_tags_go_with_the_call_checked_like_the_cli_and_autocomplete(qtbot, home
                  tags=["language=hi-IN", "accent=tamil", "agent_version=v7"])  # fmt: skip
     make_session(home, "20261130-090000-0002", [("a", "b", 700.0)],
                  tags=["language=hi-IN", "accent=scottish"])  # fmt: skip
-    win, ctl = _window(qtbot, [])
+    win, ctl = main_window_with(qtbot, [])
     win.side_tabs.setCurrentWidget(win.verdicts)  # offers earlier calls' values
     completer = win.verdicts.tags.fields["accent"].completer()
     assert completer is not None
@@ -86,7 +77,7 @@ def test_tags_go_with_the_call_checked_like_the_cli_and_autocomplete(qtbot, home
 
 
 def test_a_bad_tag_is_one_plain_line_and_no_call_starts(qtbot, home):
-    win, ctl = _window(qtbot, [])
+    win, ctl = main_window_with(qtbot, [])
     win.verdicts.tags.other.setText("=hi-IN")
     assert "an empty key" in win.verdicts.message.text()
     assert win.verdicts.message.textFormat() == Qt.TextFormat.PlainText
@@ -107,7 +98,7 @@ def test_verdicts_are_stored_like_the_cli_and_shown_beside_the_suites(qtbot, hom
     from app.store.verdicts import ingest_suite_runs
 
     ingest_suite_runs(home, SessionIndex(home / "sessions.db"))
-    win, ctl = _window(qtbot, _call_events(folder, 2))
+    win, ctl = main_window_with(qtbot, _call_events(folder, 2))
     _start(qtbot, win, ctl, 2)
     m = win.verdicts.model
     # The suite's verdicts, before any manual one.
@@ -136,7 +127,7 @@ def test_verdicts_are_stored_like_the_cli_and_shown_beside_the_suites(qtbot, hom
 
 def test_bad_verdicts_say_one_plain_line_and_change_nothing(qtbot, home):
     folder = make_session(home, SID, [("hi", "hello", 700.0)], tags=["language=en-US"])
-    win, ctl = _window(qtbot, _call_events(folder, 1))
+    win, ctl = main_window_with(qtbot, _call_events(folder, 1))
     before = _snapshot(home)
     # No call yet: nothing to judge.
     assert not win.verdicts.mark(1, "pass", None, None)
@@ -179,7 +170,7 @@ class _PaintWatch(QObject):
 @pytest.mark.serial  # a wall-time bound: run alone
 def test_shortcuts_mark_the_last_turn_on_screen_within_50_ms(qtbot, home):
     folder = make_session(home, SID, [(f"u{i}", f"a{i}", 800.0) for i in range(3)])
-    win, ctl = _window(qtbot, _call_events(folder, 3))
+    win, ctl = main_window_with(qtbot, _call_events(folder, 3))
     _start(qtbot, win, ctl, 3)
     win.side_tabs.setCurrentWidget(win.verdicts)  # the rows are on screen
     win.activateWindow()
@@ -229,7 +220,7 @@ def test_shortcuts_mark_the_last_turn_on_screen_within_50_ms(qtbot, home):
 def test_a_turn_selected_in_the_verdicts_table_is_shown_in_the_waterfall(qtbot, home):
     turns = [(f"caller {i}", f"agent {i}", 800.0 + i) for i in range(30)]
     folder = make_session(home, SID, turns)
-    win, ctl = _window(qtbot, _call_events(folder, 30))
+    win, ctl = main_window_with(qtbot, _call_events(folder, 30))
     _start(qtbot, win, ctl, 30)
     win.verdicts.table.selectRow(0)  # the first turn: scrolled back from the newest rows
     assert win.waterfall.selected == 0

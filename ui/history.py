@@ -34,12 +34,14 @@ from PySide6.QtWidgets import (
 
 from app.errors import AudioDeviceError, VoiceprobeError
 from app.metrics.presentation import SCRIPTED_NOTE, transcripts_scripted
+from app.report.export import export_session_report
 from app.store.index import LIST_KEYS
 from app.store.reader import session_events, session_turns
 from ui.models.call_view import CallViewModel
 from ui.models.common import ms_text
 from ui.models.replay import replay_into
 from ui.models.table import RowsModel
+from ui.report_export import export_report
 from ui.views.event_inspector import EventInspector
 from ui.views.labels import banner_label
 from ui.views.playback import (
@@ -134,6 +136,12 @@ class SessionViewer(QWidget):
         )
         self.play_button = QPushButton("Play recording", self)
         self.stop_button = QPushButton("Stop", self)
+        self.report_button = QPushButton("Export report…", self)
+        self.report_button.setToolTip("This call as one HTML file (voiceprobe report session)")
+        self.report_button.clicked.connect(lambda: self.export_report())
+        self.report_note = QLabel(self)
+        self.report_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.report_note.setObjectName("hint")
         self.audio_note = QLabel(self)
         self.audio_note.setTextFormat(Qt.TextFormat.PlainText)
         self.audio_note.setObjectName("hint")
@@ -206,9 +214,22 @@ class SessionViewer(QWidget):
         bar.addWidget(self.audio_note)
         bar.addWidget(self.play_button)
         bar.addWidget(self.stop_button)
+        bar.addWidget(self.report_note)
+        bar.addWidget(self.report_button)
         box = QVBoxLayout(self)
         box.addLayout(bar)
         box.addWidget(sides, 1)
+
+    def export_report(self, path: Path | None = None) -> tuple[bool, str]:
+        """Export the call's HTML report (``path``: no dialog); the outcome is one plain-text
+        line beside the button. Returns ``(written, message)``."""
+        folder = Path(self.record.path)
+        ok, message = export_report(
+            self, "Export call report", f"{folder.name}.html",
+            lambda out: export_session_report(folder, out), path,
+        )  # fmt: skip
+        self.report_note.setText(message)
+        return ok, message
 
     def play_from_turn(self, row: int) -> bool:
         """Play the recording from the first sample of the turn in model row ``row`` (its

@@ -47,11 +47,14 @@ from app.bridge.providers import DEFAULT_SCENARIO, KEY_NAMES, KEYLESS_KINDS
 from app.bridge.request import CallOverrides, CallRequest, with_overrides
 from app.errors import VoiceprobeError
 from app.metrics.presentation import SCRIPTED_MARK
+from app.report.export import export_coverage_report, export_session_report
 from app.secrets import get_secret, scrub_url
+from app.store.coverage import CoverageQuery
 from ui.bus import EventBus
 from ui.levels import LevelPump
 from ui.models.call_view import CallViewModel
 from ui.protocols import CallControllerLike
+from ui.report_export import export_report
 from ui.views.elided_label import ElidedLabel
 from ui.views.event_inspector import EventInspector
 from ui.views.labels import banner_label
@@ -435,8 +438,18 @@ class MainWindow(QMainWindow):
         self.coverage_action = QAction("&Coverage…", self)
         self.coverage_action.setShortcut(QKeySequence(COVERAGE_KEY))
         self.coverage_action.triggered.connect(self.open_coverage)
-        for a in (self.history_action, self.coverage_action, self.settings_action,
-                  self.sip_action):  # fmt: skip
+        self.call_report_action = QAction("Export call &report…", self)
+        self.call_report_action.setToolTip(
+            "The last call as one HTML file (voiceprobe report session)"
+        )
+        self.call_report_action.triggered.connect(lambda: self.export_call_report())
+        self.coverage_report_action = QAction("Export co&verage report…", self)
+        self.coverage_report_action.setToolTip(
+            "Every stored call's coverage as one HTML file (voiceprobe report coverage)"
+        )
+        self.coverage_report_action.triggered.connect(lambda: self.export_coverage_report())
+        for a in (self.history_action, self.coverage_action, self.call_report_action,
+                  self.coverage_report_action, self.settings_action, self.sip_action):  # fmt: skip
             menu.addAction(a)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -793,6 +806,36 @@ class MainWindow(QMainWindow):
         box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         return box.exec() == QMessageBox.StandardButton.Yes
+
+    def export_call_report(self, path: Path | None = None) -> tuple[bool, str]:
+        """File → Export call report: the last call's session as HTML (``path``: no
+        dialog). Returns ``(written, message)``; the message is shown (plain text)."""
+        folder = self.vm.session_dir
+        if not folder:
+            ok, message = False, "Report not written: no call yet (place a call first)"
+        else:
+            ok, message = export_report(
+                self, "Export call report", f"{Path(folder).name}.html",
+                lambda out: export_session_report(Path(folder), out), path,
+            )  # fmt: skip
+        self._report_said(ok, message)
+        return ok, message
+
+    def export_coverage_report(self, path: Path | None = None) -> tuple[bool, str]:
+        """File → Export coverage report: every stored call, language × accent, as HTML
+        (the coverage window exports its own filters). Returns ``(written, message)``."""
+        ok, message = export_report(
+            self, "Export coverage report", "coverage.html",
+            lambda out: export_coverage_report(self.data_root(), CoverageQuery(), out), path,
+        )  # fmt: skip
+        self._report_said(ok, message)
+        return ok, message
+
+    def _report_said(self, ok: bool, message: str) -> None:
+        if ok:
+            self.notice_label.setText(message)
+        elif message:
+            self.show_error(message)
 
     def show_error(self, message: str) -> None:
         """Show a plain-text error above the views."""

@@ -159,30 +159,20 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_report_session(args: argparse.Namespace) -> int:
-    """``voiceprobe report session ID --html FILE``: ``sessions export`` with the suite
-    runs' verdicts read in first."""
+    """``voiceprobe report session ID --html FILE`` (as ``sessions export``)."""
     from app.cli import cmd_sessions_export
-    from app.cli_support import find_session
 
-    find_session(args.session_id)
-    _index(recover=False)
     return cmd_sessions_export(args)
 
 
 def cmd_report_coverage(args: argparse.Namespace) -> int:
     """``voiceprobe report coverage [filters] --html FILE``."""
-    from app.cli_support import UsageError, report_target
-    from app.report.coverage_html import coverage_report
-    from app.store.writer import atomic_write_text
+    from app.cli_support import UsageError
+    from app.report.export import export_coverage_report
+    from app.store.paths import data_dir
 
     q = _query(args)
     if not 0 <= args.worst <= 50:
         raise UsageError("--worst must be 0-50")
-    from app.store.paths import data_dir
-
-    out = report_target(Path(args.html), data_dir() / "sessions")
-    root, index = _index(recover=False)
-    page = coverage_report(index, q, root / "sessions", worst=args.worst)
-    atomic_write_text(out, page, private=False)
-    print(printable(out))
+    print(printable(export_coverage_report(data_dir(), q, Path(args.html), worst=args.worst)))
     return EXIT_OK

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -46,6 +47,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import VoiceprobeError
+from app.report.export import export_coverage_report
 from app.report.svg import rate_colour
 from app.store.coverage import (
     _EXPR,
@@ -61,6 +63,7 @@ from app.store.writer import INDEX_FILE
 from app.textsafe import printable
 from ui.models.common import USER_ROLE
 from ui.models.table import FixedColumnsModel
+from ui.report_export import export_report
 from ui.windows import close_windows, keep_window
 
 #: The row dimension and what the columns can be switched to.
@@ -388,6 +391,13 @@ class CoverageWindow(QWidget):
         cmp_bar.addWidget(QLabel("vs", self))
         cmp_bar.addWidget(self.version_b)
         cmp_bar.addWidget(self.totals, 1)
+        self.report_button = QPushButton("Export report…", self)
+        self.report_button.setToolTip(
+            "This matrix, its filters, per-language figures and the worst turns with their "
+            "audio, as one HTML file (voiceprobe report coverage)"
+        )
+        self.report_button.clicked.connect(lambda: self.export_report())
+        cmp_bar.addWidget(self.report_button)
         lower = QWidget(self)
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -464,6 +474,21 @@ class CoverageWindow(QWidget):
             self._say(str(exc))
             return
         self._say("")
+
+    def export_report(self, path: Path | None = None) -> tuple[bool, str]:
+        """The coverage report of the filters shown (``path``: no dialog); the outcome is
+        the plain-text line above the matrix. Returns ``(written, message)``."""
+        try:
+            q = self.query()
+        except VoiceprobeError as exc:
+            ok, message = False, f"Report not written: {exc}"
+        else:
+            ok, message = export_report(
+                self, "Export coverage report", "coverage.html",
+                lambda out: export_coverage_report(self.root, q, out), path,
+            )  # fmt: skip
+        self._say(message)
+        return ok, message
 
     def _say(self, text: str) -> None:
         """One plain-text line above the matrix (hidden when empty)."""

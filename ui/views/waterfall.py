@@ -285,7 +285,7 @@ class WaterfallView(QWidget):
         self.threshold.valueChanged.connect(lambda v: model.set_slow_ms(float(v)))
 
         self.plot = pg.PlotWidget(self, background="w", viewBox=_RowsViewBox(self._scroll_by))
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(120)
         #: The rows on screen: its value is the first (top) row, its maximum the first of
         #: the newest rows; at the maximum new turns are followed.
         self.scroll_bar = QScrollBar(Qt.Orientation.Vertical, self)

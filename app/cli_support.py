@@ -280,21 +280,3 @@ def find_session(session_id: str) -> Path:
     if "/" in session_id or session_id in (".", "..") or not (folder / "session.json").exists():
         raise ConfigError(f"no session {session_id!r} in {root}")
     return folder
-
-
-def report_target(path: Path, sessions: Path) -> Path:
-    """Where an export may go: not into voiceprobe's session folders (symlinks resolved),
-    not a folder, and into a folder that exists. Returns the resolved path.
-
-    Raises:
-        ConfigError: one line naming ``path``.
-    """
-    target = path.resolve()
-    store = sessions.resolve()
-    if target == store or store in target.parents:
-        raise ConfigError(f"is inside voiceprobe's session folder {store}", str(path))
-    if target.is_dir():
-        raise ConfigError("is a folder, not a file", str(path))
-    if not target.parent.is_dir():
-        raise ConfigError(f"folder {path.parent} does not exist", str(path))
-    return target

@@ -204,8 +204,7 @@ def save_pending(
     reason = " ".join(reason.split())
     if not reason:
         raise ConfigError("a pending probe needs the reason it has no text")
-    _, language = _checked("", language, pending=True)
-    blank = replace(_BLANK, language=language, accent=accent, text_source="provider",
+    blank = replace(_BLANK, language=canonical_tag(language), accent=accent, text_source="provider",
                     provider=provider, model=model, pending=reason)  # fmt: skip
     return _save(folder, pcm, rate, blank, name)
 

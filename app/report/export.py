@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.cli_support import report_target
+from app.errors import ConfigError
 from app.report.coverage_html import coverage_report
 from app.store.coverage import CoverageQuery
 from app.store.index import SessionIndex
@@ -23,6 +23,24 @@ from app.store.reader import load_session
 from app.store.report import html_report
 from app.store.verdicts import ingest_suite_runs
 from app.store.writer import INDEX_FILE, atomic_write_text
+
+
+def report_target(path: Path, sessions: Path) -> Path:
+    """Where an export may go: not into voiceprobe's session folders (symlinks resolved),
+    not a folder, and into a folder that exists. Returns the resolved path.
+
+    Raises:
+        ConfigError: one line naming ``path``.
+    """
+    target = path.resolve()
+    store = sessions.resolve()
+    if target == store or store in target.parents:
+        raise ConfigError(f"is inside voiceprobe's session folder {store}", str(path))
+    if target.is_dir():
+        raise ConfigError("is a folder, not a file", str(path))
+    if not target.parent.is_dir():
+        raise ConfigError(f"folder {path.parent} does not exist", str(path))
+    return target
 
 
 def export_session_report(session_dir: Path, out: Path) -> Path:

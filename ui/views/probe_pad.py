@@ -376,16 +376,21 @@ class ProbePad(QWidget):
     def _resolve(self) -> None:
         """Fill the pending recordings whose transcript is known; at call end, record why
         the others stay pending."""
+        # Ask the call first: the pad folder is read only once some answer is ready.
+        ready: dict[str, Heard] = {}
+        for name, (start, end) in self._waiting.items():
+            heard = self._heard.match(start, end)
+            if heard.status != "waiting":
+                ready[name] = heard
+        if not ready:
+            return
         by_name = {p.name: p for p in list_probes(self.folder)}
         said: list[str] = []
-        for name, (start, end) in list(self._waiting.items()):
-            heard: Heard = self._heard.match(start, end)
-            probe = by_name.get(name)
-            if heard.status == "waiting" or probe is None or not probe.is_pending:
-                if probe is None or not probe.is_pending:
-                    del self._waiting[name]  # removed or typed meanwhile
-                continue
+        for name, heard in ready.items():
             del self._waiting[name]
+            probe = by_name.get(name)
+            if probe is None or not probe.is_pending:
+                continue  # removed or typed meanwhile
             try:
                 if heard.status == "found":
                     set_text(probe, heard.text, text_source="provider",

@@ -172,9 +172,20 @@ async def run_call(
             "source": setup.source,
         }
         # Creating the folder writes session.json and the index row: off the loop too.
-        writer = await asyncio.to_thread(
-            SessionWriter, root, session_id, meta, redact_secrets=secrets, clock=clock
+        creating = asyncio.ensure_future(
+            asyncio.to_thread(
+                SessionWriter, root, session_id, meta, redact_secrets=secrets, clock=clock
+            )
         )
+        try:
+            writer = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Interrupted while the folder was being made (Ctrl-C right as a suite case
+            # starts): once made, close it out "interrupted", never left "running".
+            with contextlib.suppress(Exception):
+                made = await creating
+                await asyncio.to_thread(made.finish, "interrupted", {"turns": 0})
+            raise
         if on_session is not None:
             on_session(session_id, writer.dir)
         recorder = StereoRecorder(writer.audio_path, port.rate, t0) if setup.record else None

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.cli_output import print_summary, print_turn_table, progress_printer
 from app.cli_support import (
     EXIT_BAD_INPUT,
@@ -211,7 +212,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             pass
 
     try:
-        asyncio.run(serve())
+        eventloop.run(serve())
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
     return EXIT_OK
@@ -259,7 +260,7 @@ def cmd_call(args: argparse.Namespace) -> int:
             caught.extend(received)  # run_call closed the session out as "interrupted"
             return None
 
-    summary = asyncio.run(call())
+    summary = eventloop.run(call())
     if summary is None:
         where = ""
         if folders:

@@ -11,13 +11,15 @@ export PYTHONDONTWRITEBYTECODE=1
 .venv/bin/ruff check app ui sip tests
 .venv/bin/lint-imports --config pyproject.toml
 .venv/bin/mypy
-# Three phases. Real-time calls mostly wait, so most test files run on several workers
+# Four phases. Real-time calls mostly wait, so most test files run on several workers
 # (each file whole on one worker, so module fixtures such as a recorded call run once).
 # Tests that load pjsua2 (marked `sip`) then run in one worker of their own: pjsua2 must
 # not share a process with unrelated tests. Beside them, on a second worker, the frozen
-# app is built (marked `build`: a minute of CPU, no timing asserted). Last, tests marked
-# `serial` (many calls at once, timing checked to the millisecond, CPU-time bounds) run
-# alone, so no other load skews them. VOICEPROBE_TEST_WORKERS=0 runs everything in one process.
+# app is built (marked `build`: a minute of CPU, no timing asserted). Then the files marked
+# `paired` (one real-time call each, spans checked to tens of milliseconds: they mostly
+# wait) run two at a time with nothing else. Last, tests marked `serial` (many calls at
+# once, timing checked to the millisecond, CPU-time bounds) run alone, so no other load
+# skews them. VOICEPROBE_TEST_WORKERS=0 runs everything in one process.
 # Order: pytest-randomly shuffles test files and the tests inside each file (a file's
 # tests stay together, so its module fixtures still run once; xdist workers share the
 # seed). Every run of this command draws a new seed, printed below, so two runs test two
@@ -40,7 +42,8 @@ run_phase() {
   return 0
 }
 # --durations: the slowest tests of each phase, to keep the whole run within its budget.
-run_phase -n "$workers" --dist loadfile -m "not serial and not sip and not build" --durations=10 "$@"
-run_phase -n 2 --dist loadgroup -m "(sip or build) and not serial" --durations=5 "$@"
+run_phase -n "$workers" --dist loadfile -m "not serial and not paired and not sip and not build" --durations=10 "$@"
+run_phase -n 2 --dist loadgroup -m "(sip or build) and not serial and not paired" --durations=5 "$@"
+run_phase -n 2 --dist loadfile -m "paired and not serial" --durations=5 "$@"
 run_phase -m serial --durations=10 "$@"
 exit "$status"

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app import eventloop
 from app.cli_output import print_summary, progress_printer
 from app.cli_support import (
     AgentSetup,
@@ -331,7 +332,7 @@ def _run(main: Callable[[], Any]) -> int:
             _status(f"interrupted by {sig.name}")
             return 128 + int(sig)  # as `call`: 130 for SIGINT, 143 for SIGTERM
 
-    return asyncio.run(guarded())
+    return eventloop.run(guarded())
 
 
 def _subscribers(

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from app import eventloop
 from app.audio.callermix import CallerMix
 from app.bridge.session import CallHandle, CallSetup
 from app.clock import MONOTONIC, Clock
@@ -79,7 +80,7 @@ class SipController:
         self._endpoint_factory = endpoint_factory
         self._subs: tuple[Subscriber, ...] = ()
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
+        self._loop = eventloop.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="voiceprobe-sip-core", daemon=True)
         self._thread.start()

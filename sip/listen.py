@@ -8,6 +8,16 @@ of playout is heard when the far end hears it, not when it was written. The mix 
 resampled to the device rate and written to a ring buffer that the PortAudio output
 callback only copies from.
 
+The call's frames come on the RTP clock and the sound card drains on its own, so the ring
+gains or loses a little every second (500 ppm is 30 ms a minute). A
+:class:`~app.audio.drift.DriftCompensator` between the mix and the ring resamples by a
+ratio within ±1000 ppm of 1 to hold the ring at its level, and measures the drift
+(:attr:`ListenIn.drift_ppm`); dropping blocks past :data:`MAX_AHEAD_MS` (a click) stays as
+the last resort. A device that takes a while to start playing (PulseAudio's first stream
+stalls ~2 s) does not leave the listener that far behind for the rest of the call: the
+output starts on the newest :data:`PREBUFFER_MS` of audio (stale audio is skipped, counted
+in :attr:`ListenIn.stale_skipped`).
+
 Threads: :meth:`ListenIn.caller` / :meth:`ListenIn.agent` run on the bridge's loop thread
 inside ``read``/``write``; they never block (no lock, no device call) and never raise.
 The output callback runs on PortAudio's thread and only copies. :meth:`ListenIn.start`,
@@ -23,6 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.audio.drift import DriftCompensator
 from app.audio.resample import StreamResampler
 from app.audio.ringbuffer import RingBuffer
 from app.errors import AudioDeviceError
@@ -113,10 +124,17 @@ class ListenIn:
         self._prebuffer = 0
         self._max_ahead = 0
         self._port: SipCallPort | None = None
+        self._drift: DriftCompensator | None = None
+        self._compensating = False  # loop side: the output has played; drift is counted
+        self._skip_buf = np.zeros(0, dtype=np.int16)
+        self._peak = 0
         #: Output blocks the device asked for while the ring was dry (callback-owned).
         self.underruns = 0
         #: Device-rate samples dropped because the output ran too far behind (loop side).
         self.dropped = 0
+        #: Device-rate samples skipped as stale when the output (re)started: what queued
+        #: beyond :data:`PREBUFFER_MS` while the device was not yet playing (callback-owned).
+        self.stale_skipped = 0
         #: Exceptions caught in the tap (should stay 0; loop side).
         self.errors = 0
 
@@ -139,6 +157,10 @@ class ListenIn:
         self._rs = StreamResampler(self.rate, rate)
         self._prebuffer = rate * PREBUFFER_MS // 1000
         self._max_ahead = rate * MAX_AHEAD_MS // 1000
+        self._skip_buf = np.zeros(rate * BLOCK_MS // 1000, dtype=np.int16)
+        self._drift = DriftCompensator(rate)
+        self._compensating = False
+        self._peak = 0
         self.device_rate = rate
         try:
             stream = sd.OutputStream(
@@ -169,9 +191,15 @@ class ListenIn:
             out.fill(0)
             return
         if not self._primed:
-            if ring.available < self._prebuffer:
+            available = ring.available
+            if available < self._prebuffer:
                 out.fill(0)
                 return
+            excess = available - self._prebuffer  # queued while the device did not play
+            while excess > 0:  # read into a preallocated block: no allocation here
+                k = ring.read_into(self._skip_buf[: min(excess, len(self._skip_buf))])
+                self.stale_skipped += k
+                excess = excess - k if k else 0
             self._primed = True
         if ring.available < frames:
             self.underruns += 1
@@ -217,9 +245,33 @@ class ListenIn:
             out = rs.process(mixed)
             if self.muted:
                 return
+            drift = self._drift
+            if not self._compensating:
+                # Until the output first plays, the ring's level says nothing about the
+                # clocks (the callback skips what queued beyond the prebuffer).
+                self._compensating = self._primed
+            if drift is None or not self._compensating:
+                ring.write(out)
+                return
+            out = drift.process(out, ring.available)
             if ring.available + len(out) > self._max_ahead:
                 self.dropped += len(out)
+                drift.discard(len(out))
                 return
             ring.write(out)
+            self._peak = max(self._peak, ring.available)
         except Exception:
             self.errors += 1
+
+    @property
+    def drift_ppm(self) -> float:
+        """The sound card's clock against the call's, measured by the drift compensation
+        (ppm, positive: the card drains faster than the call's frames come; 0 until
+        measured, a few seconds after the output starts)."""
+        return self._drift.drift_ppm if self._drift is not None else 0.0
+
+    @property
+    def peak_ahead_ms(self) -> float:
+        """The most audio queued ahead of the device after a write, since it started
+        playing (ms)."""
+        return 1000.0 * self._peak / self.device_rate if self.device_rate else 0.0

@@ -12,12 +12,14 @@ PortAudio if sounddevice was already imported (PortAudio scans devices at import
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -160,3 +162,92 @@ def running_pulse_server() -> Iterator[PulseServer]:
             else:
                 os.environ[key] = value
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class PacedPipeSource:
+    """A PulseAudio source on the clock of its writer: a microphone whose clock drifts.
+
+    Every null sink (and its monitor) runs on the daemon's clock, so none of them can
+    drift against another. ``module-pipe-source`` posts whatever its FIFO delivers, when
+    it delivers it, so its clock is the writer's: a thread here writes 10 ms blocks of
+    PCM at ``rate_hz`` samples per second of ``time.monotonic`` (block ``k`` is due at
+    ``t0 + k * block / rate_hz``, absolute deadlines, so a late wake-up never accumulates),
+    while the source claims :data:`RATE`. Silence is written while nothing is queued.
+
+    Use: :meth:`start` (loads the module and starts pacing), :meth:`play` (PCM at
+    :data:`RATE`, from the next block on), :meth:`wait_drained`, :meth:`stop` (ends the
+    thread and unloads the module; idempotent).
+
+    Args:
+        server: the running daemon.
+        name: the source's name (what the app opens as its microphone).
+        rate_hz: samples written per second of monotonic time.
+    """
+
+    BLOCK = RATE // 100
+
+    def __init__(self, server: PulseServer, name: str, rate_hz: float) -> None:
+        self.server = server
+        self.name = name
+        self.rate_hz = rate_hz
+        #: Samples written into the FIFO so far (pacer-owned).
+        self.written = 0
+        self._fifo = Path(tempfile.mkdtemp(prefix="vp-pipe-")) / "mic.fifo"
+        self._module = ""
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._drained = threading.Event()
+        self._drained.set()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        done = self.server.run(
+            "pactl", "load-module", "module-pipe-source", f"source_name={self.name}",
+            f"file={self._fifo}", "format=s16le", f"rate={RATE}", "channels=1",
+        )  # fmt: skip
+        self._module = done.stdout.decode().strip()
+        fd = os.open(self._fifo, os.O_WRONLY)  # the module holds the read end open
+        self._thread = threading.Thread(
+            target=self._pace, args=(fd,), name="pipe-source-pacer", daemon=True
+        )
+        self._thread.start()
+
+    def play(self, pcm: bytes) -> None:
+        """Queue s16le mono PCM (at :data:`RATE`) to be written from the next block on."""
+        with self._lock:
+            self._drained.clear()
+            step = 2 * self.BLOCK
+            self._queue.extend(pcm[i : i + step] for i in range(0, len(pcm), step))
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Wait until everything :meth:`play` queued has been written."""
+        return self._drained.wait(timeout)
+
+    def _pace(self, fd: int) -> None:
+        silence = bytes(2 * self.BLOCK)
+        t0 = time.monotonic()
+        try:
+            while True:
+                due = t0 + self.written / self.rate_hz
+                if self._stop.wait(max(0.0, due - time.monotonic())):  # pacing, not sync
+                    return
+                with self._lock:
+                    block = self._queue.popleft() if self._queue else silence
+                    if not self._queue:
+                        self._drained.set()
+                block = block.ljust(len(silence), b"\0")
+                os.write(fd, block)
+                self.written += self.BLOCK
+        finally:
+            os.close(fd)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._module:
+            self.server.run("pactl", "unload-module", self._module)
+            self._module = ""
+        shutil.rmtree(self._fifo.parent, ignore_errors=True)

@@ -26,8 +26,9 @@ from tests.call_e2e_helpers import (
     truth_by,
 )
 
-#: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
-pytestmark = pytest.mark.serial
+#: Spans checked against ground truth to ±20 ms: run with at most one other such call
+#: and nothing else (see scripts/test.sh).
+pytestmark = pytest.mark.paired
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from tests.call_e2e_helpers import (
 from tests.conftest import TIME_SCALE
 
 #: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.paired
 
 MODEL = "gemini-live-test"
 #: After the caller starts talking over the agent: local VAD start (30 ms) plus a frame.

@@ -119,7 +119,7 @@ def run_call(url: str, wav: Path, out: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-@pytest.mark.serial  # round trips to ±30 ms
+@pytest.mark.paired  # round trips to ±30 ms
 def test_round_trip_through_a_distant_path_is_reported(
     tmp_path: Path, sim: tuple[SimThread, Path]
 ) -> None:

@@ -27,7 +27,7 @@ from tests.conftest import REPO, TIME_SCALE
 from tests.twilio_helpers import start_line, stop
 
 #: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.paired
 
 TOL_MS = 20 * TIME_SCALE
 

@@ -29,7 +29,7 @@ from tests.twilio_helpers import ServeTwilio as Server
 from tests.twilio_helpers import stop
 
 #: Spans checked against ground truth to ±20 ms: run alone (see scripts/test.sh).
-pytestmark = pytest.mark.serial
+pytestmark = pytest.mark.paired
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

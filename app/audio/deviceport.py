@@ -31,7 +31,7 @@ from app.audio.devices import (
     shown_name,
     sounddevice_module,
 )
-from app.audio.drift import DriftCompensator
+from app.audio.drift import SETTLE_S, DriftCompensator
 from app.audio.pcm import FRAME_MS
 from app.audio.port import CallerFrame, CallerPort
 from app.audio.recorder import StereoRecorder
@@ -163,6 +163,11 @@ class DevicePort(CallerPort):
     # Device health and drift (set up by :meth:`start`; class defaults keep the
     # constructor's state as it is).
     _drift: DriftCompensator | None = None
+    # Playout figures (bridge thread): device-rate samples written to the playout ring,
+    # its deepest level after a write, and its underrun count once playout had settled.
+    _playout_fed = 0
+    _playout_peak = 0
+    _underruns_base: int | None = None
     _pulse: dict[str, str | None] = {}  # start() gives each port its own
     _names: dict[str, str] = {}  # start() gives each port its own
     _in_calls = 0  # callback-owned counters: a stream that stops calling back is dead
@@ -329,6 +334,7 @@ class DevicePort(CallerPort):
             self._out_ring = RingBuffer(rate * OUTPUT_BUFFER_MS // 1000)
             self._rs_out = StreamResampler(self.rate, rate)
             self._drift = DriftCompensator(rate)
+            self._playout_fed, self._underruns_base = 0, None  # a new ring counts anew
         elif self._drift is not None:
             self._drift.reset()
         self._out_finished = False
@@ -447,6 +453,10 @@ class DevicePort(CallerPort):
             "input": {"name": self._names.get("input"), "rate": self.in_rate},
             "output": {"name": self._names.get("output"), "rate": self.out_rate},
             "drift_ppm": round(self.drift_ppm, 1),
+            "playout": {
+                "peak_ms": round(self.playout_peak_ms, 1),
+                "underruns": self.playout_underruns,
+            },
             "xruns": self.xruns(),
             "notices": [n.message for n in self.notices],
         }
@@ -647,10 +657,40 @@ class DevicePort(CallerPort):
         # latency bounded (agent audio is never skipped).
         if y.any() or queued < 2 * len(y):
             ring.write(y)
+        elif self._drift is not None:
+            self._drift.discard(len(y))
+        self._count_playout(ring, len(y))
         latency_s = float(self._out_stream.latency) if self._out_stream is not None else 0.0
         delay_s = rs.delay_ms / 1000
         start_ns = now_ns + int((queued / self.out_rate + latency_s + delay_s) * 1e9)
         return start_ns
+
+    def _count_playout(self, ring: RingBuffer, n: int) -> None:
+        """Track the queue's peak; start counting underruns once playout has settled."""
+        self._playout_peak = max(self._playout_peak, ring.available)
+        self._playout_fed += n
+        if self._underruns_base is None and self._playout_fed >= SETTLE_S * self.out_rate:
+            self._underruns_base = ring.underruns
+
+    @property
+    def playout_peak_ms(self) -> float:
+        """The deepest the speaker's queue has been after a write, over the whole call
+        (ms; the drift compensation keeps it near its target)."""
+        return 1000.0 * self._playout_peak / self.out_rate if self.out_rate else 0.0
+
+    @property
+    def playout_underruns(self) -> int:
+        """Speaker callbacks that found the queue short (played silence mid-stream), counted
+        from :data:`~app.audio.drift.SETTLE_S` of audio on: the call's first blocks, before
+        the queue has its level, are not counted."""
+        ring, base = self._out_ring, self._underruns_base
+        return ring.underruns - base if ring is not None and base is not None else 0
+
+    @property
+    def input_samples(self) -> int:
+        """Device-rate samples the microphone has captured so far (any thread may read
+        it: the input callback's counter)."""
+        return self._in_count
 
     def flush_output(self) -> None:
         """Barge-in: drop queued agent audio at once (the output callback performs the

@@ -62,6 +62,10 @@ class DriftCompensator:
         self._fed_in = 0  # samples given to process() since the controller started
         self._fed_out = 0  # samples it returned (silence inserted included)
         self._start: tuple[int, int, float] | None = None  # (in, out, level) at that start
+        # Least-squares fit of samples drained against samples fed in since that start
+        # (Welford's running means and co-moments): its slope is 1 + the drift.
+        self._fit_n = 0
+        self._fit_mx = self._fit_my = self._fit_cxx = self._fit_cxy = 0.0
         self._ratio = 1.0  # output samples per input sample
         self._pos = 1.0  # read position of the next output sample in [last, *block]
         self._last = 0.0
@@ -74,15 +78,30 @@ class DriftCompensator:
         """Measured drift: how much faster the queue is drained than fed (ppm; positive
         when the speaker's clock runs fast against the feeder's); 0 until measured.
 
-        Counted over the whole call, not read off the controller: samples drained (fed
-        out less the smoothed level) against samples fed in, so the feeder's jitter
-        averages out (±50 samples of level over ten minutes is 2 ppm).
+        Counted over the whole call, not read off the controller: at every fed block,
+        the samples drained so far (fed out less the queue's level) against the samples
+        fed in, fitted by least squares from the controller's start on. A real device
+        drains in bursts of tens of milliseconds; two end points would carry that into
+        the figure (10 ms over 30 s is 330 ppm), the fit averages it out over every block.
         """
-        start, level = self._start, self._level
-        if start is None or level is None or self._fed_in - start[0] < self.rate:
+        start = self._start
+        if start is None or self._fed_in - start[0] < self.rate or self._fit_cxx <= 0:
             return 0.0
-        drained = (self._fed_out - level) - (start[1] - start[2])
-        return (drained / (self._fed_in - start[0]) - 1.0) * 1e6
+        return (self._fit_cxy / self._fit_cxx - 1.0) * 1e6
+
+    def _fit(self, queued: int) -> None:
+        """Add one point (fed in, drained) to the drift fit (queue level before a block)."""
+        start = self._start
+        if start is None:
+            return
+        x = float(self._fed_in - start[0])
+        y = float(self._fed_out - queued - (start[1] - start[2]))
+        self._fit_n += 1
+        dx = x - self._fit_mx
+        self._fit_mx += dx / self._fit_n
+        self._fit_my += (y - self._fit_my) / self._fit_n
+        self._fit_cxx += dx * (x - self._fit_mx)
+        self._fit_cxy += dx * (y - self._fit_my)
 
     @property
     def correction_ppm(self) -> float:
@@ -100,6 +119,13 @@ class DriftCompensator:
         self._target = None
         self._settled = 0
 
+    def discard(self, n: int) -> None:
+        """``n`` samples that :meth:`process` returned were not queued after all (the
+        owner skipped a silent block to bound the queue): kept out of the drift figure,
+        which otherwise counts them as drained. Level and target stay as they are.
+        """
+        self._fed_out -= n
+
     def process(self, x: NDArray[np.int16], queued: int) -> NDArray[np.int16]:
         """Resample one fed block by the current correction.
 
@@ -115,6 +141,7 @@ class DriftCompensator:
         if n == 0:
             return x
         self._steer(n, queued)
+        self._fit(queued)
         self._fed_in += n
         y = self._resample(x)
         if self._target is not None and self._level is not None and not x.any():

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.audio.fileport import WavFilePort
 from app.bench import client_voiceprobe
 from app.bench.harness import Simulator, StallTracer, cpu_s, make_workload
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     port = client_voiceprobe.prepare(work.wav)
     with Simulator(work.scenario, tmp / "home") as sim:
         cpu0, wall0 = cpu_s(), time.monotonic()
-        summary = asyncio.run(_call(port, sim.base, tmp / "data", tracer))
+        summary = eventloop.run(_call(port, sim.base, tmp / "data", tracer))
         cpu, wall = cpu_s() - cpu0, time.monotonic() - wall0
     out = {
         "call_seconds": round(wall, 2),

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.bench.harness import ClientRun, Simulator, cpu_s, figures, make_workload
 
 CLIENTS = ("voiceprobe", "sdk", "pipecat")
@@ -86,7 +87,10 @@ async def _timed(coro: Any) -> ClientRun:
 def _child(args: argparse.Namespace) -> int:
     """``--client NAME``: hold one call in this process, write its raw figures."""
     limit = args.limit
-    run = asyncio.run(
+    # voiceprobe runs on its own loop (precise timers, app/eventloop.py); the other
+    # clients on asyncio's default loop, as their users run them.
+    runner = eventloop.run if args.client == "voiceprobe" else asyncio.run
+    run = runner(
         asyncio.wait_for(
             _one_call(args.client, Path(args.wav), args.base, args.url, Path(args.work)), limit
         )

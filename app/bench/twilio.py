@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.bridge.providers import DEFAULT_SCENARIO, ProviderPlan
 from app.bridge.session import CallSetup
 from app.metrics.percentile import percentile
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         assert sims.stdout is not None
         urls = [sims.stdout.readline().strip() for _ in range(args.streams)]
-        out = asyncio.run(_run(args.streams, tmp, urls))
+        out = eventloop.run(_run(args.streams, tmp, urls))
     finally:
         assert sims.stdin is not None
         sims.stdin.close()

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.audio.callermix import CallerMix
 from app.audio.port import CallerPort
 from app.bridge.call import BridgeOptions
@@ -64,7 +65,7 @@ class CallController:
         self.clock = clock
         self.port_factory = port_factory or device_port
         self._subs: list[Subscriber] = []
-        self._loop = asyncio.new_event_loop()
+        self._loop = eventloop.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="voiceprobe-core", daemon=True
         )

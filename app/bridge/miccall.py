@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.audio.deviceport import DevicePort
 from app.audio.devices import resolve_device
 from app.cli_output import print_summary, progress_printer
@@ -143,7 +144,7 @@ def run_mic_call(args: argparse.Namespace) -> int:
             setup, port, [attach, *([progress] if progress else [])], handle=handle
         )
 
-    summary = asyncio.run(call())
+    summary = eventloop.run(call())
     summary["devices"] = port.device_stats()
     if not args.json:
         d = summary["devices"]

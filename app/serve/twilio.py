@@ -30,6 +30,7 @@ from xml.sax.saxutils import quoteattr
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from app import eventloop
 from app.bridge.providers import ProviderPlan
 from app.bridge.session import CallHandle, CallSetup, run_call
 from app.bridge.stats import BridgeStats
@@ -328,7 +329,7 @@ def cmd_serve_twilio(args: argparse.Namespace) -> int:
             await server.close()
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
     return 0

@@ -10,12 +10,12 @@ Ctrl-C) when interrupted — after the partial run is written (JSON, JUnit, stor
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from app import eventloop
 from app.bridge.providers import PROVIDER_CHOICES
 from app.cli_support import (
     EXIT_FAILED,
@@ -123,7 +123,7 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
         await runner.run(prepared)
         return caught
 
-    caught = asyncio.run(main())
+    caught = eventloop.run(main())
     progress.finish()
     run = runner.snapshot(final=True)
     exit_code = EXIT_OK if all(c["passed"] for c in run["cases"]) else EXIT_FAILED

@@ -46,10 +46,16 @@ BLOCK_MS = 10
 INPUT_BUFFER_MS = 2000
 #: The default mic-path processing: echo cancellation alone.
 ECHO_CANCELLATION = AudioProcessing()
-#: A block whose DAC time lies this much (s) after the previous block's end follows an
-#: output underflow: the device played that much silence (``DevicePort._place_reference``).
-#: Half a block: DAC times jitter by well under a millisecond.
+#: A block whose DAC time lies this much (s) after the previous block's end, in a callback
+#: PortAudio flags as underflowed, follows an output underflow: the device played that
+#: much silence (``DevicePort._place_reference``). Half a block: DAC times jitter by well
+#: under a millisecond.
 REF_JUMP_S = BLOCK_MS / 2000
+#: Without the underflow flag a jump must be this long (s) to count, either way. PulseAudio
+#: moves its latency estimate by 2-7 ms a few times a call with nothing lost; following
+#: those moves shifted the reference against the echo and the canceller lost 20-30 dB
+#: until it re-adapted (measured on the null-sink rig: 4 of 14 runs, one false barge-in).
+REF_UNFLAGGED_JUMP_S = 0.030
 #: The reference may run this many 10 ms blocks short of its lead over the capture
 #: (callback jitter) before silence stands in for it (``DevicePort._feed_reference``).
 REF_SLACK_BLOCKS = 3
@@ -227,8 +233,10 @@ class DevicePort(CallerPort):
         latency). Where that time lies later than the previous block's end, the device ran
         dry and played silence this callback never saw: the same silence goes into the
         reference first, so every reference sample keeps the time it played at. With DAC
-        times a jump of more than half a block is such a gap; arrival times jitter by
-        blocks, so without DAC times only a block PortAudio flags as underflowed is.
+        times a jump of more than half a block in a callback PortAudio flags as
+        underflowed is such a gap, and unflagged only one over :data:`REF_UNFLAGGED_JUMP_S`
+        (smaller unflagged moves are the host's latency estimate, not silence played);
+        arrival times jitter by blocks, so without DAC times only a flagged block is.
         """
         dac = float(time_info.outputBufferDacTime)
         t = dac if dac > 0 else time.monotonic() + self._ref_latency_s
@@ -237,10 +245,11 @@ class DevicePort(CallerPort):
         if expected > 0:
             late = t - expected
             if dac > 0:
-                gap = REF_JUMP_S < late < REF_MAX_GAP_S
+                jump = REF_JUMP_S if status.output_underflow else REF_UNFLAGGED_JUMP_S
+                gap = jump < late < REF_MAX_GAP_S
                 # A block due earlier than the count says overlaps what the reference
                 # already holds (a restarted stream plays sooner): its overlap is skipped.
-                if -REF_MAX_GAP_S < late < -REF_JUMP_S:
+                if -REF_MAX_GAP_S < late < -REF_UNFLAGGED_JUMP_S:
                     skip = min(frames, int(-late * self.out_rate + 0.5))
                     t = expected - skip / self.out_rate
             else:

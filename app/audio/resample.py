@@ -83,8 +83,13 @@ def _check_rates(in_rate: int, out_rate: int) -> None:
 
 
 def _to_int16(y: NDArray[np.float64]) -> NDArray[np.int16]:
-    # np.minimum/np.maximum: what np.clip does, without its Python-level wrapper.
-    return np.minimum(np.maximum(np.rint(y), -32768.0), 32767.0).astype(np.int16)
+    """Round, saturate and convert ``y`` (overwritten: the callers' scratch output)."""
+    # In place, with np.minimum/np.maximum (what np.clip does, without its Python-level
+    # wrapper): three fewer arrays per 20 ms block on the bridge's hot path.
+    np.rint(y, out=y)
+    np.maximum(y, -32768.0, out=y)
+    np.minimum(y, 32767.0, out=y)
+    return y.astype(np.int16)
 
 
 @lru_cache(maxsize=128)
@@ -156,8 +161,8 @@ class StreamResampler:
     every block yields exactly 20 ms. Output is delayed by :attr:`delay_ms` (zeros come
     out first); :meth:`flush` drains the tail.
 
-    Not thread-safe: one owner thread calls every method. Allocates per call, so it
-    belongs on the bridge thread, not in a device callback.
+    Not thread-safe: one owner thread calls every method. Allocates per call (its output and the
+    filter's product), so it belongs on the bridge thread, not in a device callback.
 
     Raises:
         ConfigError: a rate outside :data:`MIN_RATE`..:data:`MAX_RATE`, or a ratio whose
@@ -181,7 +186,8 @@ class StreamResampler:
         self._reset()
 
     def _reset(self) -> None:
-        self._hist = np.zeros(self._keep)  # x[n_in - keep .. n_in - 1]
+        # x[n_in - keep .. n_in - 1] in _buf[:keep]; each block is copied in after it.
+        self._buf = np.zeros(self._keep + 2 * self._keep)
         self._n_in = 0
         self._n_out = 0
 
@@ -204,10 +210,16 @@ class StreamResampler:
             self._n_in += len(x)
             self._n_out += len(x)
             return x.astype(np.int16, copy=True)
+        n, keep = len(x), self._keep
         n_in_before = self._n_in
-        self._n_in = n_in_before + len(x)
+        self._n_in = n_in_before + n
         n_out_end = self._n_in * self._up // self._down
-        buf = np.concatenate((self._hist, x.astype(np.float64)))
+        if len(self._buf) < keep + n:  # one scratch array, grown to the largest block
+            grown = np.zeros(keep + n)
+            grown[:keep] = self._buf[:keep]
+            self._buf = grown
+        buf = self._buf[: keep + n]
+        buf[keep:] = x  # int16 -> float64 on assignment, no temporary
         out = _filter(
             self.in_rate,
             self.out_rate,
@@ -217,7 +229,7 @@ class StreamResampler:
             n_out_end - self._n_out,
             0,
         )
-        self._hist = buf[len(buf) - self._keep :].copy()
+        buf[:keep] = buf[n:]  # the new history (numpy copes with the overlap)
         self._n_out = n_out_end
         return _to_int16(out)
 

@@ -54,6 +54,7 @@ from app.events import (
 from app.providers.base import Outgoing, Provider, ProviderProtocol
 from app.providers.netstats import tcp_rtt_ms
 from app.providers.tls import client_ssl_context
+from app.providers.wsframe import MaskKeys, try_send_text
 from app.secrets import is_secret_name, redact, scrub_url
 
 #: Largest message accepted from the server (bytes); the protocols check the same bound.
@@ -179,6 +180,7 @@ class WebSocketProvider(Provider):
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
         self._ws: ClientConnection | None = None
+        self._mask_keys = MaskKeys()
         self._reader: asyncio.Task[None] | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._rtt_sample_s = rtt_sample_s
@@ -476,14 +478,17 @@ class WebSocketProvider(Provider):
         if ws is None:
             raise ProviderError(f"not connected to {self.endpoint}", code="not_connected")
         for out in messages:
-            try:
-                await ws.send(out.text)
-            except ConnectionClosed:
-                raise ProviderError(
-                    f"connection to {self.endpoint} is closed",
-                    code="connection_closed",
-                    retryable=True,
-                ) from None
+            # One transport write when nothing else is in flight (app/providers/wsframe.py);
+            # otherwise websockets' own send, with its back-pressure and close handling.
+            if not try_send_text(ws, out.text, self._mask_keys):
+                try:
+                    await ws.send(out.text)
+                except ConnectionClosed:
+                    raise ProviderError(
+                        f"connection to {self.endpoint} is closed",
+                        code="connection_closed",
+                        retryable=True,
+                    ) from None
             if out.log is not None:
                 self._emit(ClientMessageSent(t_ns=self._clock.now_ns(), raw=out.log, type=out.type))
 

@@ -5,9 +5,11 @@ bypass would not be safe."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import pytest
+import trustme
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame
@@ -20,7 +22,9 @@ from app.providers.wsframe import MaskKeys, text_frame, try_send_text
 LENGTHS = (0, 1, 125, 126, 1280, 65535, 65536, 300_000)
 
 
-async def _echo_server(received: list[str], done: asyncio.Event, count: int) -> Any:
+async def _echo_server(
+    received: list[str], done: asyncio.Event, count: int, tls: ssl.SSLContext | None = None
+) -> Any:
     async def handler(conn: ServerConnection) -> None:
         async for msg in conn:
             assert isinstance(msg, str)
@@ -28,20 +32,33 @@ async def _echo_server(received: list[str], done: asyncio.Event, count: int) -> 
             if len(received) == count:
                 done.set()
 
-    return await serve(handler, "127.0.0.1", 0, compression=None, max_size=None)
+    return await serve(handler, "127.0.0.1", 0, compression=None, max_size=None, ssl=tls)
 
 
-def test_direct_frames_arrive_whole_and_in_order_with_the_library_s_own() -> None:
+def _tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for 127.0.0.1, and a client trusting its CA."""
+    authority = trustme.CA()
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    authority.configure_trust(client)
+    return server, client
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_direct_frames_arrive_whole_and_in_order_with_the_library_s_own(scheme: str) -> None:
     texts = ["x" * n for n in LENGTHS]
     sent_direct: list[bool] = []
+    server_tls, client_tls = _tls_pair() if scheme == "wss" else (None, None)
 
     async def main() -> list[str]:
         received: list[str] = []
         done = asyncio.Event()
-        server = await _echo_server(received, done, 2 * len(texts))
+        server = await _echo_server(received, done, 2 * len(texts), server_tls)
         port = server.sockets[0].getsockname()[1]
         keys = MaskKeys()
-        async with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as ws:
+        url = f"{scheme}://127.0.0.1:{port}"
+        async with connect(url, compression=None, max_size=None, ssl=client_tls) as ws:
             for i, text in enumerate(texts):
                 sent_direct.append(try_send_text(ws, f"{i}:{text}", keys))
                 await ws.send(f"lib{i}")  # interleaved with websockets' own framing
@@ -102,7 +119,7 @@ def test_declines_and_writes_nothing_when_the_bypass_is_unsafe(blocker: str) -> 
             assert ws.protocol.side is CLIENT and ws.protocol.state is OPEN
             writes: list[bytes] = []
             real_write = ws.transport.write
-            ws.transport.write = writes.append  # type: ignore[method-assign]
+            ws.transport.write = writes.append  # type: ignore[method-assign,assignment]
             if blocker == "paused":
                 ws.paused = True
             elif blocker == "closing":

@@ -30,7 +30,10 @@ from app.sim.caller import caller_track
 from app.sim.scenario import load_scenario
 from tests.pulse import RATE, PacedPipeSource
 
-pytestmark = [pytest.mark.device, pytest.mark.slow]
+# Serial: a 72 s real-time call through PulseAudio whose drift figure a CPU-starved daemon
+# bends (a CI run beside phase 1's other workers measured -560 ppm for -833, with the
+# queue bounds still met); like the echo canceller's tests, it runs with nothing beside it.
+pytestmark = [pytest.mark.device, pytest.mark.slow, pytest.mark.serial]
 
 #: How much faster the microphone runs than it claims (Hz at 48 kHz): 833 ppm.
 DRIFT_HZ = 40.0

@@ -45,7 +45,20 @@ def float_to_int16(x: NDArray[np.floating]) -> NDArray[np.int16]:
     are clipped rather than wrapped. NaN maps to 0.
     """
     y = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0) * 32768.0
-    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
+    return round_to_int16(y)
+
+
+def round_to_int16(y: NDArray[np.float64]) -> NDArray[np.int16]:
+    """Round samples on the int16 scale to the nearest integer, saturate and convert.
+
+    Works in place: ``y`` is overwritten, so pass a temporary. ``np.maximum`` and
+    ``np.minimum`` do what ``np.clip`` does without its Python-level wrapper: three
+    fewer arrays per 20 ms block on the resampler's hot path.
+    """
+    np.rint(y, out=y)
+    np.maximum(y, -32768.0, out=y)
+    np.minimum(y, 32767.0, out=y)
+    return y.astype(np.int16)
 
 
 def rms_dbfs(a: NDArray[np.int16]) -> float:

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from app.audio.pcm import round_to_int16
 from app.errors import ConfigError
 
 #: The stream rates voiceprobe uses (any pair, including identity). Other rates work as
@@ -80,16 +81,6 @@ def _check_rates(in_rate: int, out_rate: int) -> None:
     g = math.gcd(in_rate, out_rate)
     if max(in_rate, out_rate) // g > MAX_FACTOR:
         raise ConfigError(f"cannot convert {in_rate} Hz to {out_rate} Hz (ratio too complex)")
-
-
-def _to_int16(y: NDArray[np.float64]) -> NDArray[np.int16]:
-    """Round, saturate and convert ``y`` (overwritten: the callers' scratch output)."""
-    # In place, with np.minimum/np.maximum (what np.clip does, without its Python-level
-    # wrapper): three fewer arrays per 20 ms block on the bridge's hot path.
-    np.rint(y, out=y)
-    np.maximum(y, -32768.0, out=y)
-    np.minimum(y, 32767.0, out=y)
-    return y.astype(np.int16)
 
 
 @lru_cache(maxsize=128)
@@ -161,8 +152,9 @@ class StreamResampler:
     every block yields exactly 20 ms. Output is delayed by :attr:`delay_ms` (zeros come
     out first); :meth:`flush` drains the tail.
 
-    Not thread-safe: one owner thread calls every method. Allocates per call (its output and the
-    filter's product), so it belongs on the bridge thread, not in a device callback.
+    Not thread-safe: one owner thread calls every method. Allocates per call (its output
+    and the filter's product), so it belongs on the bridge thread, not in a device
+    callback.
 
     Raises:
         ConfigError: a rate outside :data:`MIN_RATE`..:data:`MAX_RATE`, or a ratio whose
@@ -186,8 +178,9 @@ class StreamResampler:
         self._reset()
 
     def _reset(self) -> None:
-        # x[n_in - keep .. n_in - 1] in _buf[:keep]; each block is copied in after it.
-        self._buf = np.zeros(self._keep + 2 * self._keep)
+        # x[n_in - keep .. n_in - 1] in _buf[:keep]; each block is copied in after it
+        # (process() grows the array to the largest block).
+        self._buf = np.zeros(self._keep)
         self._n_in = 0
         self._n_out = 0
 
@@ -231,7 +224,7 @@ class StreamResampler:
         )
         buf[:keep] = buf[n:]  # the new history (numpy copes with the overlap)
         self._n_out = n_out_end
-        return _to_int16(out)
+        return round_to_int16(out)
 
     def flush(self) -> NDArray[np.int16]:
         """Drain the filter: return the last :attr:`delay_ms` of output and reset.
@@ -266,4 +259,4 @@ def resample(x: NDArray[np.int16], in_rate: int, out_rate: int) -> NDArray[np.in
     n_out = round(len(x) * out_rate / in_rate)
     pad_after = delay_up // up + down + 2
     buf = np.concatenate((np.zeros(taps - 1), x.astype(np.float64), np.zeros(pad_after)))
-    return _to_int16(_filter(in_rate, out_rate, buf, -(taps - 1), 0, n_out, delay_up))
+    return round_to_int16(_filter(in_rate, out_rate, buf, -(taps - 1), 0, n_out, delay_up))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from app.audio.pcm import round_to_int16
 from app.errors import ConfigError
 
 FRAME_MS = 20
@@ -64,10 +65,6 @@ def active_level_dbfs(x: NDArray[np.int16], rate: int) -> float:
     return 10 * float(np.log10(power / _FULL**2))
 
 
-def _to_int16(y: NDArray[np.float64]) -> NDArray[np.int16]:
-    return np.clip(np.rint(y), -32768, 32767).astype(np.int16)
-
-
 def set_active_level(x: NDArray[np.int16], rate: int, dbfs: float) -> NDArray[np.int16]:
     """Return ``x`` scaled so that its active level is ``dbfs`` (samples past full scale
     are clipped, which only happens for targets within a few dB of 0 dBFS).
@@ -76,7 +73,7 @@ def set_active_level(x: NDArray[np.int16], rate: int, dbfs: float) -> NDArray[np
         ConfigError: ``x`` has no active frame.
     """
     gain = 10 ** ((dbfs - active_level_dbfs(x, rate)) / 20)
-    return _to_int16(np.asarray(x, dtype=np.float64) * gain)
+    return round_to_int16(np.asarray(x, dtype=np.float64) * gain)
 
 
 def mix_at_snr(
@@ -94,4 +91,4 @@ def mix_at_snr(
     if p_n <= 0.0:
         raise ConfigError("the noise is silent where the probe speaks")
     gain = np.sqrt(p_s / (p_n * 10 ** (snr_db / 10)))
-    return _to_int16(np.asarray(speech, dtype=np.float64) + gain * noise)
+    return round_to_int16(np.asarray(speech, dtype=np.float64) + gain * noise)

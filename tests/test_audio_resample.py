@@ -131,3 +131,20 @@ def test_resample_file_rates(in_rate: int, out_rate: int) -> None:
 def test_absurd_ratio_raises_config_error() -> None:
     with pytest.raises(ConfigError):
         resample(np.zeros(10, np.int16), 44101, 16000)
+
+
+def test_reset_drops_the_cut_audio_tail() -> None:
+    """After a cut (barge-in) the next silent block comes out silent, as from a fresh
+    resampler: the filter's tail of the cut audio is not played after the cut."""
+    t = np.arange(320) / 16000
+    tone = (8000 * np.sin(2 * np.pi * 330 * t)).astype(np.int16)
+    conv = StreamResampler(16000, 48000)
+    conv.process(tone)
+    assert conv.process(np.zeros(320, dtype=np.int16)).any()  # the tail rings on
+    conv.process(tone)
+    conv.reset()
+    fresh = StreamResampler(16000, 48000)
+    quiet = np.zeros(320, dtype=np.int16)
+    after, expected = conv.process(quiet), fresh.process(quiet)
+    assert len(after) == len(expected) == 960
+    assert not after.any()

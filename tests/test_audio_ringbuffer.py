@@ -45,6 +45,18 @@ def test_read_into_zero_pads_and_counts_underrun() -> None:
     assert rb.read_into(out) == 4 and rb.underruns == 1
 
 
+def test_drop_to_keeps_what_was_written_after_the_position() -> None:
+    rb = RingBuffer(8)
+    rb.write(np.arange(3, dtype=np.int16))
+    mark = rb.written
+    rb.write(np.array([7, 8], dtype=np.int16))  # written after the mark: kept
+    assert rb.drop_to(mark) == 3
+    assert rb.available == 2 and rb.free == 6
+    assert list(rb.read(5)) == [7, 8]
+    assert rb.drop_to(mark) == 0  # already read past it
+    assert rb.written == 5
+
+
 def test_clear() -> None:
     rb = RingBuffer(4)
     rb.write(np.arange(3, dtype=np.int16))

@@ -119,13 +119,15 @@ def test_a_short_queue_is_topped_up_with_silence_at_a_quiet_point() -> None:
     quiet = np.zeros(BLOCK_IN, dtype=np.int16)
     for _ in range(int(3 * RATE / BLOCK_IN)):
         assert len(comp.process(quiet, 1920)) in (BLOCK_IN - 1, BLOCK_IN)  # settles at 40 ms
+    drift = comp.drift_ppm
     comp.reset(dropped=1920)
-    blocks = int(3 * RATE / BLOCK_IN)  # settles again at the emptied level, then tops up
-    out = [comp.process(quiet, 0) for _ in range(blocks)]
-    extra = sum(len(y) for y in out) - blocks * BLOCK_IN
-    assert extra >= 1440 - BLOCK_IN // 2, extra  # up to the 30 ms floor, in one go
-    assert max(len(y) for y in out) >= BLOCK_IN + 1440 - BLOCK_IN // 2
-    assert not any(y.any() for y in out)
+    first = comp.process(quiet, 0)  # the first block after the flush: back to 40 ms at once
+    assert BLOCK_IN + 1920 - 1 <= len(first) <= BLOCK_IN + 1920 + 1, len(first)
+    assert not first.any()
+    blocks = int(3 * RATE / BLOCK_IN)  # the queue now holds its level: no further top-up
+    out = [comp.process(quiet, 1920) for _ in range(blocks)]
+    assert all(len(y) in (BLOCK_IN - 1, BLOCK_IN, BLOCK_IN + 1) for y in out)
+    assert abs(comp.drift_ppm - drift) < 1.0  # the flush is kept out of the drift figure
     tone = _speech_like(QUIET_S * RATE, BLOCK_IN)
     assert len(comp.process(tone, 0)) in (BLOCK_IN - 1, BLOCK_IN, BLOCK_IN + 1)  # speech is
     # never padded

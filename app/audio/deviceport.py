@@ -161,7 +161,13 @@ class DevicePort(CallerPort):
         # (ADC time of the block's first sample on PortAudio's clock, its sample index).
         self._in_anchor: tuple[float, int] | None = None
         self._in_count = 0  # callback-owned: device samples written to the ring
-        self._flush = False  # set by flush_output, honoured by the output callback
+        # A barge-in: flush_output sets the stream position to drop up to, then the flag;
+        # the output callback drops, then treats the ring running dry before the next
+        # write as the cut's silence (``_cut_at``), not as an underrun.
+        self._flush = False
+        self._flush_to = 0
+        self._cut_at: int | None = None  # callback-owned
+        self._short_blocks = 0  # callback-owned: output blocks the ring could not fill
         #: PortAudio-reported xruns (input overflow, output underflow) and ring overruns.
         self.input_overflows = 0
         self.output_underflows = 0
@@ -215,9 +221,16 @@ class DevicePort(CallerPort):
             outdata.fill(0)
             return
         if self._flush:
-            ring.clear()
             self._flush = False
-        ring.read_into(outdata[:, 0])
+            ring.drop_to(self._flush_to)
+            self._cut_at = self._flush_to
+        written = ring.written  # before the read: what this block could take
+        short = ring.read_into(outdata[:, 0]) < frames
+        cut = self._cut_at
+        if cut is not None and written > cut:
+            cut = self._cut_at = None  # audio came after the cut: the ring counts again
+        if short and cut is None:
+            self._short_blocks += 1  # ran dry mid-stream
         ref = self._ref_ring
         if ref is not None:  # the canceller's reference: what the device plays, when
             self._place_reference(ref, outdata[:, 0], frames, time_info, status)
@@ -344,6 +357,7 @@ class DevicePort(CallerPort):
             self._rs_out = StreamResampler(self.rate, rate)
             self._drift = DriftCompensator(rate)
             self._playout_fed, self._underruns_base = 0, None  # a new ring counts anew
+            self._flush, self._cut_at = False, None  # positions of the old ring
         elif self._drift is not None:
             self._drift.reset()
         self._out_finished = False
@@ -658,7 +672,10 @@ class DevicePort(CallerPort):
         if ring is None or rs is None:
             return now_ns
         y = rs.process(np.asarray(pcm, dtype=np.int16))
+        flushing = self._flush  # read first: the callback may do the flush meanwhile
         queued = ring.available
+        if flushing:  # a flush the output callback may not have done yet: what stays
+            queued = min(queued, ring.written - self._flush_to)
         if self._drift is not None:  # fed on the mic's clock, drained on the speaker's
             y = self._drift.process(y, queued)
         # The bridge hands over one frame per caller frame; the two device clocks differ
@@ -679,7 +696,7 @@ class DevicePort(CallerPort):
         self._playout_peak = max(self._playout_peak, ring.available)
         self._playout_fed += n
         if self._underruns_base is None and self._playout_fed >= SETTLE_S * self.out_rate:
-            self._underruns_base = ring.underruns
+            self._underruns_base = self._short_blocks
 
     @property
     def playout_peak_ms(self) -> float:
@@ -691,9 +708,10 @@ class DevicePort(CallerPort):
     def playout_underruns(self) -> int:
         """Speaker callbacks that found the queue short (played silence mid-stream), counted
         from :data:`~app.audio.drift.SETTLE_S` of audio on: the call's first blocks, before
-        the queue has its level, are not counted."""
-        ring, base = self._out_ring, self._underruns_base
-        return ring.underruns - base if ring is not None and base is not None else 0
+        the queue has its level, are not counted, nor is the silence right after a
+        barge-in's flush (until the next block arrives the speaker plays the cut)."""
+        base = self._underruns_base
+        return self._short_blocks - base if self._out_ring is not None and base is not None else 0
 
     @property
     def input_samples(self) -> int:
@@ -702,11 +720,19 @@ class DevicePort(CallerPort):
         return self._in_count
 
     def flush_output(self) -> None:
-        """Barge-in: drop queued agent audio at once (the output callback performs the
-        drop)."""
+        """Barge-in: drop the agent audio queued so far (the output callback performs the
+        drop at its next block; blocks written after this call are kept, and the next
+        quiet one refills the queue to its working level, see ``DriftCompensator.reset``).
+        """
+        ring = self._out_ring
+        if ring is None:
+            return
+        self._flush_to = ring.written
         self._flush = True
-        if self._drift is not None and self._out_ring is not None:
-            self._drift.reset(self._out_ring.available)
+        if self._rs_out is not None:  # the cut audio's filter tail would play after it
+            self._rs_out.reset()
+        if self._drift is not None:
+            self._drift.reset(ring.available)
 
     @property
     def output_queued_ms(self) -> float:

@@ -109,15 +109,19 @@ class DriftCompensator:
         return (self._ratio - 1.0) * 1e6
 
     def reset(self, dropped: int = 0) -> None:
-        """The queue was flushed (barge-in): learn its level again; keep the drift.
+        """The queue was flushed (barge-in) or its stream restarted: keep the drift and
+        the target level; the level is measured afresh at the next block, and the next
+        quiet block tops the queue back up to the target at once (:meth:`process`), so
+        the agent's next reply does not start on an empty queue. Before the target is
+        known, the level settles as at the start.
 
         Args:
             dropped: samples the flush dropped unplayed (kept out of the drift figure).
         """
         self._fed_out -= dropped
         self._level = None
-        self._target = None
-        self._settled = 0
+        if self._target is None:
+            self._settled = 0
 
     def discard(self, n: int) -> None:
         """``n`` samples that :meth:`process` returned were not queued after all (the
@@ -180,11 +184,14 @@ class DriftCompensator:
     def _steer(self, n: int, queued: int) -> None:
         """Update the smoothed level and the ratio for a block of ``n`` samples."""
         dt = n / self.rate
-        if self._level is None:
-            self._level = float(queued)
-        else:
-            self._level += min(1.0, dt / SMOOTH_S) * (queued - self._level)
         self._settled += n
+        if self._level is None:
+            # A fresh level (the start, or right after a flush): nothing to steer on yet;
+            # a flushed queue is topped up by process(), not chased by the ratio.
+            self._level = float(queued)
+            self._ratio = 1.0 + self._integral
+            return
+        self._level += min(1.0, dt / SMOOTH_S) * (queued - self._level)
         if self._settled < SETTLE_S * self.rate:
             self._ratio = 1.0 + self._integral
             return

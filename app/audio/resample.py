@@ -226,6 +226,11 @@ class StreamResampler:
         self._n_out = n_out_end
         return round_to_int16(out)
 
+    def reset(self) -> None:
+        """Drop the filter's history and start a new stream (the input so far is cut, its
+        tail is not wanted: a barge-in)."""
+        self._reset()
+
     def flush(self) -> NDArray[np.int16]:
         """Drain the filter: return the last :attr:`delay_ms` of output and reset.
 

@@ -48,6 +48,12 @@ class RingBuffer:
         return self._written - self._read
 
     @property
+    def written(self) -> int:
+        """Samples written since the buffer was made (a position in the stream; any
+        thread may read it)."""
+        return self._written
+
+    @property
     def free(self) -> int:
         """Room for samples (a lower bound when read from the reader thread)."""
         return self.capacity - (self._written - self._read)
@@ -105,3 +111,15 @@ class RingBuffer:
     def clear(self) -> None:
         """Drop every buffered sample (reader side; see the module's threading contract)."""
         self._read = self._written
+
+    def drop_to(self, position: int) -> int:
+        """Drop the samples before stream ``position`` (a :attr:`written` value taken
+        earlier, on any thread); samples written after it stay. Reader side.
+
+        Returns:
+            The number of samples dropped.
+        """
+        target = min(position, self._written)
+        dropped = max(0, target - self._read)
+        self._read += dropped
+        return dropped

@@ -138,7 +138,7 @@ class SipCallPort(CallerPort):
 
     def flush(self) -> None:
         """Drop queued agent audio (barge-in); takes effect at the next frame."""
-        self.link.flush_requested = True
+        self.link.request_flush()
 
     def flush_output(self) -> None:
         """The bridge's barge-in hook (:meth:`CallerPort.flush_output`)."""

@@ -69,6 +69,35 @@ def _wait_ready(env: dict[str, str], deadline_s: float) -> None:
     raise RuntimeError("PulseAudio did not become ready")
 
 
+def _warm_first_stream(deadline_s: float) -> None:
+    """Open and drain one PortAudio stream on the fresh daemon, as a desktop's long-running
+    daemon would have done long ago.
+
+    The first PortAudio stream a fresh daemon serves takes about 1.7 s before it drains
+    anything (measured: a 20 ms block written to a new ``DevicePort`` drained after 1.71 s
+    on a fresh daemon, after 0.01-0.02 s on the next ports). A test that happened to open
+    the first stream of its worker saw that stall, the others did not: the demo's speaker
+    test failed whenever it ran first on its worker (its caller audio queued for 1.7 s and
+    then caught up in the first silence, merging two turns).
+    """
+    import numpy as np
+
+    from app.audio.deviceport import DevicePort
+
+    port = DevicePort(input_device="pulse", output_device="pulse")
+    port.start(time.monotonic_ns())
+    try:
+        port.write(np.zeros(320, dtype=np.int16), time.monotonic_ns())
+        end = time.monotonic() + deadline_s
+        while port.output_queued_ms > 0 and time.monotonic() < end:
+            port.read(time.monotonic_ns())
+            time.sleep(0.01)  # polling the device's drain, not synchronising threads
+        if port.output_queued_ms > 0:
+            raise RuntimeError("the fresh PulseAudio daemon never played a first stream")
+    finally:
+        port.stop()
+
+
 @contextlib.contextmanager
 def running_pulse_server() -> Iterator[PulseServer]:
     """Run a private PulseAudio daemon with ``vsink`` and ``vmic`` null sinks.
@@ -146,6 +175,7 @@ def running_pulse_server() -> Iterator[PulseServer]:
             from app.audio.devices import rescan_devices
 
             rescan_devices()
+        _warm_first_stream(10.0)
         yield server
     finally:
         for p in reversed(server.procs):

@@ -99,10 +99,6 @@ class MediaLink:
         stats: counters updated by the clock thread.
         rx_mark: ``(total samples received, clock time of the last one)``, replaced
             atomically by the clock thread.
-        flush_requested: set by the bridge (:meth:`request_flush`); the clock thread
-            then drops what ``tx`` held at the request (:meth:`apply_flush`).
-        tx_consumed: samples taken out of ``tx`` so far (sent, or dropped by a flush); the
-            same numbering as the writer's count of samples accepted by ``tx``.
         tx_after / tx_ns: for the last ``len(tx_ns)`` frames requested by pjmedia,
             ``tx_consumed`` after the frame and the clock time it was handed over
             (slot ``i % len``); ``tx_requests`` counts the frames (published last).
@@ -114,25 +110,16 @@ class MediaLink:
         self.tx = tx
         self.stats = stats
         self.rx_mark: tuple[int, int] = (0, 0)
-        self.flush_requested = False
-        self.flush_to = 0  # tx's write position at the request
-        self.tx_consumed = 0
         self.tx_after = np.zeros(tx_history, dtype=np.int64)
         self.tx_ns = np.zeros(tx_history, dtype=np.int64)
         self.tx_requests = 0
 
-    def request_flush(self) -> None:
-        """Bridge thread: drop the audio queued so far at the next frame (barge-in); audio
-        written after this call stays."""
-        self.flush_to = self.tx.written
-        self.flush_requested = True
-
-    def apply_flush(self) -> None:
-        """Clock thread: honour a pending :meth:`request_flush`. The samples dropped are
-        counted in ``tx_consumed`` exactly, whatever the bridge writes meanwhile."""
-        if self.flush_requested:
-            self.flush_requested = False
-            self.tx_consumed += self.tx.drop_to(self.flush_to)
+    @property
+    def tx_consumed(self) -> int:
+        """Samples taken out of ``tx`` so far (sent, or dropped by a barge-in's flush,
+        which the bridge asks of ``tx`` and the clock thread honours): the same
+        numbering as the writer's count of samples accepted by ``tx``."""
+        return self.tx.consumed
 
     def handed_ns(self, position: int) -> int | None:
         """Clock time at which sample ``position`` of ``tx`` (0-based, in the writer's
@@ -225,9 +212,9 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
         try:
             tx = self._tx
             link = self._link
-            link.apply_flush()
+            tx.apply_drop()  # a barge-in's flush, asked by SipCallPort.flush
             if tx.available > 0:
-                link.tx_consumed += tx.read_into(self._txview)
+                tx.read_into(self._txview)
             else:
                 self._txview[:] = 0
             slot = link.tx_requests % len(link.tx_ns)

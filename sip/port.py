@@ -138,7 +138,7 @@ class SipCallPort(CallerPort):
 
     def flush(self) -> None:
         """Drop queued agent audio (barge-in); takes effect at the next frame."""
-        self.link.request_flush()
+        self.tx.request_drop()
 
     def flush_output(self) -> None:
         """The bridge's barge-in hook (:meth:`CallerPort.flush_output`)."""

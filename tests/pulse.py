@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,15 +88,21 @@ def _warm_first_stream(deadline_s: float) -> None:
     port = DevicePort(input_device="pulse", output_device="pulse")
     port.start(time.monotonic_ns())
     try:
-        port.write(np.zeros(320, dtype=np.int16), time.monotonic_ns())
-        end = time.monotonic() + deadline_s
-        while port.output_queued_ms > 0 and time.monotonic() < end:
-            port.read(time.monotonic_ns())
-            time.sleep(0.01)  # polling the device's drain, not synchronising threads
-        if port.output_queued_ms > 0:
+        if not speaker_drains(port, np.zeros(320, dtype=np.int16), deadline_s):
             raise RuntimeError("the fresh PulseAudio daemon never played a first stream")
     finally:
         port.stop()
+
+
+def speaker_drains(port: Any, block: Any, deadline_s: float) -> bool:
+    """Write ``block`` to a started ``DevicePort`` and wait until its speaker has played
+    it (its capture side kept drained meanwhile); False if that takes ``deadline_s``."""
+    port.write(block, time.monotonic_ns())
+    end = time.monotonic() + deadline_s
+    while port.output_queued_ms > 0 and time.monotonic() < end:
+        port.read(time.monotonic_ns())
+        time.sleep(0.01)  # polling the device's drain, not synchronising threads
+    return bool(port.output_queued_ms == 0)
 
 
 @contextlib.contextmanager

@@ -45,16 +45,17 @@ def test_read_into_zero_pads_and_counts_underrun() -> None:
     assert rb.read_into(out) == 4 and rb.underruns == 1
 
 
-def test_drop_to_keeps_what_was_written_after_the_position() -> None:
+def test_a_drop_keeps_what_was_written_after_the_request() -> None:
     rb = RingBuffer(8)
     rb.write(np.arange(3, dtype=np.int16))
-    mark = rb.written
-    rb.write(np.array([7, 8], dtype=np.int16))  # written after the mark: kept
-    assert rb.drop_to(mark) == 3
-    assert rb.available == 2 and rb.free == 6
+    rb.request_drop()  # writer: drop the 3 samples so far
+    rb.write(np.array([7, 8], dtype=np.int16))  # written after the request: kept
+    assert rb.kept == 2 and rb.available == 5  # the reader has not honoured it yet
+    assert rb.apply_drop() == 3  # the position dropped up to
+    assert rb.available == 2 and rb.free == 6 and rb.consumed == 3
     assert list(rb.read(5)) == [7, 8]
-    assert rb.drop_to(mark) == 0  # already read past it
-    assert rb.written == 5
+    assert rb.apply_drop() is None  # already honoured
+    assert rb.written == 5 and rb.consumed == 5
 
 
 def test_clear() -> None:

@@ -15,6 +15,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.pulse import speaker_drains
+
 # Serial: a real-time feed whose underrun count must be exact; a CPU-starved PulseAudio
 # daemon underflows for reasons of its own (see test_drift_devices.py).
 pytestmark = [pytest.mark.device, pytest.mark.serial]
@@ -44,14 +46,8 @@ def test_a_barge_in_flush_is_not_an_underrun_and_the_queue_refills_at_once(pulse
     short_at: list[float] = []  # when each counted underrun was seen (s into the feed)
     level_before: list[float] = []  # queue level just before each flush
     try:
-        # A fresh daemon's first stream can take seconds to call back: wait until the
-        # speaker drains, so the feed below starts on a running device.
-        port.write(_tone_block(0), time.monotonic_ns())
-        deadline = time.monotonic() + 10
-        while port.output_queued_ms > 0 and time.monotonic() < deadline:
-            port.read(time.monotonic_ns())
-            time.sleep(0.01)  # polling the device's drain, 10 s at most
-        assert port.output_queued_ms == 0, "the speaker never started"
+        # The feed below starts on a running device.
+        assert speaker_drains(port, _tone_block(0), 10.0), "the speaker never started"
         t0 = time.monotonic()
         flushes = list(FLUSH_AT_S)
         quiet_until = 0.0

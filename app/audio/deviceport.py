@@ -161,11 +161,10 @@ class DevicePort(CallerPort):
         # (ADC time of the block's first sample on PortAudio's clock, its sample index).
         self._in_anchor: tuple[float, int] | None = None
         self._in_count = 0  # callback-owned: device samples written to the ring
-        # A barge-in: flush_output sets the stream position to drop up to, then the flag;
-        # the output callback drops, then treats the ring running dry before the next
-        # write as the cut's silence (``_cut_at``), not as an underrun.
-        self._flush = False
-        self._flush_to = 0
+        # A barge-in: flush_output asks the playout ring to drop what it holds; the
+        # output callback drops it, then treats the ring running dry before the next
+        # write as the cut's silence (``_cut_at``: the ring position cut at), not as an
+        # underrun.
         self._cut_at: int | None = None  # callback-owned
         self._short_blocks = 0  # callback-owned: output blocks the ring could not fill
         #: PortAudio-reported xruns (input overflow, output underflow) and ring overruns.
@@ -220,10 +219,9 @@ class DevicePort(CallerPort):
         if ring is None:
             outdata.fill(0)
             return
-        if self._flush:
-            self._flush = False
-            ring.drop_to(self._flush_to)
-            self._cut_at = self._flush_to
+        cut_at = ring.apply_drop()
+        if cut_at is not None:
+            self._cut_at = cut_at
         written = ring.written  # before the read: what this block could take
         short = ring.read_into(outdata[:, 0]) < frames
         cut = self._cut_at
@@ -357,7 +355,7 @@ class DevicePort(CallerPort):
             self._rs_out = StreamResampler(self.rate, rate)
             self._drift = DriftCompensator(rate)
             self._playout_fed, self._underruns_base = 0, None  # a new ring counts anew
-            self._flush, self._cut_at = False, None  # positions of the old ring
+            self._cut_at = None  # a position of the old ring
         elif self._drift is not None:
             self._drift.reset()
         self._out_finished = False
@@ -672,10 +670,7 @@ class DevicePort(CallerPort):
         if ring is None or rs is None:
             return now_ns
         y = rs.process(np.asarray(pcm, dtype=np.int16))
-        flushing = self._flush  # read first: the callback may do the flush meanwhile
-        queued = ring.available
-        if flushing:  # a flush the output callback may not have done yet: what stays
-            queued = min(queued, ring.written - self._flush_to)
+        queued = ring.kept  # less a flush the output callback has not done yet
         if self._drift is not None:  # fed on the mic's clock, drained on the speaker's
             y = self._drift.process(y, queued)
         # The bridge hands over one frame per caller frame; the two device clocks differ
@@ -727,8 +722,7 @@ class DevicePort(CallerPort):
         ring = self._out_ring
         if ring is None:
             return
-        self._flush_to = ring.written
-        self._flush = True
+        ring.request_drop()
         if self._rs_out is not None:  # the cut audio's filter tail would play after it
             self._rs_out.reset()
         if self._drift is not None:

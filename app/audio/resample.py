@@ -175,9 +175,11 @@ class StreamResampler:
         # History kept between blocks: the filter span, plus the input that an output
         # straddling the previous block boundary still needs (at most M/L + 1 samples).
         self._keep = taps - 1 + self._down + 1
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """Drop the filter's history and start a new stream (also when the input so far
+        is cut and its tail is not wanted: a barge-in)."""
         # x[n_in - keep .. n_in - 1] in _buf[:keep]; each block is copied in after it
         # (process() grows the array to the largest block).
         self._buf = np.zeros(self._keep)
@@ -226,11 +228,6 @@ class StreamResampler:
         self._n_out = n_out_end
         return round_to_int16(out)
 
-    def reset(self) -> None:
-        """Drop the filter's history and start a new stream (the input so far is cut, its
-        tail is not wanted: a barge-in)."""
-        self._reset()
-
     def flush(self) -> NDArray[np.int16]:
         """Drain the filter: return the last :attr:`delay_ms` of output and reset.
 
@@ -238,10 +235,10 @@ class StreamResampler:
         for a new stream.
         """
         if self._identity:
-            self._reset()
+            self.reset()
             return np.zeros(0, dtype=np.int16)
         tail = self.process(np.zeros(-(-self._delay_up // self._up), dtype=np.int16))
-        self._reset()
+        self.reset()
         return tail
 
 

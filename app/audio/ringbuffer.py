@@ -9,6 +9,12 @@ copying, and never loses samples, without any lock. :meth:`clear` and the counte
 consistency across both sides are only guaranteed when called from the reader thread
 while no write is in progress, or when the stream is stopped.
 
+A barge-in's cut crosses the threads the same way: the writer asks for it
+(:meth:`RingBuffer.request_drop`, one store of its write position) and the reader
+honours it at its next block (:meth:`RingBuffer.apply_drop`), so what the writer adds
+after asking stays, and the reader's count of samples taken out (:attr:`consumed`) stays
+exact whatever the writer does meanwhile.
+
 :meth:`write` and :meth:`read_into` allocate no sample memory (in-place copies through
 short-lived slice views only) and take no lock, so they are fit for PortAudio and pjsua2
 media callbacks.
@@ -39,6 +45,8 @@ class RingBuffer:
         # Monotonic counters (Python ints never overflow); positions are taken modulo.
         self._written = 0  # advanced only by the writer
         self._read = 0  # advanced only by the reader
+        self._drop_at = 0  # writer-owned: position of the newest drop request (only grows)
+        self._dropped_at = 0  # reader-owned: the request last honoured
         self.overruns = 0  # writer-owned
         self.underruns = 0  # reader-owned
 
@@ -52,6 +60,18 @@ class RingBuffer:
         """Samples written since the buffer was made (a position in the stream; any
         thread may read it)."""
         return self._written
+
+    @property
+    def consumed(self) -> int:
+        """Samples taken out so far, read or dropped (the reader's position in the
+        stream, in the writer's numbering)."""
+        return self._read
+
+    @property
+    def kept(self) -> int:
+        """Samples the reader will still read once a pending drop is honoured (writer
+        side: :attr:`available` less what :meth:`request_drop` has asked to drop)."""
+        return self._written - max(self._read, self._drop_at)
 
     @property
     def free(self) -> int:
@@ -112,14 +132,21 @@ class RingBuffer:
         """Drop every buffered sample (reader side; see the module's threading contract)."""
         self._read = self._written
 
-    def drop_to(self, position: int) -> int:
-        """Drop the samples before stream ``position`` (a :attr:`written` value taken
-        earlier, on any thread); samples written after it stay. Reader side.
+    def request_drop(self) -> None:
+        """Writer side: ask the reader to drop everything written so far, at its next
+        :meth:`apply_drop`; samples written after this call stay. Never blocks."""
+        self._drop_at = self._written
+
+    def apply_drop(self) -> int | None:
+        """Reader side: honour the newest :meth:`request_drop` not yet honoured.
 
         Returns:
-            The number of samples dropped.
+            The stream position dropped up to (a :attr:`written` value), or None when no
+            request is new since the last call.
         """
-        target = min(position, self._written)
-        dropped = max(0, target - self._read)
-        self._read += dropped
-        return dropped
+        at = self._drop_at
+        if at == self._dropped_at:
+            return None
+        self._dropped_at = at
+        self._read = max(self._read, at)
+        return at

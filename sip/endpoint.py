@@ -60,6 +60,7 @@ from sip.account import PjAccount, SipAccount, build_account_config
 from sip.call import STATE_NAMES, PjCall, SipCall
 from sip.config import SipAccountConfig, TlsPolicy, system_ca_file
 from sip.events import CallQuality, CallState, Dtmf, RegistrationState
+from sip.media_port import FramePort
 from sip.quality import sample_quality
 
 log = logging.getLogger(__name__)
@@ -206,7 +207,7 @@ class SipEndpoint:
         self._tls_refusal = ""
         self._accounts: dict[int, PjAccount] = {}
         self._calls: dict[int, PjCall] = {}
-        self._graveyard: list[tuple[float, object]] = []
+        self._graveyard: list[tuple[float, FramePort]] = []
         self._dead_calls: list[PjCall] = []
         self._reg_deadlines: dict[int, float] = {}
         self._next_key = 1
@@ -364,7 +365,7 @@ class SipEndpoint:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if self._graveyard:
-            self._graveyard = [(t, o) for t, o in self._graveyard if t > now]
+            self._bury(now)
         for key, deadline in list(self._reg_deadlines.items()):
             if now >= deadline:
                 del self._reg_deadlines[key]
@@ -423,7 +424,7 @@ class SipEndpoint:
             deadline = time.monotonic() + 0.3
             while time.monotonic() < deadline:
                 self._ep.libHandleEvents(10)
-            self._graveyard.clear()
+            self._bury(None)
             self._dead_calls.clear()
         except Exception as exc:
             log.error("SIP teardown: %s", exc)
@@ -440,7 +441,7 @@ class SipEndpoint:
         self._calls.clear()
         self._dead_calls.clear()
         self._accounts.clear()
-        self._graveyard.clear()
+        self._bury(None)
         gc.collect()
         if self._ep is not None:
             with contextlib.suppress(pj.Error):
@@ -570,7 +571,10 @@ class SipEndpoint:
             if acc is not None:
                 with contextlib.suppress(pj.Error):
                     acc.shutdown()
-                self._graveyard.append((time.monotonic() + 0.5, acc))
+            # An Account's destructor deletes whatever account now has its pjsua id, and
+            # the next add_account reuses it: the last reference goes here, on this thread,
+            # before anything else can be added (kept longer, it took the next account down).
+            del acc
 
         self.run(run, timeout)
 
@@ -720,7 +724,11 @@ class SipEndpoint:
         """
         fp = call.media
         call.media = None
-        if fp is not None:
+        link = call.handle.port.link
+        if fp is None:
+            link.rx_ended = True  # no stream ever fed this call
+        else:
+            link.rx_closing = True
             with contextlib.suppress(pj.Error):
                 ci = call.getInfo()
                 if ci.state != pj.PJSIP_INV_STATE_DISCONNECTED and call.audio_index >= 0:
@@ -732,6 +740,17 @@ class SipEndpoint:
         self._dead_calls.append(call)
         if fp is not None:
             self._graveyard.append((time.monotonic() + 0.5, fp))
+
+    def _bury(self, now: float | None) -> None:
+        """Free the retired media ports whose time is up (all when ``now`` is None); once
+        a port is gone no received audio can follow, so its link's rx ends."""
+        keep = []
+        for t, fp in self._graveyard:
+            if now is not None and t > now:
+                keep.append((t, fp))
+            else:
+                fp.end_rx()
+        self._graveyard = keep
 
     def dtmf_received(self, call: PjCall, digit: str) -> None:
         """SIP thread: emit a received DTMF digit."""

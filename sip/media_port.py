@@ -102,6 +102,12 @@ class MediaLink:
         tx_after / tx_ns: for the last ``len(tx_ns)`` frames requested by pjmedia,
             ``tx_consumed`` after the frame and the clock time it was handed over
             (slot ``i % len``); ``tx_requests`` counts the frames (published last).
+        rx_closing: set by the SIP thread when the call is disconnected. The stream may
+            still hand over what its jitter buffer held (the far end's last audio).
+        rx_ended: no received audio can follow; set once and never cleared. The clock
+            thread sets it at the first frame without audio after ``rx_closing`` (the
+            stream is gone), the SIP thread when the media port is removed or never
+            existed. Every sample received is in ``rx`` before it is set.
     """
 
     def __init__(self, rx: RingBuffer, tx: RingBuffer, stats: MediaStats,
@@ -113,6 +119,8 @@ class MediaLink:
         self.tx_after = np.zeros(tx_history, dtype=np.int64)
         self.tx_ns = np.zeros(tx_history, dtype=np.int64)
         self.tx_requests = 0
+        self.rx_closing = False
+        self.rx_ended = False
 
     @property
     def tx_consumed(self) -> int:
@@ -181,20 +189,27 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
         fmt.init(pj.PJMEDIA_FORMAT_PCM, self.rate, 1, 20000, 16)
         self.createPort(name, fmt)
 
+    def end_rx(self) -> None:
+        """SIP thread, as the port is freed: no received audio can follow."""
+        self._link.rx_ended = True
+
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802 - pjsua2 API
         """Clock thread: copy the frame into the rx ring; stamp it."""
         t0 = time.perf_counter_ns()
         now = time.monotonic_ns()
         st = self._stats
         try:
+            link = self._link
             ptr, size = _vector_data(frame.buf)
-            n = min(size, self.nbytes)
+            n = min(size, self.nbytes) if not link.rx_ended else 0
             if n > 0:
                 _memmove(self._scratch_ptr, ptr, n)
                 k = n >> 1
                 self._rx.write(self._scratch[:k] if k < self.samples else self._scratch)
                 self._rx_total += k
-                self._link.rx_mark = (self._rx_total, now)
+                link.rx_mark = (self._rx_total, now)
+            elif link.rx_closing:
+                link.rx_ended = True  # hung up and the stream is gone: nothing can follow
             if st.last_rx_ns:
                 st.intervals_ms[(st.rx_frames - 1) % len(st.intervals_ms)] = (
                     now - st.last_rx_ns

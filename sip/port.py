@@ -151,8 +151,11 @@ class SipCallPort(CallerPort):
 
     @property
     def exhausted(self) -> bool:
-        """True once the call is disconnected and every received frame has been read."""
-        return self.disconnected.is_set() and self.rx.available < self.frame_samples
+        """True once the call is disconnected, its stream can deliver no more audio
+        (:attr:`MediaLink.rx_ended`) and every received frame has been read. Once true it
+        stays true: the far end's last audio, still in the jitter buffer at the hang-up,
+        is received first."""
+        return self.link.rx_ended and self.rx.available < self.frame_samples
 
     def stop(self) -> None:
         """Hang up the call if it is still up; idempotent, does not wait."""

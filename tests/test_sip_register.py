@@ -12,7 +12,7 @@ import pytest
 from app.errors import ConfigError
 from sip.config import SipAccountConfig, load_account_config
 from sip.events import RegistrationState
-from tests.sip_peers import Kamailio, free_port, have, run_kamailio
+from tests.sip_peers import Kamailio, free_port, have, registered, run_kamailio
 
 pytestmark = pytest.mark.sip
 
@@ -146,3 +146,27 @@ def test_unreachable_registrar_times_out_quickly(endpoint: tuple) -> None:
     assert st.reason.startswith("registration failed")
     assert elapsed < 4.0
     acc.remove()
+
+
+@needs_peers
+def test_removing_an_account_never_takes_the_next_one_with_it(registrar: Kamailio,
+                                                             endpoint: tuple) -> None:
+    """pjsua reuses account ids, and a pjsua2 Account deletes whatever account holds its id
+    when it is destroyed: the removed account must be gone before the next one is added.
+    (It was kept 0.5 s after removal, so the next account was deleted 0.5 s later: its
+    registration then ended in a 408 or its binding vanished.)"""
+    ep, _ = endpoint
+    first = ep.add_account(_cfg(registrar, "dora", PASSWORD))
+    st = first.wait_registration(5.0)
+    assert st is not None and st.code == 200, st
+    first.remove()
+    removed = time.monotonic()
+    nxt = ep.add_account(_cfg(registrar, "eve", PASSWORD))
+    st = nxt.wait_registration(5.0)
+    assert st is not None and (st.code, st.active) == (200, True), st
+    # The registrar still holds the binding well past the old 0.5 s hold.
+    while time.monotonic() < removed + 1.5:
+        assert registered(registrar, "eve"), "the next account was unregistered"
+        time.sleep(0.05)  # pacing the registrar queries, not synchronisation
+    assert not registered(registrar, "dora")
+    nxt.remove()

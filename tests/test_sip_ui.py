@@ -16,7 +16,7 @@ from app.events import Event, Notice
 from sip.config import SipAccountConfig
 from sip.events import CallQuality, CallState, RegistrationState
 from tests.conftest import module_owns_threads
-from tests.sip_peers import Kamailio, have, run_kamailio
+from tests.sip_peers import Kamailio, have, registered, run_kamailio, wait_until
 
 #: The SIP phase of scripts/test.sh runs every pjsua2 user in one process.
 pytestmark = pytest.mark.sip
@@ -317,6 +317,33 @@ def test_real_controller_registers_and_shows_failure(
     finally:
         panel.close_panel()
     assert any(isinstance(e, RegistrationState) and e.code == 200 for e in seen)
+
+
+@pytest.mark.sip
+def test_a_changed_account_stays_registered(registrar: Kamailio, real: tuple) -> None:
+    """Applying new account settings replaces the account: the new one must stay. (The old
+    account's pjsua2 object, freed 0.5 s after its removal, deleted the new account that
+    had reused its id: registered, then gone from the registrar.)"""
+    import time
+
+    ctl, _, _ = real
+
+    def apply(user: str) -> None:
+        ctl.apply_account(SipAccountConfig(uri=registrar.aor(user),
+                                           registrar=f"sip:{registrar.domain}",
+                                           password=PASSWORD)).result(10)
+        wait_until(lambda: ctl.registration is not None and ctl.registration.active
+                   and ctl.registration.account == registrar.aor(user), 8.0,
+                   f"{user} to register")
+
+    apply("ui-before")
+    apply("ui")  # the tester edits the account; "ui" is also what the call test dials
+    changed = time.monotonic()
+    while time.monotonic() < changed + 1.5:  # well past the old 0.5 s hold
+        assert registered(registrar, "ui"), "the new account was unregistered"
+        time.sleep(0.05)  # pacing the registrar queries, not synchronisation
+    assert ctl.registration is not None and ctl.registration.active
+    assert not registered(registrar, "ui-before")
 
 
 @pytest.mark.sip

@@ -106,8 +106,11 @@ def speaker_drains(port: Any, block: Any, deadline_s: float) -> bool:
 
 
 @contextlib.contextmanager
-def running_pulse_server() -> Iterator[PulseServer]:
+def running_pulse_server(warm: bool = True) -> Iterator[PulseServer]:
     """Run a private PulseAudio daemon with ``vsink`` and ``vmic`` null sinks.
+
+    ``warm=False`` leaves the first stream's stall in place (see
+    :func:`_warm_first_stream`): ``tests/speaker_start_child.py`` measures it.
 
     It points ``PULSE_SERVER`` (process-wide) and PortAudio at itself while it runs, so a
     process must run one at a time: the session fixture ``pulse_server`` in
@@ -182,7 +185,8 @@ def running_pulse_server() -> Iterator[PulseServer]:
             from app.audio.devices import rescan_devices
 
             rescan_devices()
-        _warm_first_stream(10.0)
+        if warm:
+            _warm_first_stream(10.0)
         yield server
     finally:
         for p in reversed(server.procs):

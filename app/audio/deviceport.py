@@ -64,6 +64,13 @@ REF_SLACK_BLOCKS = 3
 REF_MAX_GAP_S = 1.0
 #: Playback ring length (agent audio may arrive much faster than real time).
 OUTPUT_BUFFER_MS = 120_000
+#: How long :meth:`DevicePort.start` waits for the speaker to play its first block. A
+#: speaker can take seconds to start (the first stream of a fresh PulseAudio daemon: about
+#: 1.8 s; a Bluetooth headset); audio queued meanwhile would play that much later than
+#: stamped, and the queue would then catch up by skipping silence between turns.
+SPEAKER_START_S = 3.0
+#: A start at least this slow (ms) is reported in a notice.
+SPEAKER_SLOW_MS = 250
 #: A stream whose callbacks stop this long after they began is taken for a device that
 #: went away (an unplugged headset); PortAudio's finished callback usually says so first.
 STALL_MS = 2000
@@ -189,6 +196,9 @@ class DevicePort(CallerPort):
     _health: dict[str, tuple[int, float]] = {}  # start() gives each port its own
     _next_health = 0.0
     _watcher: Any = None  # a DeviceWatcher while a PulseAudio device is named
+    #: How long the speaker took to play its first block after it opened (ms; ``None``
+    #: before :meth:`start`, or when it had played nothing after :data:`SPEAKER_START_S`).
+    speaker_start_ms: float | None = None
     #: Every notice about the devices, in order (also sent to :attr:`emit`).
     notices: tuple[Notice, ...] = ()
 
@@ -299,6 +309,7 @@ class DevicePort(CallerPort):
             in_idx, in_info, in_api, in_pulse = resolve_device(self.input_device, "input")
         out_idx, out_info, out_api, out_pulse = resolve_device(self.output_device, "output")
         self._open_output(sd, out_idx, out_info, out_api, out_pulse, self._want_rate)
+        self._await_speaker()
         if self.capture:
             self.in_rate = pick_rate(sd, in_idx, in_info, in_api, "input", self._want_rate)
             self._in_ring = RingBuffer(self.in_rate * INPUT_BUFFER_MS // 1000)
@@ -366,6 +377,38 @@ class DevicePort(CallerPort):
             self._start_stream(sd, self._out_stream, info, api)
         self._pulse["output"] = pulse
         self._names["output"] = pulse or shown_name(info, "output")
+
+    def _await_speaker(self) -> None:
+        """Wait until the speaker has played one block of silence, at most
+        :data:`SPEAKER_START_S`, before the microphone opens and the call's audio flows:
+        the call starts when the tester can hear it, and every playback stamp counts from
+        a speaker that plays. A slow start is reported; so is a speaker that plays nothing
+        (its audio then queues, and playback stamps run early until it plays)."""
+        ring = self._out_ring
+        if ring is None:
+            return
+        began = time.monotonic()
+        ring.write(np.zeros(self.out_rate * BLOCK_MS // 1000, dtype=np.int16))
+        played = ring.written
+        end = began + SPEAKER_START_S
+        while ring.consumed < played and time.monotonic() < end:
+            time.sleep(0.002)  # polling the device's first pull; bounded above
+        name = self._names.get("output", "?")
+        if ring.consumed < played:
+            self.speaker_start_ms = None
+            self._notify(
+                "warning",
+                f"speaker {name!r} has played nothing {SPEAKER_START_S:g} s after it opened; "
+                "agent audio waits for it and playback times run early until it plays",
+            )
+            return
+        self.speaker_start_ms = round(1000 * (time.monotonic() - began), 1)
+        if self.speaker_start_ms >= SPEAKER_SLOW_MS:
+            self._notify(
+                "info",
+                f"speaker {name!r} took {self.speaker_start_ms / 1000:.2f} s to start "
+                "playing; the call began once it did",
+            )
 
     # --- device health (bridge thread) -------------------------------------------------
 
@@ -472,7 +515,11 @@ class DevicePort(CallerPort):
         xruns and the notices about devices."""
         return {
             "input": {"name": self._names.get("input"), "rate": self.in_rate},
-            "output": {"name": self._names.get("output"), "rate": self.out_rate},
+            "output": {
+                "name": self._names.get("output"),
+                "rate": self.out_rate,
+                "start_ms": self.speaker_start_ms,
+            },
             "drift_ppm": round(self.drift_ppm, 1),
             "playout": {
                 "peak_ms": round(self.playout_peak_ms, 1),

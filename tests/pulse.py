@@ -79,7 +79,10 @@ def _warm_first_stream(deadline_s: float) -> None:
     on a fresh daemon, after 0.01-0.02 s on the next ports). A test that happened to open
     the first stream of its worker saw that stall, the others did not: the demo's speaker
     test failed whenever it ran first on its worker (its caller audio queued for 1.7 s and
-    then caught up in the first silence, merging two turns).
+    then caught up in the first silence, merging two turns). ``DevicePort.start`` now waits
+    the stall out itself (docs/audio.md, "A speaker that starts late"); the warm-up keeps
+    those seconds out of every test's timing, and ``tests/test_speaker_start.py`` keeps
+    the stall (``warm=False``) to test that wait.
     """
     import numpy as np
 

@@ -534,6 +534,16 @@ def registered(k: Kamailio, user: str) -> bool:
             return False
 
 
+def stays_registered(k: Kamailio, user: str, until: float) -> bool:
+    """Whether ``user`` keeps a contact at ``k`` at every look until ``until`` (a
+    ``time.monotonic`` value); False at the first look that finds none."""
+    while time.monotonic() < until:
+        if not registered(k, user):
+            return False
+        time.sleep(0.05)  # pacing the registrar queries, not synchronisation
+    return True
+
+
 # --- sipp ---------------------------------------------------------------------------------
 
 

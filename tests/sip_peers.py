@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -60,15 +61,32 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str, step: float 
         time.sleep(step)
 
 
+def _peer(*argv: str, on_orphan: str = "KILL") -> list[str]:
+    """``argv`` started so that it gets ``on_orphan`` when the test process dies (setpriv's
+    parent-death signal): a pytest worker killed mid-test leaves no peer behind. kamailio
+    takes TERM, which it passes on to the workers it forked; baresip, KILL (on TERM it
+    waits to unregister from a registrar that may be gone)."""
+    return ["setpriv", "--pdeathsig", on_orphan, *argv]
+
+
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
-    if proc is None or proc.poll() is not None:
+    """Stop a peer started in a session of its own (``start_new_session``): SIGTERM to its
+    process group, then SIGKILL to the group, so a worker it forked (kamailio forks a
+    dozen) cannot outlive it, even when the main process had to be killed."""
+    if proc is None:
         return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            continue
+        if sig == signal.SIGTERM:
+            # The main process is gone; a worker that ignored the group's SIGTERM is not.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        return
 
 
 # --- audio files ------------------------------------------------------------------------
@@ -301,10 +319,12 @@ def run_kamailio(
                                         tls_module=tls_module))
     log = open(workdir / "kamailio.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        ["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(workdir), "-w", str(workdir)],
+        _peer("kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(workdir), "-w", str(workdir),
+              on_orphan="TERM"),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_until(
@@ -490,11 +510,12 @@ def run_baresip(
     (cfgdir / "contacts").write_text("")
     log = open(workdir / "baresip.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        ["baresip", "-4", "-f", str(cfgdir)],
+        _peer("baresip", "-4", "-f", str(cfgdir)),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=workdir,
+        start_new_session=True,
     )
     peer = Baresip(user=user, sip_port=sip_port, ctrl_port=ctrl_port, rec_dir=rec_dir, proc=proc)
     try:

@@ -212,24 +212,31 @@ def test_ctrl_c_ends_a_mic_call_normally(pulse_server, tmp_path, as_json: bool) 
         assert "session " in out
 
 
+def _eight_seconds_on(pulse_server: Any, tmp_path: Path, speaker: str, *args: str) -> _Cli:
+    """A mic call of 8 s (scaled) that plays to ``speaker``, once it is ready."""
+    scenario, _ = _scenario(tmp_path)
+    cli = _Cli(
+        pulse_server,
+        tmp_path / "home",
+        "--mic",
+        "--speaker",
+        speaker,
+        "--scenario",
+        str(scenario),
+        "--max-seconds",
+        str(8 * TIME_SCALE),
+        *args,
+    )
+    cli.wait_for(READY, 60)
+    return cli
+
+
 def test_a_speaker_removed_mid_call_moves_to_the_default_and_keeps_the_recording(
     pulse_server, tmp_path
 ) -> None:
-    scenario, _ = _scenario(tmp_path)
     sink = _Sink(pulse_server, "gone", 48000)
     try:
-        cli = _Cli(
-            pulse_server,
-            tmp_path / "home",
-            "--mic",
-            "--speaker",
-            "gone",
-            "--scenario",
-            str(scenario),
-            "--max-seconds",
-            str(8 * TIME_SCALE),
-        )
-        cli.wait_for(READY, 60)
+        cli = _eight_seconds_on(pulse_server, tmp_path, "gone")
     finally:
         sink.unload()
     line = cli.wait_for("went away", 30)
@@ -245,6 +252,29 @@ def test_a_speaker_removed_mid_call_moves_to_the_default_and_keeps_the_recording
     # The recording runs to the end of the call, across the switch: ~6 s of 16 kHz audio.
     assert len(audio) >= 5 * rate, len(audio) / rate
     meta = json.loads((folder / "session.json").read_text())
+    assert meta["status"] == "complete"
+
+
+def test_a_speaker_that_stops_playing_mid_call_moves_to_the_default(
+    pulse_server, tmp_path
+) -> None:
+    """A sink suspended mid-call (what a headset that hangs looks like): the stream stays
+    open and active, its callbacks just stop, so only the stall rule can notice it."""
+    sink = _Sink(pulse_server, "hung", 48000)
+    try:
+        cli = _eight_seconds_on(pulse_server, tmp_path, "hung", "--json")
+        pulse_server.run("pactl", "suspend-sink", "hung", "1")
+        line = cli.wait_for("stopped answering", 30)
+        code, out, err = cli.finish(60)
+    finally:
+        sink.unload()
+    assert code == 0, err
+    assert "speaker 'hung'" in line and "system default" in line, line
+    summary = json.loads(out)
+    assert summary["ok"] and summary["reason"] == "max_duration", summary["reason"]
+    assert summary["devices"]["output"]["name"] != "hung"
+    assert any("stopped answering" in n for n in summary["devices"]["notices"])
+    meta = json.loads((Path(summary["session_dir"]) / "session.json").read_text())
     assert meta["status"] == "complete"
 
 

@@ -34,7 +34,6 @@ class RingBuffer:
 
     Attributes:
         overruns: samples dropped by :meth:`write` because the buffer was full.
-        underruns: calls of :meth:`read_into` that found fewer samples than requested.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -48,7 +47,6 @@ class RingBuffer:
         self._drop_at = 0  # writer-owned: position of the newest drop request (only grows)
         self._dropped_at = 0  # reader-owned: the request last honoured
         self.overruns = 0  # writer-owned
-        self.underruns = 0  # reader-owned
 
     @property
     def available(self) -> int:
@@ -102,8 +100,8 @@ class RingBuffer:
     def read_into(self, out: NDArray[np.int16]) -> int:
         """Fill ``out`` from the buffer; reader thread only. Never blocks, never allocates.
 
-        If fewer than ``len(out)`` samples are available the rest of ``out`` is zeroed and
-        :attr:`underruns` is incremented.
+        If fewer than ``len(out)`` samples are available the rest of ``out`` is zeroed
+        (the caller counts short blocks itself, by the return value).
 
         Returns:
             The number of real samples copied.
@@ -117,7 +115,6 @@ class RingBuffer:
             out[first:n] = self._buf[: n - first]
         if n < len(out):
             out[n:] = 0
-            self.underruns += 1
         self._read = read + n  # publish after the copy
         return n
 

@@ -11,7 +11,9 @@ agent's audio on a paced sink; see ``client_voiceprobe.py``, ``client_sdk.py`` a
 ``client_pipecat.py``. Per client it prints:
 
 * CPU per live call: user+system CPU time of the client's process over the call's wall
-  time (connect to hang-up, imports excluded), as a percentage of one core;
+  time (connect to hang-up, imports excluded), as a percentage of one core, and its
+  wake-ups per second (context switches of all its threads: each costs a cold start,
+  see docs/timing.md);
 * send delay: a caller frame's due time (its nominal capture end) → its bytes handed to
   the socket; receive delay: an audio message off the socket → its audio queued for
   the sink (p50/p95/p99/max over every frame of every round);
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from app import eventloop
-from app.bench.harness import ClientRun, Simulator, cpu_s, figures, make_workload
+from app.bench.harness import ClientRun, Simulator, cpu_s, figures, make_workload, switches
 
 CLIENTS = ("voiceprobe", "sdk", "pipecat")
 #: A call that has not ended this long after its track is a failed run.
@@ -76,9 +78,10 @@ async def _one_call(client: str, wav: Path, base: str, url: str, work: Path) -> 
 
 
 async def _timed(coro: Any) -> ClientRun:
-    cpu0, wall0 = cpu_s(), time.monotonic()
+    cpu0, wall0, sw0 = cpu_s(), time.monotonic(), switches()
     result: ClientRun = await coro
     cpu, wall = cpu_s() - cpu0, time.monotonic() - wall0
+    result.extra["switches"] = switches() - sw0
     result.extra["cpu_s"] = cpu
     result.extra["wall_s"] = wall
     return result
@@ -112,6 +115,7 @@ def _aggregate(client: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cpu_percent_per_call": round(statistics.mean(cpu), 2),
         "cpu_percent_rounds": [round(c, 2) for c in cpu],
+        "wakes_per_second": round(statistics.mean(r["switches"] / r["wall_s"] for r in runs)),
         "send_delay": figures([v for r in runs for v in r["send_ns"]]),
         "receive_delay": figures([v for r in runs for v in r["recv_ns"]]),
         "loop_lag": figures([v for r in runs for v in r["lag_ns"]]),
@@ -140,14 +144,15 @@ def _ratios(res: dict[str, Any], other: str) -> dict[str, Any]:
 
 def _table(report: dict[str, Any]) -> str:
     rows = [
-        f"{'client':<11} {'CPU %/call':>10} {'send p50':>9} {'send p95':>9} {'recv p50':>9} "
-        f"{'recv p95':>9} {'lag p99':>8} {'lag max':>8}"
+        f"{'client':<11} {'CPU %/call':>10} {'wakes/s':>7} {'send p50':>9} {'send p95':>9} "
+        f"{'recv p50':>9} {'recv p95':>9} {'lag p99':>8} {'lag max':>8}"
     ]
     for name in report["clients"]:
         r = report["results"][name]
         s, v, g = r["send_delay"], r["receive_delay"], r["loop_lag"]
         rows.append(
-            f"{name:<11} {r['cpu_percent_per_call']:>10.2f} {s['p50_ms']:>9.3f} "
+            f"{name:<11} {r['cpu_percent_per_call']:>10.2f} {r['wakes_per_second']:>7} "
+            f"{s['p50_ms']:>9.3f} "
             f"{s['p95_ms']:>9.3f} {v['p50_ms'] or 0:>9.3f} {v['p95_ms'] or 0:>9.3f} "
             f"{g['p99_ms'] or 0:>8.2f} {g['max_ms'] or 0:>8.2f}"
         )

@@ -131,6 +131,12 @@ def cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def switches() -> int:
+    """Context switches of this process so far (all its threads): each is a wake-up."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_nvcsw + ru.ru_nivcsw
+
+
 def figures(values_ns: list[int]) -> dict[str, Any]:
     """count, p50, p95, p99 and max of nanosecond samples, in ms."""
     ms = [v / 1e6 for v in values_ns]

@@ -152,8 +152,8 @@ def _table(report: dict[str, Any]) -> str:
         s, v, g = r["send_delay"], r["receive_delay"], r["loop_lag"]
         rows.append(
             f"{name:<11} {r['cpu_percent_per_call']:>10.2f} {r['wakes_per_second']:>7} "
-            f"{s['p50_ms']:>9.3f} "
-            f"{s['p95_ms']:>9.3f} {v['p50_ms'] or 0:>9.3f} {v['p95_ms'] or 0:>9.3f} "
+            f"{s['p50_ms']:>9.3f} {s['p95_ms']:>9.3f} "
+            f"{v['p50_ms'] or 0:>9.3f} {v['p95_ms'] or 0:>9.3f} "
             f"{g['p99_ms'] or 0:>8.2f} {g['max_ms'] or 0:>8.2f}"
         )
     rows.append("(delays in ms; CPU per round: " + "; ".join(

@@ -383,9 +383,10 @@ def test_signal_ends_the_call_as_interrupted(
     home: Path, demo_wav: Path, tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:
     root = tmp_path / "data"
+    truth = tmp_path / "truth.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "call", "--input", str(demo_wav), "--provider", "sim",
-         "--out", str(root)],
+         "--out", str(root), "--truth", str(truth)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=_env(home),
     )  # fmt: skip
     try:
@@ -414,3 +415,10 @@ def test_signal_ends_the_call_as_interrupted(
     assert meta["status"] == "interrupted"
     frames, rate = _assert_whole_wav(session / "audio.wav")
     assert frames >= rate
+    # The socket the bridge closed on its way out is not a drop: no second session (on a
+    # real provider, a new billed session opened with the key and the turns replayed).
+    opened = [json.loads(x) for x in truth.read_text().splitlines()]
+    opened = [r for r in opened if r["event"] == "connection" and r["state"] == "open"]
+    assert len(opened) == 1, opened
+    kinds = [json.loads(x)["kind"] for x in (session / "events.jsonl").read_text().splitlines()]
+    assert "Reconnected" not in kinds and "after the drop" not in err, err

@@ -199,6 +199,21 @@ def test_sample_out_in_proc(home: Path, tmp_path: Path) -> None:
     assert_one_line(proc, "/proc/x/y.wav")
 
 
+@pytest.mark.parametrize("command", ["call", "sim"])
+@pytest.mark.parametrize("where", ["missing/t.jsonl", "."])
+def test_truth_log_that_cannot_be_written(
+    home: Path, tmp_path: Path, wav: Path, command: str, where: str
+) -> None:
+    """A truth path in a missing folder, or a folder: one line naming it, no session (and
+    not blamed on the simulator's socket)."""
+    truth = tmp_path / where
+    args = ["--input", str(wav)] if command == "call" else ["--port", "0"]
+    proc = run_cli(home, command, *args, "--truth", str(truth))
+    assert_one_line(proc, "truth log")
+    assert str(truth) in proc.stderr and "listen" not in proc.stderr
+    assert not list(home.glob("**/session.json"))
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/null"])
 def test_call_input_is_a_device(home: Path, device: str) -> None:
     proc = run_cli(home, "call", "--input", device)

@@ -441,6 +441,27 @@ async def test_g711_input_and_output() -> None:
         await server.stop()
 
 
+def test_truth_log_keeps_no_credential_and_is_private(tmp_path: Any) -> None:
+    """A Gemini client sends its key as ``?key=`` too: the truth file keeps the path but
+    not the key, and is readable by its owner only."""
+    truth = tmp_path / "truth.jsonl"
+    sim = SimThread(scenario_from_dict(SCRIPT), truth_path=str(truth))
+    url = sim.start()
+    try:
+
+        async def dial() -> None:
+            async with connect(f"{url}?model=gpt-realtime&key=AIza-secret-123"):
+                pass
+
+        asyncio.run(dial())
+        (opened,) = [r for r in sim.wait_for("connection") if r["state"] == "open"]
+    finally:
+        sim.stop()
+    assert opened["path"] == "/v1/realtime?model=gpt-realtime&key=***"
+    assert "AIza-secret-123" not in truth.read_text()
+    assert truth.stat().st_mode & 0o777 == 0o600
+
+
 def test_sim_thread_and_greeting() -> None:
     sim = SimThread(scenario_from_dict({"greeting": "Welcome to the simulator.",
                                         "timing": {"realtime_factor": 0}}))

@@ -34,6 +34,7 @@ from websockets.frames import Frame, Opcode
 
 from app.clock import MONOTONIC, Clock
 from app.errors import ConfigError
+from app.secrets import scrub_url
 from app.sim.engine import Conversation
 from app.sim.gemini_dialect import GeminiConversation
 from app.sim.openai_dialect import OpenAIConversation
@@ -205,7 +206,9 @@ class SimServer:
         # Which credential headers came (names only; never a value).
         cred = [h for h in _CREDENTIAL_HEADERS if req is not None and h in req.headers]
         model = (parse_qs(urlsplit(path).query).get("model") or [""])[0]
-        self._log.record("connection", None, state="open", index=index, path=path,
+        # The path as the client sent it, but never a credential in its query (a Gemini
+        # client's ``?key=``): the truth log is a file a tester keeps and shares.
+        self._log.record("connection", None, state="open", index=index, path=scrub_url(path),
                          model=model, authorization=bool(cred), credential_headers=cred)
         conv = DIALECTS[self.dialect](self.scenario, self.state, self._log, ws, index,
                                       model=model, binary=self.binary, clock=self.clock)

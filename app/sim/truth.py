@@ -47,9 +47,11 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 from app.clock import MONOTONIC, Clock
+from app.errors import ConfigError
+from app.private_files import open_private
 
 
 class TruthLog:
@@ -65,9 +67,15 @@ class TruthLog:
         self._clock = clock
         self._records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._file: TextIO | None = None
+        self._file: IO[str] | None = None
         if path is not None:
-            self._file = open(path, "a", encoding="utf-8")  # closed in close()
+            # Private (0600), as a session's files are: it holds the call's transcripts.
+            try:
+                self._file = open_private(path, "a", encoding="utf-8")  # closed in close()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write the truth log {str(path)!r}: {exc.strerror or exc}"
+                ) from None
 
     def record(
         self, event: str, turn: int | None, t_ns: int | None = None, **fields: Any

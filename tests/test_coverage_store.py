@@ -121,3 +121,25 @@ def test_coverage_of_ten_thousand_sessions_is_under_a_second(tmp_path: Path) -> 
     # CPU time: the machine may be shared (wall time then includes waiting for a core).
     assert cpu < 1.0, f"coverage over 10,000 sessions took {cpu:.2f} s CPU ({wall:.2f} s wall)"
     assert wall < 1.0 * TIME_SCALE * 3, f"{wall:.2f} s wall"
+
+
+def test_a_report_is_never_written_into_the_data_folder(home: Path) -> None:
+    """Over the index or a stored suite run, a report would destroy it: refused, one line,
+    exit 2, and the file is left as it was."""
+    make_session(home, OLD_ID, [("hola", "hola", 800.0)], tags=["language=es-MX"])
+    runs = home / "suite-runs"
+    runs.mkdir(exist_ok=True)
+    stored = runs / "20261201-100000-aaaa.json"
+    stored.write_text('{"kept": true}')
+    index = home / "sessions.db"
+    before = index.read_bytes()
+    for args in (["coverage", "--html", str(index)],
+                 ["session", OLD_ID, "--html", str(stored)],
+                 ["coverage", "--html", str(home / "new.html")]):  # fmt: skip
+        proc = cli(home, "report", *args)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "data folder" in lines[0], proc.stderr
+    assert index.read_bytes() == before and stored.read_text() == '{"kept": true}'
+    assert not (home / "new.html").exists()
+    assert cli(home, "coverage", "--json").returncode == 0

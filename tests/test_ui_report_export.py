@@ -55,7 +55,7 @@ def test_file_menu_exports_the_last_call_and_the_coverage(qtbot, home, tmp_path)
     assert not ok and message.startswith("Report not written:") and "does not exist" in message
     assert win.banner.text() == message
     ok, message = win.export_call_report(folder / "inside.html")  # the session's own folder
-    assert not ok and "session folder" in message
+    assert not ok and "data folder" in message
     assert sorted(p.name for p in out.iterdir()) == before
     assert not (folder / "inside.html").exists()
 

@@ -25,17 +25,18 @@ from app.store.verdicts import ingest_suite_runs
 from app.store.writer import INDEX_FILE, atomic_write_text
 
 
-def report_target(path: Path, sessions: Path) -> Path:
-    """Where an export may go: not into voiceprobe's session folders (symlinks resolved),
-    not a folder, and into a folder that exists. Returns the resolved path.
+def report_target(path: Path, root: Path) -> Path:
+    """Where an export may go: not into voiceprobe's data folder ``root`` (symlinks
+    resolved: a report written over ``sessions.db`` or a stored suite run would destroy
+    it), not a folder, and into a folder that exists. Returns the resolved path.
 
     Raises:
         ConfigError: one line naming ``path``.
     """
     target = path.resolve()
-    store = sessions.resolve()
+    store = root.resolve()
     if target == store or store in target.parents:
-        raise ConfigError(f"is inside voiceprobe's session folder {store}", str(path))
+        raise ConfigError(f"is inside voiceprobe's data folder {store}", str(path))
     if target.is_dir():
         raise ConfigError("is a folder, not a file", str(path))
     if not target.parent.is_dir():
@@ -49,13 +50,13 @@ def export_session_report(session_dir: Path, out: Path) -> Path:
 
     Raises:
         ConfigError: ``out`` is a folder, in a folder that does not exist, or inside the
-            session folders (one line naming it); nothing is written.
+            data folder (one line naming it); nothing is written.
         StoreError: the session cannot be read, or the file cannot be written.
     """
     session_dir = Path(session_dir)
     record = load_session(session_dir)
-    target = report_target(Path(out), session_dir.parent)
     root = session_dir.parent.parent
+    target = report_target(Path(out), root)
     index = SessionIndex(root / INDEX_FILE)
     ingest_suite_runs(root, index)
     # The user's umask applies: a report is made to be shared.
@@ -73,7 +74,7 @@ def export_coverage_report(root: Path, query: CoverageQuery, out: Path, worst: i
         StoreError: the index cannot be read, or the file cannot be written.
     """
     root = Path(root)
-    target = report_target(Path(out), root / "sessions")
+    target = report_target(Path(out), root)
     index = SessionIndex(root / INDEX_FILE)
     ingest_suite_runs(root, index)
     atomic_write_text(target, coverage_report(index, query, root / "sessions", worst=worst),

@@ -35,6 +35,7 @@ from app.cli_support import (
     agent_setup,
     bridge_options,
     cancel_on_signals,
+    check_seconds,
     find_session,
 )
 from app.errors import ConfigError, VoiceprobeError
@@ -231,8 +232,8 @@ def cmd_call(args: argparse.Namespace) -> int:
     from app.bridge.session import run_call
     from app.store.reader import recover_unfinished
 
-    if args.rollover_s is not None and args.rollover_s <= 0:
-        raise UsageError("--rollover-s must be positive")
+    if args.rollover_s is not None:
+        check_seconds(args.rollover_s, "--rollover-s")
     agent = agent_setup(args, bridge_options(args))  # --tag first: before anything is read
     port = WavFilePort.from_wav(args.input, rate=16000)
     recover_unfinished(agent.data_root)

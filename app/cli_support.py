@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -43,6 +44,17 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: error: {message}")
+
+
+def check_seconds(value: float, flag: str) -> None:
+    """Refuse a duration flag that is not a positive, finite number of seconds (``nan``
+    and ``inf`` parse as floats, and a ``nan`` limit never fires).
+
+    Raises:
+        UsageError: one line naming ``flag``.
+    """
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{flag} must be a positive number of seconds, not {value:g}")
 
 
 def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
@@ -188,8 +200,7 @@ def agent_setup(args: argparse.Namespace, options: BridgeOptions | None = None) 
     from app.store.tags import check_tags
 
     tags = tuple(check_tags(args.tag))
-    if args.max_seconds <= 0:
-        raise UsageError("--max-seconds must be positive")
+    check_seconds(args.max_seconds, "--max-seconds")
     plan, profile = plan_agent(args, load_profile(args.profile))
     return AgentSetup(
         profile=profile,

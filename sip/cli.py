@@ -41,6 +41,7 @@ from app.cli_support import (
     agent_setup,
     bridge_options,
     cancel_on_signals,
+    check_seconds,
 )
 from app.errors import ConfigError, SipError, VoiceprobeError
 from app.events import EventBase
@@ -185,8 +186,7 @@ def _agent_setup(args: argparse.Namespace) -> AgentSetup:
     ``--timeout``; sessions a crash left open in its data folder are closed out first."""
     from app.store.reader import recover_unfinished
 
-    if args.timeout <= 0:
-        raise ConfigError("--timeout must be positive")
+    check_seconds(args.timeout, "--timeout")
     agent = agent_setup(args, bridge_options(args))
     recover_unfinished(agent.data_root)
     return agent

@@ -97,7 +97,11 @@ def test_agent_setup_is_a_typed_record(tmp_path: Path, home: Path) -> None:
     assert setup.profile.provider == "openai"
 
 
-@pytest.mark.parametrize("argv", [("--max-seconds", "0"), ("--tag", "bad tag=")])
+@pytest.mark.parametrize(
+    "argv",
+    [("--max-seconds", "0"), ("--max-seconds", "nan"), ("--max-seconds", "inf"),
+     ("--tag", "bad tag=")],
+)
 def test_agent_setup_refuses_bad_input(tmp_path: Path, home: Path, argv: tuple[str, ...]) -> None:
     with pytest.raises(ConfigError) as err:
         agent_setup(_agent_args(tmp_path, *argv))

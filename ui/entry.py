@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli import EXIT_FAILED, EXIT_OK, UsageError
 from app.cli import main as cli_main
+from app.cli_support import check_seconds
 from app.textsafe import printable
 
 if TYPE_CHECKING:  # Qt, pjsua2 and the core load only when a command needs them
@@ -158,6 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.screenshot.lower().endswith(".png"):
             raise UsageError("--screenshot takes a .png path")
     size = _size(args.size)
+    check_seconds(args.timeout, "--timeout")
     demo_wav(args.scenario)  # a bad scenario is bad input: one line, exit 2
     from app.bridge.controller import CallController
     from ui.app import build_main_window, ensure_app, save_screenshot

@@ -28,14 +28,14 @@ FIXES: dict[str, str] = {
     "connection_refused": "the server refused the session: check the key, the model and "
     "the account's access",
     "not_found": "is the URL right? The server has no realtime endpoint there "
-    "(File → Settings → Endpoints)",
-    "bad_url": "is the URL right? Fix it in File → Settings → Endpoints",
+    "(File → Settings → Endpoints, or --url)",
+    "bad_url": "is the URL right? Fix it in File → Settings → Endpoints, or --url",
     "handshake_failed": "is the URL right? The server did not accept a WebSocket there",
-    "connect_failed": "is the URL right, and is the server running? Check the endpoint in "
-    "File → Settings and the network",
+    "connect_failed": "is the URL right, and is the server running? Check the endpoint "
+    "(File → Settings → Endpoints, or --url) and the network",
     "connect_timeout": "is the URL right? Check the network, a firewall or the proxy",
-    "tls_untrusted": "trust the server's CA: pass --ca-file or set SSL_CERT_FILE "
-    "(a private CA or a TLS-inspecting proxy)",
+    "tls_untrusted": "for a private CA or a TLS-inspecting proxy, trust its CA: pass "
+    "--ca-file or set SSL_CERT_FILE",
     "tls_failed": "check that the URL is wss:// to a TLS server and the server's certificate",
     "proxy_failed": "check the proxy set in HTTPS_PROXY / ALL_PROXY, or add the host to NO_PROXY",
     "proxy_unsupported": "use an HTTP(S) proxy, or unset ALL_PROXY / HTTPS_PROXY",

@@ -360,8 +360,7 @@ class WebSocketProvider(Provider):
             detail = exc.verify_message or exc.reason or "certificate verify failed"
             return ProviderError(
                 f"TLS with {where} failed: the server's certificate is not trusted "
-                f"({detail}); for a private CA or a TLS-inspecting proxy pass --ca-file "
-                "or set SSL_CERT_FILE",
+                f"({detail})",  # what to do is the code's fix (app/failures.py)
                 code="tls_untrusted",
             )
         if isinstance(exc, InvalidStatus):

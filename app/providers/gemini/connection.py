@@ -4,9 +4,11 @@ docs/protocols.md#gemini-connection:
 
 * Gemini Developer API: ``wss://generativelanguage.googleapis.com/ws/
   google.ai.generativelanguage.<ver>.GenerativeService.BidiGenerateContent`` with the key
-  in the ``x-goog-api-key`` header (as the SDK does; never ``?key=``, which would end up
-  in logs). Ephemeral tokens (``auth_tokens/…``) go to ``v1alpha`` and
-  ``BidiGenerateContentConstrained`` with ``Authorization: Token <token>``.
+  in the ``x-goog-api-key`` header (as the SDK does) and in ``?key=`` (as the published
+  WebSocket guide does), so either kind of endpoint accepts the call; the query is
+  scrubbed from everything voiceprobe prints or writes. Ephemeral tokens
+  (``auth_tokens/…``) go to ``v1alpha`` and ``BidiGenerateContentConstrained`` with
+  ``Authorization: Token <token>``.
 * Vertex AI: ``wss://{loc}-aiplatform.googleapis.com/ws/google.cloud.aiplatform.v1beta1.
   LlmBidiService/BidiGenerateContent`` with ``Authorization: Bearer <access token>``; the
   profile's model must then be the full ``projects/…/publishers/google/models/…`` name.

@@ -100,7 +100,11 @@ def test_figures_filters_and_compare(home: Path) -> None:
     table = cli(home, "coverage")
     assert table.returncode == 0 and "hi-IN" in table.stdout and "tamil" in table.stdout
     for bad in (["--since", "yesterday"], ["--by", "colour"], ["--by", ""],
-                ["--until", "2026-13-01"], ["--by", "language,language"]):  # fmt: skip
+                ["--until", "2026-13-01"], ["--by", "language,language"],
+                # a time of day would be dropped, an empty day is no filter, and a range
+                # backwards has no day in it: each is refused, not run
+                ["--since", "2026-12-04T18:05:00"], ["--since", ""],
+                ["--since", "2026-12-05", "--until", "2026-12-01"]):  # fmt: skip
         proc = cli(home, "coverage", *bad)
         assert proc.returncode == 2, (bad, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1

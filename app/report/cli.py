@@ -126,11 +126,9 @@ def cmd_verdicts(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> Any:
-    from app.store.coverage import CoverageQuery, parse_by, parse_day
+    from app.store.coverage import CoverageQuery, check_days, parse_by
 
-    for opt in ("since", "until"):
-        if getattr(args, opt):
-            parse_day(getattr(args, opt), f"--{opt}")
+    check_days(args.since, args.until, ("--since", "--until"))
     return CoverageQuery(by=parse_by(args.by), since=args.since, until=args.until,
                          agent_version=args.agent_version, provider=args.provider,
                          model=args.model)  # fmt: skip

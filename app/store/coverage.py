@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from app.errors import ConfigError
@@ -86,7 +86,8 @@ def parse_by(text: str) -> tuple[str, ...]:
 
 
 def parse_day(text: str, option: str) -> date:
-    """An ISO date (``2026-12-01``) given to ``option``.
+    """An ISO date (``2026-12-01``) given to ``option``: a whole day, as the filters are
+    (a time of day would be dropped without a word, so it is refused).
 
     Raises:
         ConfigError: not a date.
@@ -94,12 +95,26 @@ def parse_day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        try:
-            return datetime.fromisoformat(text).date()
-        except ValueError:
-            raise ConfigError(
-                f"{option} takes a date such as 2026-12-01, got {printable(text[:40])!r}"
-            ) from None
+        raise ConfigError(
+            f"{option} takes a date such as 2026-12-01 (a whole day, no time), "
+            f"got {printable(text[:40])!r}"
+        ) from None
+
+
+def check_days(since: str | None, until: str | None, names: tuple[str, str]) -> None:
+    """Check a ``since``/``until`` pair (``None``: not given; an empty text is an error):
+    each a day, and not ``since`` after ``until`` (a range with no day in it).
+
+    Raises:
+        ConfigError: one line naming the option(s) (``names``).
+    """
+    first = parse_day(since, names[0]) if since is not None else None
+    last = parse_day(until, names[1]) if until is not None else None
+    if first is not None and last is not None and first > last:
+        raise ConfigError(
+            f"{names[0]} {first.isoformat()} is after {names[1]} {last.isoformat()}: "
+            "no day is in between"
+        )
 
 
 def _where(q: CoverageQuery, agent_version: str | None) -> tuple[str, list[Any]]:

@@ -53,9 +53,9 @@ from app.store.coverage import (
     _EXPR,
     CoverageQuery,
     _where,
+    check_days,
     compare,
     coverage,
-    parse_day,
 )
 from app.store.index import SessionIndex
 from app.store.verdicts import ingest_suite_runs
@@ -430,10 +430,7 @@ class CoverageWindow(QWidget):
         """
         since = self.since.text().strip() or None
         until = self.until.text().strip() or None
-        if since:
-            parse_day(since, "From")
-        if until:
-            parse_day(until, "To")
+        check_days(since, until, ("From", "To"))
         return CoverageQuery(
             by=(ROW_DIMENSION, str(self.columns.currentData())),
             since=since,

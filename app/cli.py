@@ -114,7 +114,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
         action="append",
         default=[],
         metavar="TURN:MS",
-        help="start the next line MS ms after the agent's reply to TURN begins",
+        help="start the next line MS ms after the agent's reply to turn TURN begins "
+        "(turns numbered from 1, as the tables show them)",
     )
     p.set_defaults(handler=cmd_sample)
 
@@ -343,6 +344,11 @@ def cmd_sessions_export(args: argparse.Namespace) -> int:
 # --- sample, keys --------------------------------------------------------------------------
 
 
+#: ``sample --barge-in``'s largest delay: a reply of a minute is already very long, and a
+#: larger figure only pads the WAV with silence (99999999 wrote 3.2 GB).
+MAX_BARGE_IN_MS = 60_000
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     """``voiceprobe sample``: write the caller WAV for a scenario and print its path."""
     from app.bridge.providers import DEFAULT_SCENARIO
@@ -353,11 +359,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario or str(DEFAULT_SCENARIO))
     barge: dict[int, int] = {}
+    last = len(scenario.turns) - 1  # the last turn has no next line to barge in with
     for spec in args.barge_in:
         turn, _, ms = spec.partition(":")
         if not (turn.isdigit() and ms.isdigit()):
-            raise UsageError(f"--barge-in takes TURN:MS, got {spec!r}")
-        barge[int(turn)] = int(ms)
+            raise UsageError(f"--barge-in takes TURN:MS, got {printable(spec)!r}")
+        if not 1 <= int(turn) <= last:
+            raise UsageError(
+                f"--barge-in {printable(spec)}: the scenario's turns that a next line can "
+                + (f"barge into are 1-{last}" if last else "barge into: none (one turn)")
+            )
+        if int(ms) > MAX_BARGE_IN_MS:
+            raise UsageError(f"--barge-in {printable(spec)}: MS is at most {MAX_BARGE_IN_MS}")
+        barge[int(turn) - 1] = int(ms)  # the track's turn index is 0-based
     if args.out:
         out = Path(args.out)
         _check_output_file(out)

@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 if [ $# -gt 0 ]; then exec .venv/bin/voiceprobe "$@"; fi
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then exec .venv/bin/voiceprobe; fi
 echo "run: no display; running a headless demo call against the built-in simulator" >&2
-wav="$(.venv/bin/voiceprobe sample --barge-in 2:1500)"
+wav="$(.venv/bin/voiceprobe sample --barge-in 3:1500)"
 exec .venv/bin/voiceprobe call --input "$wav" --provider sim

@@ -320,3 +320,32 @@ def test_tts_survives_odd_text() -> None:
 
     out = synthesize("a\0b\ud800c", rate=16000)
     assert out.dtype == np.int16
+
+
+def _line_starts(proc: subprocess.CompletedProcess[str]) -> list[float]:
+    """Start of each caller line, from ``sample``'s stderr (``  0.800–  2.464 s  text``)."""
+    assert proc.returncode == 0, proc.stderr
+    return [float(line.split("–")[0]) for line in proc.stderr.splitlines() if "–" in line]
+
+
+def test_sample_barge_in_counts_turns_from_one(home: Path, tmp_path: Path) -> None:
+    """TURN is numbered as every table numbers turns: ``1:200`` moves the line after turn
+    1 (the second line) into the agent's first reply, and leaves the third alone."""
+    plain = _line_starts(run_cli(home, "sample", "--out", str(tmp_path / "a.wav")))
+    barged = _line_starts(
+        run_cli(home, "sample", "--out", str(tmp_path / "b.wav"), "--barge-in", "1:200")
+    )
+    assert len(plain) == len(barged) == 4
+    assert barged[1] < plain[1] - 1.0  # the second line now talks over the first reply
+    assert barged[0] == plain[0]
+    assert barged[2] - barged[1] == pytest.approx(plain[2] - plain[1], abs=0.01)
+
+
+@pytest.mark.parametrize(("spec", "word"), [("0:100", "1-3"), ("4:100", "1-3"),
+                                            ("1:99999999", "60000"), ("1", "TURN:MS")])
+def test_sample_barge_in_out_of_range_is_one_line(
+    home: Path, tmp_path: Path, spec: str, word: str
+) -> None:
+    proc = run_cli(home, "sample", "--out", str(tmp_path / "x.wav"), "--barge-in", spec)
+    assert_one_line(proc, "--barge-in", word)
+    assert not (tmp_path / "x.wav").exists()

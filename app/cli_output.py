@@ -159,10 +159,27 @@ def print_summary(summary: dict[str, Any], as_json: bool, out: TextIO | None = N
         print(cost_line(summary), file=out)
         print(f"session {summary['session_id']}: {printable(summary['session_dir'])}", file=out)
     out.flush()
+    if not as_json:
+        for note in _end_notes(summary):
+            print(f"note: {note}", file=sys.stderr)
     for err in summary["errors"]:  # on stderr with --json too: stdout holds only the JSON
         code, message = printable(err.get("code")), printable(err.get("message"))
         fix = f" ({printable(err['fix'])})" if err.get("fix") else ""
         print(f"error: {code}: {message}{fix}", file=sys.stderr)
+
+
+def _end_notes(summary: dict[str, Any]) -> list[str]:
+    """What the table alone does not say: a call cut off by its time limit, and a call
+    in which no caller speech was heard (an empty table is otherwise all there is)."""
+    notes = []
+    if summary.get("reason") == "max_duration":
+        notes.append("the call ended at its time limit (--max-seconds)")
+    if summary.get("ok") and not summary.get("turns"):
+        notes.append(
+            "no caller speech was detected, so there are no turns: check that the input "
+            "holds speech and is loud enough"
+        )
+    return notes
 
 
 def _sip_lines(summary: dict[str, Any]) -> list[str]:

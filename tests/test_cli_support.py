@@ -73,6 +73,27 @@ def test_summary_of_a_sip_call_adds_its_figures(capsys: pytest.CaptureFixture[st
     assert "bridge delay: SIP in → provider p50 2.0 / p95 3.0 ms; provider → SIP out -" in out
 
 
+def test_summary_says_what_an_empty_or_cut_off_table_means(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A call cut off by --max-seconds, and one in which nobody was heard, say so on
+    stderr (stdout keeps its table and last line); a whole call adds nothing."""
+    none = {"count": 0, "p50_ms": None, "p95_ms": None}
+    print_summary(_summary(ok=True, errors=[], turns=[], voice_to_voice=none,
+                           reason="max_duration"), as_json=False)  # fmt: skip
+    out, err = capsys.readouterr()
+    assert out.rstrip().endswith("session s1: /tmp/x/sessions/s1")
+    assert err.splitlines() == [
+        "note: the call ended at its time limit (--max-seconds)",
+        "note: no caller speech was detected, so there are no turns: check that the input "
+        "holds speech and is loud enough",
+    ]
+    print_summary(_summary(ok=True, errors=[], reason="completed"), as_json=False)
+    assert capsys.readouterr().err == ""
+    print_summary(_summary(ok=True, errors=[], reason="max_duration"), as_json=True)
+    assert capsys.readouterr().err == ""  # --json: the summary's reason says it
+
+
 def test_summary_as_json_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     summary = _summary(call_quality={"codec": "PCMU"})
     print_summary(summary, as_json=True)

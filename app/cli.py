@@ -122,7 +122,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, Any]:
     p = sub.add_parser("keys", help="store API keys in the OS keyring")
     ksub = p.add_subparsers(dest="keys_command", parser_class=Parser, required=True)
     q = ksub.add_parser("set", help="store a key read from stdin")
-    q.add_argument("name", choices=("openai", "gemini", "sip"))
+    q.add_argument("name", choices=tuple(KEY_SECRETS))
     q.set_defaults(handler=cmd_keys_set)
     q = ksub.add_parser("status", help="which keys are configured (never prints them)")
     q.set_defaults(handler=cmd_keys_status)
@@ -408,6 +408,11 @@ def _check_output_file(path: Path) -> None:
             break
 
 
+#: ``keys set``/``keys status`` names → keyring entries (their environment variables:
+#: :data:`app.secrets.ENV_VARS`).
+KEY_SECRETS = {"openai": "openai_api_key", "gemini": "gemini_api_key", "sip": "sip_password"}
+
+
 def cmd_keys_set(args: argparse.Namespace) -> int:
     """``voiceprobe keys set NAME``: read the key from stdin (never from argv)."""
     from app.secrets import set_secret
@@ -415,23 +420,20 @@ def cmd_keys_set(args: argparse.Namespace) -> int:
     value = sys.stdin.readline().strip()
     if not value:
         raise UsageError("no key on stdin")
-    set_secret(
-        {"openai": "openai_api_key", "gemini": "gemini_api_key", "sip": "sip_password"}[args.name],
-        value,
-    )
+    set_secret(KEY_SECRETS[args.name], value)
     print(f"{args.name} key stored in the OS keyring")
     return EXIT_OK
 
 
 def cmd_keys_status(args: argparse.Namespace) -> int:
-    """``voiceprobe keys status``: configured or not, and where from (never the value)."""
-    from app.bridge.providers import KEY_NAMES
+    """``voiceprobe keys status``: configured or not, for every key ``keys set`` takes
+    (never the value)."""
     from app.secrets import get_secret, keyring_available
 
     backend = "available" if keyring_available() else "none (using environment variables)"
     print(f"keyring backend: {backend}")
-    for provider, (name, env_vars) in KEY_NAMES.items():
-        print(f"{provider}: {'configured' if get_secret(name, env_vars) else 'not configured'}")
+    for name, secret in KEY_SECRETS.items():
+        print(f"{name}: {'configured' if get_secret(secret) else 'not configured'}")
     return EXIT_OK
 
 

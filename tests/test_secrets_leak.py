@@ -247,6 +247,7 @@ def test_no_keyring_backend_env_is_enough(home: Path, monkeypatch: pytest.Monkey
     proc = cli(_env(home, OPENAI_API_KEY=key, **no_backend), "keys", "status")
     assert proc.returncode == 0, proc.stderr
     assert "openai: configured" in proc.stdout and "gemini: not configured" in proc.stdout
+    assert "sip: not configured" in proc.stdout  # every key `keys set` takes
     assert not find_leaks(leak_forms(key, marker), [home], {"out": proc.stdout + proc.stderr})
 
 

@@ -25,24 +25,43 @@ def fmt(value: Any, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def _key_cells(key: dict[str, str], width: int) -> str:
-    return " ".join(f"{printable(v or '-')[:width]:<{width}}" for v in key.values())
+#: The widest a dimension's column grows (a longer value is cut, ending in ``…``).
+MAX_KEY_WIDTH = 40
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` padded to ``width``, or cut to it with ``…`` as its last character (two
+    values that differ only past the cut must not look the same)."""
+    return f"{text:<{width}}" if len(text) <= width else text[: width - 1] + "…"
+
+
+def _widths(by: list[str], keys: list[dict[str, str]]) -> list[int]:
+    """Each dimension's column: as wide as its heading and values, at most
+    :data:`MAX_KEY_WIDTH`."""
+    return [
+        min(MAX_KEY_WIDTH, max([len(d)] + [len(printable(k.get(d) or "-")) for k in keys]))
+        for d in by
+    ]
+
+
+def _key_cells(by: list[str], key: dict[str, str], widths: list[int]) -> str:
+    return " ".join(_fit(printable(key.get(d) or "-"), w) for d, w in zip(by, widths, strict=True))
 
 
 def print_coverage(result: dict[str, Any], out: Any) -> None:
     """One row per cell (dimensions, then the figures), then the total."""
     by = result["by"]
-    width = 16
-    head = " ".join(f"{d[:width]:<{width}}" for d in by)
+    widths = _widths(by, [cell["key"] for cell in result["cells"]])
+    head = " ".join(_fit(d, w) for d, w in zip(by, widths, strict=True))
     print(head + " " + " ".join(f"{h:>8}" for h, _, _ in COLUMNS), file=out)
     if not result["cells"]:
         print("no sessions match", file=out)
         return
     for cell in result["cells"]:
         figures = " ".join(f"{fmt(cell[f], p):>8}" for _, f, p in COLUMNS)
-        print(_key_cells(cell["key"], width) + " " + figures, file=out)
+        print(_key_cells(by, cell["key"], widths) + " " + figures, file=out)
     total = result["total"]
-    label = "all".ljust(width * len(by) + len(by) - 1)
+    label = "all".ljust(sum(widths) + len(by) - 1)
     print(label + " " + " ".join(f"{fmt(total[f], p):>8}" for _, f, p in COLUMNS), file=out)
 
 
@@ -56,10 +75,11 @@ def _signed(value: Any, pattern: str) -> str:
 def print_compare(result: dict[str, Any], out: Any) -> None:
     """One row per cell: pass %, WER and v2v p50/p95 of both versions, and the deltas."""
     a, b = (printable(v) for v in result["versions"])
-    width = 16
+    by = result["by"]
+    widths = _widths(by, [row["key"] for row in result["compare"]])
     figs = (("pass %", "pass_rate", "{:.1f}"), ("WER", "mean_wer", "{:.3f}"),
             ("v2v p50", "v2v_p50_ms", "{:.0f}"), ("v2v p95", "v2v_p95_ms", "{:.0f}"))  # fmt: skip
-    head = " ".join(f"{d[:width]:<{width}}" for d in result["by"])
+    head = " ".join(_fit(d, w) for d, w in zip(by, widths, strict=True))
     cols = " ".join(f"{h + ' ' + s:>14}" for h, _, _ in figs for s in (a[:5], b[:5], "Δ"))
     print(f"{head} {cols}", file=out)
     for row in result["compare"]:
@@ -68,4 +88,5 @@ def print_compare(result: dict[str, Any], out: Any) -> None:
             va = row["a"][f] if row["a"] else None
             vb = row["b"][f] if row["b"] else None
             cells += [fmt(va, p), fmt(vb, p), _signed(row["delta"][f], p)]
-        print(_key_cells(row["key"], width) + " " + " ".join(f"{c:>14}" for c in cells), file=out)
+        print(_key_cells(by, row["key"], widths) + " " + " ".join(f"{c:>14}" for c in cells),
+              file=out)  # fmt: skip

@@ -2,7 +2,7 @@
 
 Secrets live in the OS keyring under the service name ``voiceprobe`` (never in profiles,
 settings or logs). Names in use: ``openai_api_key`` (env ``OPENAI_API_KEY``),
-``gemini_api_key`` (env ``GEMINI_API_KEY``, ``GOOGLE_API_KEY``) and ``sip_password`` (env
+``gemini_api_key`` (env ``GOOGLE_API_KEY``, then ``GEMINI_API_KEY``) and ``sip_password`` (env
 ``VOICEPROBE_SIP_PASSWORD``). :func:`redact` scrubs known secrets from any text before it
 is shown or stored.
 """
@@ -23,7 +23,9 @@ SERVICE = "voiceprobe"
 #: Secret name → environment variables consulted (in order) when the keyring has none.
 ENV_VARS: dict[str, tuple[str, ...]] = {
     "openai_api_key": ("OPENAI_API_KEY",),
-    "gemini_api_key": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    # GOOGLE_API_KEY first when both are set, as Google's own ``google-genai`` SDK reads
+    # them: voiceprobe calls with the key the team's agent code uses.
+    "gemini_api_key": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
     "sip_password": ("VOICEPROBE_SIP_PASSWORD",),
 }
 

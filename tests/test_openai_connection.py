@@ -421,7 +421,11 @@ def test_secrets_from_keyring_then_env(
     assert get_secret("openai_api_key", ("OPENAI_API_KEY",)) == "kr-openai-key"
     assert get_secret("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY")) == "env-google-key"
     assert get_secret("gemini_api_key") == "env-google-key"  # default env vars
+    monkeypatch.setenv("GEMINI_API_KEY", "env-gemini-key")  # both: the SDK's order
+    assert get_secret("gemini_api_key") == "env-google-key"
     monkeypatch.delenv("GOOGLE_API_KEY")
+    assert get_secret("gemini_api_key") == "env-gemini-key"
+    monkeypatch.delenv("GEMINI_API_KEY")
     assert get_secret("gemini_api_key") is None
 
 

@@ -22,7 +22,7 @@ from app.profile import RESOURCES, Profile
 from app.providers.base import Provider
 from app.providers.gemini.protocol import DEFAULT_MODEL as GEMINI_DEFAULT_MODEL
 from app.providers.keyhost import KeyDestination, check_key_destination, url_host
-from app.secrets import get_secret
+from app.secrets import ENV_VARS, get_secret
 
 PROVIDER_CHOICES = ("sim", "openai", "gemini", "twilio-ws")
 #: Kinds whose endpoint is a team's own server, dialled with no API key (the URL or the
@@ -32,8 +32,8 @@ KEYLESS_KINDS = ("twilio-ws",)
 #: (``twilio-ws``) carries audio, marks and clears only (docs/twilio.md).
 TRANSCRIBING_KINDS = frozenset({"openai", "gemini"})
 KEY_NAMES = {
-    "openai": ("openai_api_key", ("OPENAI_API_KEY",)),
-    "gemini": ("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    "openai": ("openai_api_key", ENV_VARS["openai_api_key"]),
+    "gemini": ("gemini_api_key", ENV_VARS["gemini_api_key"]),
 }
 DEFAULT_MODELS = {
     "openai": "gpt-realtime",

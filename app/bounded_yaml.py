@@ -100,6 +100,24 @@ class _BoundedLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML has no st
             )
         return super().construct_document(node)
 
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> Any:
+        """A mapping, refused when it names one key twice: PyYAML would keep the last
+        value without a word (``name: a`` then ``name: b`` runs as ``b``). A merge
+        (``<<: *base``) may still be overridden by an explicit key."""
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise ConfigError(
+                    f"key {shown_key(key_node.value)!r} appears twice "
+                    f"(line {key_node.start_mark.line + 1}); the file must say it once",
+                    self.source,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
 
 def load_yaml(text: str, path: str, what: str = "YAML") -> Any:
     """Parse one YAML (or JSON) document within the budget described above.

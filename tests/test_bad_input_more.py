@@ -121,6 +121,24 @@ def test_scenario_alias_bomb_is_refused_quickly(home: Path, tmp_path: Path, wav:
     assert elapsed < 2.0 * TIME_SCALE, elapsed
 
 
+@pytest.mark.parametrize(
+    ("flag", "text"),
+    [("--scenario", TINY_SCENARIO + "name: other\n"),
+     ("--profile", "name: p\nvoice: alloy\nvoice: echo\n")],
+)
+def test_a_key_given_twice_is_refused(
+    home: Path, tmp_path: Path, wav: Path, flag: str, text: str
+) -> None:
+    """YAML would keep the second value without a word: one line naming the key and its
+    line, exit 2, no call."""
+    f = tmp_path / "twice.yaml"
+    f.write_text(text)
+    proc = run_cli(home, "call", "--input", str(wav), flag, str(f))
+    line = assert_one_line(proc, "twice.yaml", "appears twice")
+    assert "line 5" in line or "line 3" in line, line
+    assert not list(home.glob("**/session.json"))
+
+
 def test_overlong_instructions_are_refused(home: Path, tmp_path: Path, wav: Path) -> None:
     p = tmp_path / "long.yaml"
     p.write_text("name: long\ninstructions: " + "x" * 200_000 + "\n")

@@ -68,6 +68,9 @@ def test_account_file_missing_and_malformed(tmp_path: Path) -> None:
     p.write_text("uri: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_account_config(p)
+    p.write_text("uri: sip:a@example.org\nuri: sip:b@example.org\n")
+    with pytest.raises(ConfigError, match="'uri' appears twice"):
+        load_account_config(p)
 
 
 def test_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,18 +6,33 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+#: The agents a served stream can be bridged to (kept here so the CLI stays light).
+SERVE_PROVIDERS = ("sim", "openai", "gemini")
+
 
 def add_serve_command(sub: Any, add_agent_options: Callable[..., None]) -> None:
     """Register ``voiceprobe serve twilio`` on the CLI's subparsers ``sub``."""
     p = sub.add_parser("serve", help="serve a protocol other systems call (Twilio Media Streams)")
     ssub = p.add_subparsers(dest="serve_command", required=True, parser_class=type(p))
-    q = ssub.add_parser("twilio", help="a Twilio Media Streams server bridged to the agent")
+    # ``resolve``: the shared --provider is re-declared below with the agents a served
+    # stream can be bridged to (twilio-ws is a stream itself).
+    q = ssub.add_parser(
+        "twilio",
+        help="a Twilio Media Streams server bridged to the agent",
+        conflict_handler="resolve",
+    )
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=0)
     q.add_argument(
         "--public-url", help="the wss:// URL Twilio reaches this server at (for the TwiML)"
     )
     add_agent_options(q)
+    q.add_argument(
+        "--provider",
+        choices=SERVE_PROVIDERS,
+        help="the agent each stream is bridged to: sim | openai | gemini (default: sim, "
+        "as for `call`)",
+    )
     q.set_defaults(handler=_serve_twilio)
 
 

@@ -11,6 +11,24 @@ TwiML's ``<Parameter>``; Twilio's stream URL takes no query string) or the last 
 segment (``/twilio/<token>``) — generated at start and compared in constant time.
 Anything else is refused with close code 1008 before any audio flows, and recorded
 nowhere. A stream whose ``start`` names another media format is refused the same way.
+
+How a stream ends decides how its call ends (once the frames before the end are read;
+nothing is heard after it, so no agent audio is played into a stream that is gone):
+
+====================================  ==========================  =======================
+stream end                            call ends                   logged
+====================================  ==========================  =======================
+``stop``                              ``completed``               info ``twilio stop``
+caller closes cleanly (1000/1001),    ``caller_hangup``           warning: no ``stop``,
+no ``stop``                                                       the close code
+connection lost (no close frame:      ``failed``, error           warning and the error:
+1006), an error close from either     ``connection_closed``       who closed, code, reason
+side (1009 message too big, 1011…)
+the server shuts down (SIGINT/TERM)   session ``interrupted``     warning; 1001 sent
+====================================  ==========================  =======================
+
+Media after ``stop`` is ignored (logged once), as media before ``start`` is; caller audio
+is held to real time by the port (:mod:`app.serve.twilio_port`).
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ from xml.sax.saxutils import quoteattr
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CLOSE_CODE_EXPLANATIONS, Close, CloseCode
 
 from app import eventloop
 from app.bridge.providers import ProviderPlan
@@ -46,13 +65,16 @@ from app.providers.twilio.protocol import (
     StreamStopped,
     TwilioStreamProtocol,
 )
-from app.serve.twilio_port import TwilioStreamPort
+from app.serve.cli import SERVE_PROVIDERS
+from app.serve.twilio_port import EndKind, StreamEnd, TwilioStreamPort
+from app.textsafe import printable
 
 PATH = "/twilio"
 TOKEN_PARAM = "voiceprobe_token"
 #: How long a new stream may take to send ``start``.
 START_TIMEOUT_S = 10.0
-SERVE_PROVIDERS = ("sim", "openai", "gemini")
+#: Close codes of a caller that hung up cleanly (without ``stop``).
+CLEAN_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 
 
 def twiml(url: str, token: str) -> str:
@@ -62,6 +84,47 @@ def twiml(url: str, token: str) -> str:
         f"<Response><Connect><Stream url={quoteattr(url)}>"
         f"<Parameter name={quoteattr(TOKEN_PARAM)} value={quoteattr(token)}/>"
         "</Stream></Connect></Response>"
+    )
+
+
+def _close_text(close: Close) -> str:
+    """A close frame for the log: code, its meaning and the (untrusted) reason, short."""
+    text = f"close code {close.code}"
+    if close.code in CLOSE_CODE_EXPLANATIONS:
+        text += f", {CLOSE_CODE_EXPLANATIONS[close.code]}"
+    if close.reason:
+        text += f": {close.reason[:120]}"
+    return printable(text)
+
+
+def stream_end_of_close(exc: ConnectionClosed, t_ns: int) -> StreamEnd:
+    """How a stream that closed before ``stop`` ended, from the close frames exchanged:
+    the caller's clean close is a hang-up; no close frame, an error code, or a close
+    voiceprobe started (e.g. 1009 for a message over the size limit) is a drop."""
+    rcvd, sent = exc.rcvd, exc.sent
+    if rcvd is not None and (sent is None or exc.rcvd_then_sent):
+        kind: EndKind = "hangup" if rcvd.code in CLEAN_CLOSE_CODES else "dropped"
+        return StreamEnd(
+            kind=kind,
+            t_ns=t_ns,
+            code=rcvd.code,
+            message=f"twilio stream ended without stop: the caller closed the socket "
+            f"({_close_text(rcvd)})",
+        )
+    if sent is not None:
+        return StreamEnd(
+            kind="dropped",
+            t_ns=t_ns,
+            code=sent.code,
+            message=f"twilio stream ended without stop: voiceprobe closed the socket "
+            f"({_close_text(sent)})",
+        )
+    return StreamEnd(
+        kind="dropped",
+        t_ns=t_ns,
+        code=CloseCode.ABNORMAL_CLOSURE,
+        message="twilio stream ended without stop: connection lost (close code 1006, no close "
+        "frame)",
     )
 
 
@@ -101,7 +164,9 @@ class TwilioServer:
         self.stats: list[BridgeStats] = []
         self.refused = 0
         self._server: Server | None = None
-        self._calls: set[asyncio.Task[Any]] = set()
+        #: Running calls and their streams' ports.
+        self._calls: dict[asyncio.Task[Any], TwilioStreamPort] = {}
+        self._closing = False
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen; returns the stream URL (``ws://host:port/twilio``)."""
@@ -119,7 +184,22 @@ class TwilioServer:
         return f"ws://{shown}:{bound}{PATH}"
 
     async def close(self) -> None:
-        """Stop accepting, hang up running calls and wait for them to close out."""
+        """Stop accepting, end running calls as ``interrupted`` (their streams closed
+        with 1001) and wait for them to close out."""
+        self._closing = True
+        calls = list(self._calls.items())
+        for call, port in calls:
+            end = StreamEnd(
+                kind="shutdown",
+                t_ns=self.clock.now_ns(),
+                code=CloseCode.GOING_AWAY,
+                message="twilio stream closed by voiceprobe: the server shuts down (1001)",
+            )
+            port.log(Notice(t_ns=end.t_ns, level="warning", message=end.message))
+            port.end(end)
+            call.cancel()
+        if calls:
+            await asyncio.wait([call for call, _ in calls])
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -183,9 +263,34 @@ class TwilioServer:
         started: StreamStarted,
         early: list[StreamNote],
     ) -> None:
+        if self._closing:
+            await ws.close(CloseCode.GOING_AWAY, "server shutting down")
+            return
         outbox: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        handle = CallHandle()
+        ending: list[StreamEnd] = []  # the stream ended before the bridge existed
+
+        def end_call(end: StreamEnd) -> None:
+            # The stream is gone and its frames are read: end the call now (loop thread).
+            bridge = handle.bridge
+            if end.kind == "shutdown":
+                return  # close() cancels the call: its session ends "interrupted"
+            if bridge is None:
+                ending.append(end)
+            elif not bridge.stopping:
+                if end.kind == "stop":
+                    bridge.hangup("completed")
+                elif end.kind == "hangup":
+                    bridge.hangup("caller_hangup")
+                else:
+                    bridge.abort("connection_closed", end.message)
+
         port = TwilioStreamPort(
-            proto, lambda text: outbox.put_nowait((text, self.clock.now_ns())), self.clock.now_ns
+            proto,
+            lambda text: outbox.put_nowait((text, self.clock.now_ns())),
+            self.clock.now_ns,
+            start_ns=started.t_ns,
+            on_end=end_call,
         )
         self.ports.append(port)
         for note in early:
@@ -206,38 +311,66 @@ class TwilioServer:
                 port.send_ns.append(self.clock.now_ns() - queued)
 
         async def reader() -> None:
+            after_stop = False
             try:
-                async for message in ws:
+                while True:
+                    message = await ws.recv()
                     for ev in proto.receive(message, self.clock.now_ns()):
                         if isinstance(ev, CallerMedia):
-                            port.feed(ev)
+                            if port.ended is None:
+                                port.feed(ev)
+                            elif not after_stop:
+                                after_stop = True
+                                port.log(
+                                    Notice(
+                                        t_ns=ev.t_ns,
+                                        level="warning",
+                                        message="twilio stream: media after stop (ignored)",
+                                    )
+                                )
                         elif isinstance(ev, StreamNote):
                             port.note(ev)
-                        elif isinstance(ev, StreamStopped):
+                        elif isinstance(ev, StreamStopped) and port.ended is None:
                             port.log(Notice(t_ns=ev.t_ns, level="info", message="twilio stop"))
-                            port.close()
-            except ConnectionClosed:
-                pass
-            finally:
-                port.close()
+                            port.end(StreamEnd(kind="stop", t_ns=ev.t_ns))
+            except ConnectionClosed as exc:
+                if port.ended is None:
+                    end = stream_end_of_close(exc, self.clock.now_ns())
+                    port.log(Notice(t_ns=end.t_ns, level="warning", message=end.message))
+                    port.end(end)
 
-        handle = CallHandle()
         setup = dataclasses.replace(
             self.setup,
             plan=self.plan_for_stream() if self.plan_for_stream else self.setup.plan,
             source=f"twilio:{started.call_sid[:40]}",
             tags=[*self.setup.tags, "line=twilio"],
         )
+        session: dict[str, Any] = {}
+
+        def on_session(session_id: str, folder: Path) -> None:
+            session.update(session_id=session_id, session_dir=str(folder))
 
         def attach(_ev: Any) -> None:
             # The bridge set ``port.emit`` before its first event: the stream's notes from
-            # before the call go into it now, later ones as they come.
+            # before the call go into it now, later ones as they come; a stream that ended
+            # before the bridge existed ends the call as soon as it runs.
             port.flush_early()
+            if ending:
+                asyncio.get_running_loop().call_soon(end_call, ending.pop())
 
         tasks = [asyncio.create_task(sender()), asyncio.create_task(reader())]
+        call = asyncio.create_task(
+            run_call(setup, port, [attach], self.clock, handle=handle, on_session=on_session)
+        )
+        self._calls[call] = port
+        summary: dict[str, Any] | None = None
         try:
-            summary = await run_call(setup, port, [attach], self.clock, handle=handle)
+            summary = await call
+        except asyncio.CancelledError:
+            if not (self._closing and call.cancelled()):
+                raise  # this handler itself was cancelled
         finally:
+            self._calls.pop(call, None)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -246,14 +379,26 @@ class TwilioServer:
             with contextlib.suppress(Exception):
                 while not outbox.empty():
                     await ws.send(outbox.get_nowait()[0])
-                await ws.close()
+                if self._closing:
+                    await ws.close(CloseCode.GOING_AWAY, "server shutting down")
+                else:
+                    await ws.close()
         if handle.bridge is not None:
             self.stats.append(handle.bridge.stats)
+        if summary is None:
+            # Shut down mid-call: run_call closed the session out as "interrupted".
+            if not session:
+                return  # no session was made yet: nothing recorded
+            turns = handle.bridge.timeline.to_list() if handle.bridge is not None else []
+            summary = {**session, "ok": False, "reason": "interrupted", "turns": turns}
+            summary["errors"] = []
         summary["twilio"] = {
             "stream_sid": started.stream_sid,
             "call_sid": started.call_sid,
             "marks_echoed": len(port.mark_ms),
             "marks_unanswered": len(port.marks_out),
+            "end": port.ended.to_dict() if port.ended is not None else None,
+            "caller_ms_dropped": port.dropped_samples * 1000 // port.rate,
         }
         if self.on_call is not None:
             self.on_call(summary)
@@ -262,19 +407,32 @@ class TwilioServer:
 def cmd_serve_twilio(args: argparse.Namespace) -> int:
     """``voiceprobe serve twilio``: first stdout line the stream URL, then the TwiML; one
     line (JSON with ``--json``) per finished call; serves until SIGINT/SIGTERM."""
-    from app.cli_support import UsageError, bridge_options, cancel_on_signals, plan_agent
+    from app.bridge.providers import default_provider
+    from app.cli_support import (
+        UsageError,
+        bridge_options,
+        cancel_on_signals,
+        check_seconds,
+        plan_agent,
+    )
     from app.profile import load_profile
     from app.store.paths import data_dir
     from app.store.reader import recover_unfinished
-    from app.textsafe import json_text, printable
+    from app.textsafe import json_text
 
-    if args.provider not in SERVE_PROVIDERS:
-        raise UsageError(f"serve twilio: --provider must be {' | '.join(SERVE_PROVIDERS)}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0-65535, got {args.port}")
-    if args.max_seconds <= 0:
-        raise UsageError("--max-seconds must be positive")
+    check_seconds(args.max_seconds, "--max-seconds")
     profile: Profile = load_profile(args.profile)
+    # No --provider: what `call` would use (the simulator), unless the profile names a
+    # deployed twilio-ws agent, which this server cannot bridge a stream to.
+    provider = args.provider or default_provider(profile)
+    if provider not in SERVE_PROVIDERS:
+        raise UsageError(
+            f"serve twilio: --provider must be {' | '.join(SERVE_PROVIDERS)}"
+            + ("" if args.provider else f" (the profile's agent is {provider})")
+        )
+    args.provider = provider
     plan, profile = plan_agent(args, profile)
     root = Path(args.out) if args.out else data_dir()
     recover_unfinished(root)
@@ -291,6 +449,14 @@ def cmd_serve_twilio(args: argparse.Namespace) -> int:
     )
 
     def done(summary: dict[str, Any]) -> None:
+        end = summary["twilio"]["end"]
+        if end is not None and end["kind"] != "stop":  # how the stream ended, on stderr
+            print(
+                f"voiceprobe: call {printable(summary['twilio']['call_sid'])}: "
+                f"{printable(end['message'])}",
+                file=sys.stderr,
+                flush=True,
+            )
         if args.json:
             print(json_text(summary).replace("\n", " "), flush=True)
         else:

@@ -7,6 +7,17 @@ bridge writes goes out as ``media`` at once, paced by the bridge (one frame per 
 frame), so Twilio's own buffer stays empty and what is sent is what the caller hears; a
 quiet spell after agent audio sends a ``mark`` (Twilio echoes it once that audio has
 played), and a barge-in sends ``clear``. Everything runs on the loop thread.
+
+Caller audio is held to real time: since the stream's ``start``, no more than the time
+that has passed (plus :data:`AHEAD_MS`) is accepted, so one oversized payload cannot
+stretch the recording or stamp speech before the call began. The excess (the oldest
+samples of the message) is dropped and said once; stamps never go back in time nor before
+``start``.
+
+The stream's end (:meth:`TwilioStreamPort.end`: Twilio's ``stop``, or the socket closing)
+is reported through ``on_end`` once the bridge has read every frame that came before it:
+nothing can be heard after it, so the call ends then (the server decides how, from
+:class:`StreamEnd`), rather than playing agent audio into a stream that is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +39,38 @@ from app.providers.twilio.protocol import RATE, CallerMedia, StreamNote, TwilioS
 #: Silent frames after agent audio that end a burst (then a ``mark`` goes out).
 QUIET_FRAMES = 10
 FRAME_NS = 20_000_000
+#: How far the caller audio received may run ahead of the time since ``start`` before the
+#: excess is dropped: a frame's audio predates its message, and a sender's clock may run
+#: fast (100 ppm is 200 ms after 33 minutes). A network stall followed by a burst never
+#: runs ahead: the burst only catches up.
+AHEAD_MS = 200
+
+#: How a stream ended: Twilio's ``stop``; the caller closed the socket cleanly without
+#: one (1000/1001); the connection failed or voiceprobe closed it on an error (no close
+#: frame, 1009, 1011, ...); the server shut down.
+EndKind = Literal["stop", "hangup", "dropped", "shutdown"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """How and when a stream ended.
+
+    Attributes:
+        kind: see :data:`EndKind`.
+        t_ns: when the server saw it.
+        code: the WebSocket close code (``None`` for ``stop``; 1006 when no close frame
+            was exchanged).
+        message: one line for the log (``"twilio stop"``, or what closed the socket).
+    """
+
+    kind: EndKind
+    t_ns: int
+    code: int | None = None
+    message: str = "twilio stop"
+
+    def to_dict(self) -> dict[str, object]:
+        """The ``twilio.end`` entry of the call's summary."""
+        return {"kind": self.kind, "close_code": self.code, "message": self.message}
 
 
 class TwilioStreamPort(CallerPort):
@@ -35,26 +80,45 @@ class TwilioStreamPort(CallerPort):
         protocol: the stream's dialect (builds ``media``/``mark``/``clear``).
         send: queues one text message for the socket (never blocks).
         now_ns: the clock, for stamping notes.
+        start_ns: when the stream's ``start`` arrived (default: now): no caller audio is
+            stamped before it, nor runs ahead of the time since.
+        on_end: called once (loop thread) when the stream has ended and the bridge has
+            read every frame that came before the end (at once if the bridge is not
+            reading yet); reads :attr:`ended`.
     """
 
     rate = RATE
 
     def __init__(
-        self, protocol: TwilioStreamProtocol, send: Callable[[str], None], now_ns: Callable[[], int]
+        self,
+        protocol: TwilioStreamProtocol,
+        send: Callable[[str], None],
+        now_ns: Callable[[], int],
+        start_ns: int | None = None,
+        on_end: Callable[[StreamEnd], None] | None = None,
     ) -> None:
         self.protocol = protocol
         self._send = send
         self._now_ns = now_ns
+        self._on_end = on_end
         self._frames: deque[CallerFrame] = deque()
         self._partial = np.zeros(0, dtype=np.int16)
         self._ready = asyncio.Event()
         self._burst = False
         self._quiet = 0
         self._early: list[Event] = []
-        self._pad_ns = 0  # stamp of the last silent frame read after the stream ended
+        self._start_ns = now_ns() if start_ns is None else start_ns
+        self._last_ns = self._start_ns  # stamp of the last frame made readable
+        self._accepted = 0  # caller samples accepted since start
+        self._reading = False  # the bridge's audio loop has started
+        self._end_told = False
         #: Set once Twilio said ``stop`` or the socket closed.
         self.closed = False
         self.stopped = False
+        #: How the stream ended (``None`` while it runs).
+        self.ended: StreamEnd | None = None
+        #: Caller samples dropped for running ahead of real time.
+        self.dropped_samples = 0
         #: Marks sent and not yet echoed: name → send stamp.
         self.marks_out: dict[str, int] = {}
         #: Mark round trips (ms), in echo order.
@@ -69,18 +133,48 @@ class TwilioStreamPort(CallerPort):
     def feed(self, media: CallerMedia) -> None:
         """Caller audio of one ``media`` message; whole 20 ms frames become readable, each
         stamped with the message's arrival (a longer payload is split, a shorter one
-        waits for the rest)."""
-        x = media.pcm if not len(self._partial) else np.concatenate([self._partial, media.pcm])
+        waits for the rest). Audio beyond the time since ``start`` (plus
+        :data:`AHEAD_MS`) is dropped, its oldest samples first; ignored after the end."""
+        if self.closed:
+            return
+        pcm = self._hold_to_real_time(media)
+        x = pcm if not len(self._partial) else np.concatenate([self._partial, pcm])
         n = self.frame_samples
         whole = len(x) // n
         for i in range(whole):
             behind = (whole - 1 - i) * 1_000_000_000 * n // RATE
-            self._frames.append(
-                CallerFrame(pcm=x[i * n : (i + 1) * n].copy(), t_ns=media.t_ns - behind)
-            )
+            # Never back in time, never before start (the clock is monotonic, so never
+            # after the arrival either).
+            t = max(media.t_ns - behind, self._last_ns)
+            self._last_ns = t
+            self._frames.append(CallerFrame(pcm=x[i * n : (i + 1) * n].copy(), t_ns=t))
         self._partial = x[whole * n :]
         if whole:
             self._ready.set()
+
+    def _hold_to_real_time(self, media: CallerMedia) -> NDArray[np.int16]:
+        """The samples of ``media`` that fit in the time since start (the newest kept)."""
+        pcm = media.pcm
+        elapsed_ns = max(0, media.t_ns - self._start_ns) + AHEAD_MS * 1_000_000
+        room = max(0, elapsed_ns * RATE // 1_000_000_000 - self._accepted)
+        if len(pcm) > room:
+            over = len(pcm) - room
+            if not self.dropped_samples:
+                self.log(
+                    Notice(
+                        t_ns=media.t_ns,
+                        level="warning",
+                        message=f"twilio stream: a media message of {len(pcm) * 1000 // RATE}"
+                        f" ms arrived {(media.t_ns - self._start_ns) / 1e9:.1f} s into the "
+                        f"stream, more audio than real time allows: its first "
+                        f"{over * 1000 // RATE} ms dropped (later excess is dropped too and "
+                        "counted in the summary)",
+                    )
+                )
+            self.dropped_samples += over
+            pcm = pcm[over:]
+        self._accepted += len(pcm)
+        return pcm
 
     def note(self, note: StreamNote) -> None:
         """Log a stream note (dtmf, a mark echo, an oddity) as a Notice."""
@@ -109,29 +203,39 @@ class TwilioStreamPort(CallerPort):
         for ev in early:
             self.emit(ev)
 
-    def close(self) -> None:
-        """The stream ended (``stop`` or the socket closed): from now on the port reads
-        silence in real time, so agent audio still queued drains and the call ends after
-        its tail instead of waiting for frames that will never come."""
-        if not self.closed:
-            self.closed = True
-            self._pad_ns = self._now_ns()
+    def end(self, how: StreamEnd) -> None:
+        """The stream ended (``stop`` or the socket closed); the first call counts. Nothing
+        is sent or accepted after it; ``on_end`` follows once the frames before it are
+        read."""
+        if self.ended is not None:
+            return
+        self.ended = how
+        self.closed = True
         self._ready.set()
+        if not self._reading:
+            self._tell_end()
+
+    def _tell_end(self) -> None:
+        if self._end_told or self.ended is None:
+            return
+        self._end_told = True
+        if self._on_end is not None:
+            self._on_end(self.ended)
 
     # --- bridge side ---------------------------------------------------------------------
 
     def start(self, t0_ns: int) -> None:
         """Nothing to open: Twilio's stream is already flowing."""
+        self._reading = True
 
     def read(self, now_ns: int) -> list[CallerFrame]:
-        """The caller frames that arrived since the last read (silence, paced, once the
-        stream has ended)."""
+        """The caller frames that arrived since the last read. Once the stream has ended
+        and every frame before its end was read (the bridge has handled them all by its
+        next read), ``on_end`` is called."""
         frames = list(self._frames)
         self._frames.clear()
         if self.closed and not frames:
-            while now_ns - self._pad_ns >= FRAME_NS:
-                self._pad_ns += FRAME_NS
-                frames.append(CallerFrame(np.zeros(self.frame_samples, np.int16), self._pad_ns))
+            self._tell_end()
         return frames
 
     async def wait_readable(self, timeout_s: float) -> None:
@@ -139,7 +243,8 @@ class TwilioStreamPort(CallerPort):
         if self._frames:
             return
         if self.closed:
-            await asyncio.sleep(min(timeout_s, FRAME_NS / 1e9))
+            if self._end_told:  # nothing more will come; the call is ending
+                await asyncio.sleep(min(timeout_s, FRAME_NS / 1e9))
             return
         self._ready.clear()
         with contextlib.suppress(TimeoutError):

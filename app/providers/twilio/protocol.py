@@ -630,7 +630,7 @@ class TwilioStreamProtocol:
             out += self._once(
                 t,
                 "size",
-                f"payload of {len(data)} bytes, not {FRAME_BYTES} per 20 ms (played)",
+                f"payload of {len(data)} bytes, not {FRAME_BYTES} per 20 ms (kept to real time)",
                 raw,
             )
         assert isinstance(media, dict)

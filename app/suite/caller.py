@@ -16,8 +16,11 @@ stamps), and decides each frame's content when the frame is released:
 3. then the next probe, and after the last turn the port is :attr:`exhausted` (the bridge
    ends the call after its tail).
 
-It records, per turn, when its probe started and ended and whether the wait timed out,
-so the runner knows which timeline turns answer which probe (:attr:`turn_windows`).
+It records, per turn, when its probe started and ended, when the agent's answer to it was
+over (the bridge's timeline completed the turn, its audio played and any tool follow-up
+included, with no response open and no tool call pending) and whether the wait timed
+out, so the runner knows which timeline turns answer which probe and, for a call cut
+short, which turns finished (:attr:`turn_windows`).
 Runs on the bridge's loop thread, like every port; no threads, no devices.
 """
 
@@ -39,6 +42,7 @@ from app.events import (
     ToolCallCancelled,
     ToolCallFinished,
     ToolCallRequested,
+    TurnCompleted,
 )
 
 _FRAME_NS = FRAME_MS * 1_000_000
@@ -54,6 +58,8 @@ class TurnWindow:
         next_ns: when the caller moved on (next probe or end of conversation); None while
             waiting.
         timed_out: the caller moved on because ``timeout_ms`` passed.
+        over_ns: when the agent's answer was over, heard to its end (a ``TurnCompleted``
+            with nothing open or pending); None if it never was.
     """
 
     index: int
@@ -61,6 +67,7 @@ class TurnWindow:
     end_ns: int | None = None
     next_ns: int | None = None
     timed_out: bool = False
+    over_ns: int | None = None
 
 
 class ConversationPort(WavFilePort):
@@ -159,6 +166,8 @@ class ConversationPort(WavFilePort):
             self._tools.add(ev.call_id)
         elif isinstance(ev, ToolCallFinished):
             self._tools.discard(ev.call_id)
+        elif isinstance(ev, TurnCompleted):
+            self._heard(ev.t_ns)
         elif isinstance(ev, ToolCallCancelled):
             self._tools.difference_update(ev.call_ids)
         elif isinstance(ev, AgentAudio):
@@ -167,6 +176,17 @@ class ConversationPort(WavFilePort):
             self._settled_ns = max(self._settled_ns, ev.t_ns)
 
     # -- the turn machine ------------------------------------------------------------------
+
+    def _heard(self, t_ns: int) -> None:
+        """A timeline turn completed: the bridge completes the newest turn once its answer
+        has played to the end, a tool's follow-up included. While the caller waits on an
+        answered probe with nothing open, that marks the probe's answer over. Ignored once
+        the port is stopped: the call's close-out completes every open turn."""
+        if self._stopped or self._state != "wait" or not self.windows:
+            return
+        if self._answered and not self._open and not self._tools:
+            window = self.windows[-1]
+            window.over_ns = t_ns if window.over_ns is None else window.over_ns
 
     def _frame(self, t_ns: int) -> NDArray[np.int16]:
         n = self.frame_samples

@@ -9,6 +9,11 @@ object) and the caller port's turn windows. The rules are in ``docs/suites.md``:
   probe the agent heard as two utterances) are merged: transcripts joined, tool calls
   concatenated, interrupted if any was, and each span taken from the first turn that has
   it;
+- a turn is *finished* when the caller moved on from it (the agent's answer was over, or
+  the turn's wait timed out), or when the agent's answer to it had been heard to its end
+  (:attr:`app.suite.caller.TurnWindow.over_ns`). A call that did not end normally
+  (interrupted, failed) is judged only on its finished turns: a turn that never played,
+  or whose answer was cut off, gets no checks (the session has no finished turn to judge);
 - each check yields ``{turn, name, passed, value, limit, message}`` (``turn`` is None for
   call-level checks).
 """
@@ -51,6 +56,7 @@ class TurnResult:
     spans: dict[str, Span] = field(default_factory=dict)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     timed_out: bool = False
+    finished: bool = False
     found: bool = False
     wer: float | None = None
     reply_language: str | None = None
@@ -70,9 +76,6 @@ def match_turns(
     ``turns`` are the call's priced turn records in their JSON form (``cost_usd`` beside
     the record's fields)."""
     out = [TurnResult(t.index, t.text) for t in case.turns]
-    for w in windows:
-        if 1 <= w.index <= len(out):
-            out[w.index - 1].timed_out = w.timed_out
     starts = [w.start_ns for w in windows]
     for priced in turns:
         turn = TurnRecord.from_dict(priced)
@@ -98,6 +101,10 @@ def match_turns(
         if isinstance(cost, int | float):
             res.cost_usd = (res.cost_usd or 0.0) + float(cost)
         res.found = True
+    for w in windows:
+        if 1 <= w.index <= len(out):
+            out[w.index - 1].timed_out = w.timed_out
+            out[w.index - 1].finished = w.next_ns is not None or w.over_ns is not None
     for res, ct in zip(out, case.turns, strict=True):
         res.wer = error_rate(ct.text, res.heard, case.language).value
         res.reply_language = detect_language(res.said) if res.said else None
@@ -168,10 +175,18 @@ def _tool_check(turn: int, tr: TurnResult, tool: ToolExpectation) -> dict[str, A
     return _check(turn, "tool", ok, n, limit, message)
 
 
+def judged_turns(results: Sequence[TurnResult], completed: bool) -> list[TurnResult]:
+    """The turns to judge: every one when the call ``completed`` normally, else only the
+    finished ones (see the module docstring)."""
+    return list(results) if completed else [r for r in results if r.finished]
+
+
 def turn_checks(case: Case, results: Sequence[TurnResult]) -> list[dict[str, Any]]:
-    """Evaluate every turn's ``expect:``."""
+    """Evaluate the ``expect:`` of each turn in ``results`` (all of the case's turns, or
+    the :func:`judged_turns` among them)."""
     out: list[dict[str, Any]] = []
-    for ct, tr in zip(case.turns, results, strict=True):
+    for tr in results:
+        ct = case.turns[tr.index - 1]
         e, k = ct.spec.expect, ct.index
         if e.max_wer is not None:
             unit = "CER" if uses_cer(case.language) else "WER"

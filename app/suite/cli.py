@@ -5,6 +5,8 @@ lead wires it into :func:`app.cli.build_parser`). Exit codes: 0 every case passe
 baseline regression), 1 an expectation failed, a call failed or a baseline figure
 regressed, 2 bad input (one line ``FILE:LINE: FIELD: problem``), 128 + signal (130 for
 Ctrl-C) when interrupted — after the partial run is written (JSON, JUnit, store).
+``suite show`` exits 0 only for a complete run whose every planned case passed, else 1
+(failed, interrupted, crashed or still running: :func:`show_exit_code`).
 """
 
 from __future__ import annotations
@@ -115,7 +117,10 @@ def cmd_suite_run(args: argparse.Namespace) -> int:
         new_run_id(root),
         on_case=progress.case_done,
     )
-    prepared = runner.prepare()  # bad probes (missing voice, sox) -> exit 2 before calls
+    # Bad probes (missing voice, sox) -> exit 2 before calls.
+    prepared = runner.prepare(
+        notify=lambda line: print(f"voiceprobe: {line}", file=sys.stderr, flush=True)
+    )
 
     async def main() -> list[signal.Signals]:
         caught = on_signals(runner.interrupt)
@@ -172,12 +177,14 @@ def cmd_suite_list(args: argparse.Namespace) -> int:
             json_text([{**{k: r.get(k) for k in keys}, "summary": r.get("summary")} for r in runs])
         )
         return EXIT_OK
-    print(f"{'run':<21} {'suite':<24} {'status':<12} {'cases':>5} {'passed':>6} {'started':<25}")
+    print(f"{'run':<21} {'suite':<24} {'status':<12} {'ran/planned':>11} {'passed':>6} "
+          f"{'started':<25}")  # fmt: skip
     for r in runs:
         s = r.get("summary") or {}
+        ran = f"{s.get('ran', len(r.get('cases') or []))}/{s.get('planned', '-')}"
         print(
             f"{printable(r.get('run_id')):<21} {printable(r.get('suite'))[:24]:<24} "
-            f"{printable(r.get('status'))[:12]:<12} {s.get('cases', '-')!s:>5} "
+            f"{printable(r.get('status'))[:12]:<12} {printable(ran):>11} "
             f"{s.get('passed', '-')!s:>6} {printable(r.get('started'))[:25]:<25}"
         )
     return EXIT_OK
@@ -190,16 +197,40 @@ def cmd_suite_show(args: argparse.Namespace) -> int:
     from app.suite.summary import summarize_run
 
     run = load_run(args.run_id)
+    code = show_exit_code(run)
     if args.json:
         print(json_text(run))
-        return EXIT_OK
+        return code
     cases = [c for c in run["cases"] if isinstance(c, dict)]
+    stored: dict[str, Any] = run["summary"] if isinstance(run.get("summary"), dict) else {}
+    status = run.get("status")
     summary = summarize_run(
-        cases, int((run.get("summary") or {}).get("planned") or len(cases)),
-        run.get("status") == "interrupted", float((run.get("summary") or {}).get("wall_s") or 0.0),
+        cases, int(stored.get("planned") or len(cases)), status == "interrupted",
+        float(stored.get("wall_s") or 0.0), crashed=status == "crashed",
     )  # fmt: skip
     print(f"run {printable(run.get('run_id'))}: suite {printable(run.get('suite'))}, "
-          f"{printable(run.get('status'))}, started {printable(run.get('started'))}")  # fmt: skip
+          f"{printable(status)}, started {printable(run.get('started'))}")  # fmt: skip
     print_table(summary, sys.stdout)
     print_failures(cases, sys.stdout)
-    return EXIT_OK if all(c.get("passed") for c in cases) else EXIT_FAILED
+    for s in run.get("unfinished_sessions") or []:
+        if isinstance(s, dict):
+            print(printable(f"{s.get('case')}: in progress when the run's process died "
+                            f"(session {s.get('session_id')})"))  # fmt: skip
+    return code
+
+
+def show_exit_code(run: dict[str, Any]) -> int:
+    """``suite show``'s exit code: 0 only for a ``complete`` run that ran every planned
+    case, each passing, with no baseline regression; 1 otherwise (a failed case, an
+    interrupted or crashed run, one still running)."""
+    cases = [c for c in run.get("cases") or [] if isinstance(c, dict)]
+    summary: dict[str, Any] = run["summary"] if isinstance(run.get("summary"), dict) else {}
+    planned = summary.get("planned")
+    regressed = bool((summary.get("baseline") or {}).get("regressed"))
+    ok = (
+        run.get("status") == "complete"
+        and (not isinstance(planned, int) or len(cases) >= planned)
+        and all(c.get("passed") for c in cases)
+        and not regressed
+    )
+    return EXIT_OK if ok else EXIT_FAILED

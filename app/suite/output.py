@@ -35,6 +35,7 @@ class Progress:
         self.tty = stream.isatty() if tty is None else tty
         self.done = 0
         self.passed = 0
+        self.stopped = 0  # interrupted: neither passed nor failed
         self._t0 = time.monotonic()
 
     def start(self) -> None:
@@ -46,6 +47,7 @@ class Progress:
         """Count a finished case and show it."""
         self.done += 1
         self.passed += 1 if result.get("passed") else 0
+        self.stopped += 1 if result.get("status") == "interrupted" else 0
         if self.tty:
             self._bar()
             return
@@ -82,8 +84,9 @@ class Progress:
             eta = _duration(elapsed / self.done * (self.total - self.done))
         line = (
             f"\r\x1b[K[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} "
-            f"pass {self.passed} fail {self.done - self.passed}  "
-            f"elapsed {_duration(elapsed)}  ETA {eta}"
+            f"pass {self.passed} fail {self.done - self.passed - self.stopped}"
+            + (f" interrupted {self.stopped}" if self.stopped else "")
+            + f"  elapsed {_duration(elapsed)}  ETA {eta}"
         )
         self.stream.write(line)
         self.stream.flush()
@@ -108,8 +111,14 @@ def print_table(summary: dict[str, Any], out: TextIO) -> None:
         )
     s = summary
     tail = f"{s['passed']}/{s['cases']} cases passed, {s['failed']} failed, {s['errors']} errors"
-    if s.get("interrupted"):
-        tail += f"; interrupted ({s['cases']} of {s['planned']} cases run)"
+    ran, planned = s.get("ran", s["cases"]), s["planned"]
+    if s.get("crashed"):
+        tail += f"; crashed (its process died): {ran} of {planned} planned cases ran"
+    elif s.get("interrupted"):
+        stopped = s.get("interrupted_cases") or 0
+        tail += f"; interrupted: {ran} of {planned} planned cases ran"
+        if stopped:
+            tail += f", {stopped} stopped mid-call (not counted)"
     print(tail + f"; wall {s['wall_s']:.1f} s for {s['audio_s']:.1f} s of calls", file=out)
 
 

@@ -8,8 +8,10 @@ simulator's replies, so no CPU-heavy work competes with running calls' media.
 
 A call that fails (connection refused, server error) makes a failed case with its error;
 the run goes on. :meth:`SuiteRunner.interrupt` (Ctrl-C, SIGTERM) starts no new case and
-cancels the running ones, which are closed out as ``interrupted`` (their sessions too).
-After every finished case the run is rewritten in the store (:mod:`app.suite.runs`).
+cancels the running ones, which are closed out as ``interrupted`` (their sessions too);
+such a case, like one whose call failed, is scored on the turns that finished before the
+stop, read from its session (:func:`app.suite.checks.judged_turns`). The run is written to
+the store (:mod:`app.suite.runs`) as it starts and again after every finished case.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +31,7 @@ from typing import Any
 from app.bridge.call import BridgeOptions
 from app.bridge.providers import ProviderPlan
 from app.bridge.session import CallSetup, run_call
-from app.errors import VoiceprobeError
+from app.errors import StoreError, VoiceprobeError
 from app.probes.render import RenderedProbe, render_probe
 from app.probes.scoring import load_detector
 from app.profile import Profile
@@ -39,7 +42,7 @@ from app.suite import checks as scoring
 from app.suite.caller import ConversationPort
 from app.suite.expand import Case
 from app.suite.model import Suite
-from app.suite.runs import save_run
+from app.suite.runs import run_process, save_run
 from app.suite.simulate import case_scenario
 from app.suite.summary import summarize_run
 
@@ -116,45 +119,66 @@ class SuiteRunner:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._save_lock = asyncio.Lock()
         self._t0 = time.monotonic()
+        self._process = run_process()
 
     # -- preparation (before any call) ---------------------------------------------------
 
-    def prepare(self) -> list[Prepared]:
+    def prepare(self, notify: Callable[[str], None] | None = None) -> list[Prepared]:
         """Render every probe and build every scenario (synchronous; run off the loop).
+
+        Work and memory grow with the distinct audio, not with the cases: a probe is
+        rendered once per (probe, conditions) and its samples shared by every case that
+        plays it (repeats, conversations sharing a line); a scenario is built once per
+        matrix cell and conversation, and shared under each case's name. ``notify`` gets
+        one line saying what is being prepared, before the work starts.
 
         Raises:
             ConfigError: a probe cannot be rendered (missing voice, sox missing...).
         """
+        keys = list(dict.fromkeys((t.probe, c.conditions) for c in self.cases for t in c.turns))
+        cells = {_cell(c) for c in self.cases} if self.plan.label == "sim" else set()
+        if notify is not None:
+            what = f"{len(keys)} distinct probe(s)"
+            if cells:
+                what += f" and {len(cells)} simulator scenario(s)"
+            notify(f"preparing {len(self.cases)} case(s): {what}")
         load_detector()
-        jobs = [(c, t) for c in self.cases for t in c.turns]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            rendered = list(
-                pool.map(
-                    lambda job: render_probe(
-                        job[1].probe,
-                        seed=self.suite.seed,
-                        conditions=job[0].conditions,
-                        voices=self.suite.voices,
-                        cache_dir=self.settings.cache_dir,
-                        base_dir=self.suite.base_dir,
+            renders = dict(
+                zip(
+                    keys,
+                    pool.map(
+                        lambda key: render_probe(
+                            key[0],
+                            seed=self.suite.seed,
+                            conditions=key[1],
+                            voices=self.suite.voices,
+                            cache_dir=self.settings.cache_dir,
+                            base_dir=self.suite.base_dir,
+                        ),
+                        keys,
                     ),
-                    jobs,
+                    strict=True,
                 )
             )
+        scenarios: dict[tuple[Any, ...], Scenario] = {}
+        probe_lists: dict[tuple[Any, ...], list[RenderedProbe]] = {}
         out: list[Prepared] = []
-        pos = 0
         for case in self.cases:
-            probes = rendered[pos : pos + len(case.turns)]
-            pos += len(case.turns)
+            cell = _cell(case)
+            probes = probe_lists.get(cell)
+            if probes is None:
+                probes = [renders[(t.probe, case.conditions)] for t in case.turns]
+                probe_lists[cell] = probes
             scenario = None
-            if self.plan.label == "sim":
-                scenario = case_scenario(self.suite, case, self.plan.kind)
+            if cells:
+                shared = scenarios.get(cell)
+                if shared is None:
+                    shared = scenarios[cell] = case_scenario(self.suite, case, self.plan.kind)
+                scenario = dataclasses.replace(shared, name=case.id)
             out.append(Prepared(case, probes, scenario))
         spoken = {
-            (text, p.scenario.voice_rate, voice)
-            for p in out
-            if p.scenario is not None
-            for text, voice in p.scenario.spoken()
+            (text, sc.voice_rate, voice) for sc in scenarios.values() for text, voice in sc.spoken()
         }
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda s: synthesize(s[0], 24000, s[1], s[2]), sorted(spoken)))
@@ -171,6 +195,9 @@ class SuiteRunner:
     async def run(self, prepared: list[Prepared]) -> None:
         """Run every prepared case, at most ``parallel`` at a time."""
         self._t0 = time.monotonic()
+        # Stored "running" (with this process's identity) before the first call: a run
+        # whose process dies is then found and closed out "crashed" (app.suite.runs).
+        await self._save()
         slots = asyncio.Semaphore(max(1, self.settings.parallel))
         tasks: list[asyncio.Task[None]] = []
         for item in prepared:
@@ -201,6 +228,7 @@ class SuiteRunner:
             "suite_path": str(self.suite.path),
             "provider": self.plan.label,
             "tags": list(self.settings.tags),
+            "process": self._process,
         }
 
     async def _save(self, final: bool = False) -> None:
@@ -270,7 +298,7 @@ class SuiteRunner:
             except (OSError, TimeoutError, VoiceprobeError) as exc:
                 await asyncio.to_thread(sim.stop)
                 error = {"code": "simulator", "message": f"simulator did not start ({exc})"}
-                return self._result(case, port, None, {}, error, "error", time.monotonic() - t0)
+                return self._result(case, port, None, {}, error, "error", time.monotonic() - t0, [])
             cert = sim.cert_path
             plan = _RunningSim(**{f: getattr(plan, f) for f in _PLAN_FIELDS})
             plan.url, plan.sim = url, sim
@@ -285,6 +313,7 @@ class SuiteRunner:
         )
         session: dict[str, Any] = {}
         summary: dict[str, Any] | None = None
+        turns: list[dict[str, Any]] = []
         status = "done"
         try:
             # The bridge bounds the call itself (max_seconds); this outer bound keeps a
@@ -299,23 +328,30 @@ class SuiteRunner:
         except TimeoutError:
             status = "error"
             error = {"code": "stuck", "message": "the call did not end within its time limit"}
+            turns = _session_turns(session.get("dir"))  # closed out "interrupted" too
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             status = "interrupted"
             error = {"code": "interrupted", "message": "the run was interrupted"}
+            # run_call closed the session out with the turns it had: score those.
+            turns = _session_turns(session.get("dir"))
         except VoiceprobeError as exc:
             status = "error"
             error = {"code": "setup", "message": str(exc)}
         finally:
             if sim is not None:
                 await asyncio.shield(asyncio.to_thread(sim.stop))
-        if summary is not None and not summary.get("ok"):
-            errs = summary.get("errors") or [{"code": summary.get("reason"), "message": ""}]
-            error = {"code": str(errs[0].get("code")), "message": str(errs[0].get("message"))}
-            status = "error"
-        return self._result(case, port, summary, session, error, status, time.monotonic() - t0)
+        if summary is not None:
+            turns = list(summary.get("turns") or [])
+            if not summary.get("ok"):
+                errs = summary.get("errors") or [{"code": summary.get("reason"), "message": ""}]
+                error = {"code": str(errs[0].get("code")), "message": str(errs[0].get("message"))}
+                status = "error"
+        return self._result(
+            case, port, summary, session, error, status, time.monotonic() - t0, turns
+        )
 
     def _result(
         self,
@@ -326,12 +362,16 @@ class SuiteRunner:
         error: dict[str, Any] | None,
         status: str,
         wall_s: float,
+        turns: list[dict[str, Any]],
     ) -> dict[str, Any]:
-        turns = summary.get("turns", []) if summary else []
-        results = scoring.match_turns(case, turns, port.turn_windows)
+        """A case's result from the call's ``turns`` (the summary's, or for an interrupted
+        call those its session was closed out with). A call that did not end normally is
+        judged on its finished turns only (:func:`app.suite.checks.judged_turns`)."""
+        all_turns = scoring.match_turns(case, turns, port.turn_windows)
+        results = scoring.judged_turns(all_turns, completed=status == "done")
         checks = scoring.turn_checks(case, results)
         if summary is not None:
-            checks += scoring.call_checks(self.suite.expect_call, summary, results)
+            checks += scoring.call_checks(self.suite.expect_call, summary, all_turns)
         v2v = [v for r in results if (v := r.ms("voice_to_voice")) is not None]
         said = " ".join(r.said for r in results if r.said)
         from app.probes.scoring import detect_language, language_matches
@@ -386,6 +426,7 @@ class SuiteRunner:
                 }
                 for r in results
             ],
+            "unjudged_turns": sorted({r.index for r in all_turns} - {r.index for r in results}),
         }
 
 
@@ -401,6 +442,26 @@ class _RunningSim(ProviderPlan):
 
 
 _PLAN_FIELDS = tuple(f.name for f in dataclasses.fields(ProviderPlan))
+
+
+def _cell(case: Case) -> tuple[Any, ...]:
+    """What a case's audio and scenario depend on: every axis but the repeat."""
+    return (case.conversation.id, case.language, case.accent, case.conditions)
+
+
+def _session_turns(folder: str | None) -> list[dict[str, Any]]:
+    """The turns an interrupted call's session was closed out with (its ``turns.json``),
+    or none when the session was not made or the file cannot be read."""
+    if not folder:
+        return []
+    from app.store.reader import check_turns
+    from app.store.writer import TURNS_FILE
+
+    path = Path(folder) / TURNS_FILE
+    try:
+        return check_turns(json.loads(path.read_text(encoding="utf-8")), path)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError, StoreError):
+        return []
 
 
 def _pct(values: list[float], q: float) -> float | None:

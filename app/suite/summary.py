@@ -1,6 +1,9 @@
 """Aggregates of a suite run: per language, per language x condition, and overall (pure).
 
-Figures of a group of cases (rules in ``docs/suites.md``):
+Figures of a group of cases (rules in ``docs/suites.md``) count only the cases that ran to
+an end: an *interrupted* case (Ctrl-C, SIGTERM mid-call) has no verdict, so it is left out
+of every figure below (its finished turns are still scored in its own result and judge
+its session's turns); the run's summary counts it in ``interrupted_cases``.
 
 - ``pass_rate``: passed cases / cases, in percent;
 - ``mean_wer``: mean of the cases' ``wer`` (each the mean over its turns);
@@ -24,7 +27,9 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 
 def group_figures(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The figures of one group of case results (see the module docstring)."""
+    """The figures of one group of case results, interrupted ones left out (see the module
+    docstring)."""
+    cases = [c for c in cases if c.get("status") != "interrupted"]
     n = len(cases)
     passed = sum(1 for c in cases if c.get("passed"))
     wers = [float(c["wer"]) for c in cases if c.get("wer") is not None]
@@ -51,13 +56,23 @@ def group_figures(cases: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize_run(
-    cases: Sequence[dict[str, Any]], planned: int, interrupted: bool, wall_s: float
+    cases: Sequence[dict[str, Any]],
+    planned: int,
+    interrupted: bool,
+    wall_s: float,
+    crashed: bool = False,
 ) -> dict[str, Any]:
     """The ``summary`` object of a run: totals, ``by_language`` and the ``table`` rows
-    (language x condition), in first-seen order."""
+    (language x condition, rows of finished cases only), in first-seen order.
+
+    ``cases`` is the number of finished cases the figures count; ``ran`` every case with
+    a result (interrupted ones included) out of ``planned``; ``crashed`` a run whose
+    process died (:func:`app.suite.runs.recover_runs`)."""
     by_lang: dict[str, list[dict[str, Any]]] = {}
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in cases:
+        if c.get("status") == "interrupted":
+            continue
         lang = c["language"] if not c.get("accent") else f"{c['language']}/{c['accent']}"
         by_lang.setdefault(lang, []).append(c)
         by_cell.setdefault((lang, str(c.get("condition") or "")), []).append(c)
@@ -65,9 +80,11 @@ def summarize_run(
     return {
         **total,
         "planned": planned,
+        "ran": len(cases),
         "failed": sum(1 for c in cases if c.get("status") == "failed"),
         "errors": sum(1 for c in cases if c.get("status") == "error"),
         "interrupted": interrupted,
+        "crashed": crashed,
         "interrupted_cases": sum(1 for c in cases if c.get("status") == "interrupted"),
         "wall_s": round(wall_s, 3),
         "audio_s": round(sum(float(c.get("audio_s") or 0.0) for c in cases), 3),

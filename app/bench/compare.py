@@ -1,4 +1,5 @@
-"""Benchmark: voiceprobe's bridge beside the bare ``openai`` client and a Pipecat pipeline.
+"""Benchmark: voiceprobe's bridge beside the bare ``openai`` client, a Pipecat pipeline and
+the floor (the least any live client does, ``client_floor.py``).
 
     .venv/bin/python -m app.bench.compare --seconds 60 --rounds 3
 
@@ -8,7 +9,8 @@ same call; a fresh one per call, as a scenario's turns carry on across sessions)
 call per client per round, each client in a process of its own, in an order that rotates
 every round. Each client streams the WAV's 20 ms frames in real time and queues the
 agent's audio on a paced sink; see ``client_voiceprobe.py``, ``client_sdk.py`` and
-``client_pipecat.py``. Per client it prints:
+``client_pipecat.py`` (``client_floor.py`` drops the agent's audio unread). Per client it
+prints:
 
 * CPU per live call: user+system CPU time of the client's process over the call's wall
   time (connect to hang-up, imports excluded), as a percentage of one core, and its
@@ -20,9 +22,10 @@ agent's audio on a paced sink; see ``client_voiceprobe.py``, ``client_sdk.py`` a
 * loop lag: how late the event loop woke the client's frame pacing (max and p99): a
   stalled loop shows here, whatever caused it;
 
-and for voiceprobe its turns' ``playback_latency`` p95, then the ratios voiceprobe/Pipecat
-and voiceprobe/SDK. The machine's load average before and after is printed too: the
-figures mean little on a busy machine. ``--json`` prints one JSON object instead.
+and for voiceprobe its turns' ``playback_latency`` p95, then the ratios voiceprobe/Pipecat,
+voiceprobe/SDK and voiceprobe/floor, and the floor's CPU against Pipecat's. The
+machine's load average before and after is printed too: the figures mean little on a
+busy machine. ``--json`` prints one JSON object instead.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 from app import eventloop
 from app.bench.harness import ClientRun, Simulator, cpu_s, figures, make_workload, switches
 
-CLIENTS = ("voiceprobe", "sdk", "pipecat")
+CLIENTS = ("voiceprobe", "sdk", "pipecat", "floor")
 #: A call that has not ended this long after its track is a failed run.
 OVERRUN_S = 60.0
 
@@ -71,6 +74,11 @@ async def _one_call(client: str, wav: Path, base: str, url: str, work: Path) -> 
 
         frames = client_sdk.prepare(wav)
         return await _timed(client_sdk.run(frames, base, _session_config()))
+    if client == "floor":
+        from app.bench import client_floor
+
+        frames = client_floor.prepare(wav)
+        return await _timed(client_floor.run(frames, url, _session_config()))
     from app.bench import client_pipecat
 
     frames = client_pipecat.prepare(wav)
@@ -165,6 +173,9 @@ def _table(report: dict[str, Any]) -> str:
                     f"{vp['playback_latency_p95_ms']}; turns {vp['turns']}, ok {vp['ok']}")
     for other, ratio in report["ratios"].items():
         rows.append(f"voiceprobe/{other}: " + ", ".join(f"{k} {v}" for k, v in ratio.items()))
+    if report["floor_cpu_vs_pipecat"] is not None:
+        rows.append(f"floor/pipecat: cpu {report['floor_cpu_vs_pipecat']} (no client spends "
+                    "less CPU on this call than the floor)")
     rows.append(f"load average before {report['load_before']}, after {report['load_after']}")
     return "\n".join(rows)
 
@@ -220,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "clients": clients,
         "results": results,
-        "ratios": {o: _ratios(results, o) for o in ("pipecat", "sdk")
+        "ratios": {o: _ratios(results, o) for o in ("pipecat", "sdk", "floor")
                    if "voiceprobe" in results and o in results},
+        "floor_cpu_vs_pipecat": _ratio(*(results[c]["cpu_percent_per_call"]
+                                         for c in ("floor", "pipecat")))
+        if "floor" in results and "pipecat" in results else None,
         "load_before": load_before,
         "load_after": _load(),
     }

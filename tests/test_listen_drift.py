@@ -20,7 +20,8 @@ import pytest
 
 from tests.pulse import PulseServer
 
-pytestmark = [pytest.mark.device, pytest.mark.slow]
+# Serial: the drift figure is coarse, and load skews it further (docs/audio.md).
+pytestmark = [pytest.mark.device, pytest.mark.slow, pytest.mark.serial]
 
 PORT_RATE = 16000
 FRAME = PORT_RATE // 50  # one 20 ms call frame

@@ -216,7 +216,7 @@ def test_export_refuses_the_session_folder(session: tuple[Path, Path], target: s
     proc = cli(home, "sessions", "export", SID, "--html", str(folder / target))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.decode().splitlines()
-    assert len(lines) == 1 and "session folder" in lines[0], lines
+    assert len(lines) == 1 and "data folder" in lines[0], lines
     assert {p.name: _digest(p) for p in folder.iterdir()} == before
 
 

@@ -213,9 +213,7 @@ class Bridge:
         except ProviderError as exc:
             self._fail(exc.code, str(exc))
         finally:
-            # However the call ends (a cancel too: Ctrl-C, SIGTERM, the window closing),
-            # it is ending: the socket closed below must not look like a drop to the pump,
-            # which would open a new session (and spend the key) on the way out.
+            # Ending, a cancel too: the socket closed below is no drop to reconnect from.
             self._stop.set()
             tasks = (audio, watchdog, *self._tool_tasks, *self._background)
             for task in tasks:

@@ -27,8 +27,7 @@ side (1009 message too big, 1011…)
 the server shuts down (SIGINT/TERM)   session ``interrupted``     warning; 1001 sent
 ====================================  ==========================  =======================
 
-Media after ``stop`` is ignored (logged once), as media before ``start`` is; caller audio
-is held to real time by the port (:mod:`app.serve.twilio_port`).
+Media after ``stop`` is ignored (logged once); the port holds caller audio to real time.
 """
 
 from __future__ import annotations
@@ -390,8 +389,8 @@ class TwilioServer:
             if not session:
                 return  # no session was made yet: nothing recorded
             turns = handle.bridge.timeline.to_list() if handle.bridge is not None else []
-            summary = {**session, "ok": False, "reason": "interrupted", "turns": turns}
-            summary["errors"] = []
+            summary = {**session, "ok": False, "reason": "interrupted", "turns": turns,
+                       "errors": []}  # fmt: skip
         summary["twilio"] = {
             "stream_sid": started.stream_sid,
             "call_sid": started.call_sid,

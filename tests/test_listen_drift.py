@@ -43,10 +43,12 @@ def _feed(listen: object, ppm: float, seconds: float, stop: threading.Event) -> 
         listen.caller(tone[k * FRAME : (k + 1) * FRAME])  # type: ignore[attr-defined]
 
 
-#: The drift figure's tolerance. The ring's level cannot see PulseAudio's own stream
-#: buffer, which wanders by a few milliseconds over the run (10 ms over 40 s is 250 ppm),
-#: so listen-in's figure is a coarse one (docs/audio.md); the queue bounds are exact.
-DRIFT_REL = 0.5
+#: The drift figure's range: the right sign, within this factor of the truth either way.
+#: The ring's level cannot see PulseAudio's own stream buffer, which wanders by tens of
+#: milliseconds over the run (10 ms over 40 s is 250 ppm): on 2026-12-04 eight readings
+#: of a true ±800 ppm ran from 0.40x to 1.85x of it, alone or beside other tests, so the
+#: figure is a coarse one (docs/audio.md). The queue bounds below are held exactly.
+DRIFT_FACTOR = 2.5
 
 
 @pytest.mark.parametrize("ppm", [800.0, -800.0], ids=["call-fast", "call-slow"])
@@ -81,4 +83,5 @@ def test_listen_in_ring_stays_bounded_against_a_drifting_call_clock(
     assert listen.peak_ahead_ms <= 100.0
     assert listen.dropped == 0
     assert listen.underruns == 0
-    assert listen.drift_ppm == pytest.approx(true_ppm, rel=DRIFT_REL)
+    ratio = listen.drift_ppm / true_ppm
+    assert 1 / DRIFT_FACTOR <= ratio <= DRIFT_FACTOR, ratio

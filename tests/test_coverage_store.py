@@ -129,7 +129,8 @@ def test_coverage_of_ten_thousand_sessions_is_under_a_second(tmp_path: Path) -> 
 
 def test_a_report_is_never_written_into_the_data_folder(home: Path) -> None:
     """Over the index or a stored suite run, a report would destroy it: refused, one line,
-    exit 2, and the file is left as it was."""
+    exit 2, and the file is left as it was. A new file beside them is the user's own (a
+    data folder given with --out may be any folder)."""
     make_session(home, OLD_ID, [("hola", "hola", 800.0)], tags=["language=es-MX"])
     runs = home / "suite-runs"
     runs.mkdir(exist_ok=True)
@@ -138,12 +139,15 @@ def test_a_report_is_never_written_into_the_data_folder(home: Path) -> None:
     index = home / "sessions.db"
     before = index.read_bytes()
     for args in (["coverage", "--html", str(index)],
+                 ["coverage", "--html", str(home / "sessions.db-wal")],
                  ["session", OLD_ID, "--html", str(stored)],
-                 ["coverage", "--html", str(home / "new.html")]):  # fmt: skip
+                 ["session", OLD_ID, "--html", str(home / "samples")]):  # fmt: skip
         proc = cli(home, "report", *args)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "data folder" in lines[0], proc.stderr
     assert index.read_bytes() == before and stored.read_text() == '{"kept": true}'
-    assert not (home / "new.html").exists()
+    assert not (home / "sessions.db-wal").exists()
     assert cli(home, "coverage", "--json").returncode == 0
+    assert cli(home, "report", "coverage", "--html", str(home / "new.html")).returncode == 0
+    assert "<h1>Coverage</h1>" in (home / "new.html").read_text()

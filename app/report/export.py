@@ -24,19 +24,30 @@ from app.store.report import html_report
 from app.store.verdicts import ingest_suite_runs
 from app.store.writer import INDEX_FILE, atomic_write_text
 
+#: What voiceprobe keeps in a data folder: its folders, and its index (with SQLite's side
+#: files, ``sessions.db-wal`` ...). A report written over any of them would destroy it.
+OWN_FOLDERS = ("sessions", "suite-runs", "samples", "probe-cache", "config")
+
 
 def report_target(path: Path, root: Path) -> Path:
-    """Where an export may go: not into voiceprobe's data folder ``root`` (symlinks
-    resolved: a report written over ``sessions.db`` or a stored suite run would destroy
-    it), not a folder, and into a folder that exists. Returns the resolved path.
+    """Where an export may go: not over what voiceprobe keeps in its data folder ``root``
+    (:data:`OWN_FOLDERS` and the index; symlinks resolved), not a folder, and into a
+    folder that exists. A data folder chosen with ``--out`` may be any folder of the
+    user's, so a new file beside voiceprobe's own is fine. Returns the resolved path.
 
     Raises:
         ConfigError: one line naming ``path``.
     """
     target = path.resolve()
     store = root.resolve()
-    if target == store or store in target.parents:
-        raise ConfigError(f"is inside voiceprobe's data folder {store}", str(path))
+    own = [store / name for name in OWN_FOLDERS]
+    if (
+        target == store
+        or any(target == d or d in target.parents for d in own)
+        or (target.parent == store and target.name.startswith(INDEX_FILE))
+    ):
+        raise ConfigError(f"would overwrite voiceprobe's own data in its data folder {store}",
+                          str(path))  # fmt: skip
     if target.is_dir():
         raise ConfigError("is a folder, not a file", str(path))
     if not target.parent.is_dir():

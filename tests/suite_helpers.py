@@ -38,19 +38,36 @@ THANKS_REPLY = (
 )
 
 
+def _cli_env(home: Path, env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "VOICEPROBE_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
+            **(env or {})}  # fmt: skip
+
+
 def run_cli(
     args: list[str], home: Path, timeout: float = 150.0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m app.cli ARGS`` with ``VOICEPROBE_HOME=home``."""
-    full_env = dict(os.environ, VOICEPROBE_HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         cwd=REPO,
-        env=full_env,
+        env=_cli_env(home, env),
         capture_output=True,
         text=True,
         timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_cli(args: list[str], home: Path) -> subprocess.Popen[str]:
+    """Start ``python -m app.cli ARGS`` with ``VOICEPROBE_HOME=home`` (stdout and stderr
+    piped, as text), for a test that signals it mid-run."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO,
+        env=_cli_env(home, None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         stdin=subprocess.DEVNULL,
     )
 

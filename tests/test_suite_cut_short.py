@@ -7,7 +7,6 @@ aggregates. ``kill -9``: the stored run, still ``running``, is found and closed 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -31,8 +30,8 @@ from app.suite.expand import expand
 from app.suite.load import load_suite
 from app.suite.runs import run_alive, run_process
 from app.suite.summary import summarize_run
-from tests.conftest import REPO, TIME_SCALE
-from tests.suite_helpers import SIM_TIMING, THANKS_REPLY, THANKS_SAY, run_cli
+from tests.conftest import TIME_SCALE
+from tests.suite_helpers import SIM_TIMING, THANKS_REPLY, THANKS_SAY, run_cli, start_cli
 
 # In Spanish, turn 2's answer starts 30 s after its probe: it cannot finish before the
 # signal. English cases run straight through.
@@ -66,13 +65,9 @@ def _start(tmp_path: Path, languages: str) -> tuple[subprocess.Popen[str], Path]
     home = tmp_path / "home"
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE.replace("LANGUAGES", languages), encoding="utf-8")
-    env = dict(os.environ, VOICEPROBE_HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "suite", "run", str(suite), "--provider", "sim",
-         "--parallel", "1", "--json"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start_cli(
+        ["suite", "run", str(suite), "--provider", "sim", "--parallel", "1", "--json"], home
+    )
     return proc, home
 
 

@@ -4,17 +4,13 @@ interrupted, the partial run is written (JSON, JUnit, store) and the exit code i
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from junitparser import Error, JUnitXml
 
-from tests.conftest import REPO
-from tests.suite_helpers import SIM_TIMING, THANKS_REPLY, THANKS_SAY
+from tests.suite_helpers import SIM_TIMING, THANKS_REPLY, THANKS_SAY, start_cli
 
 SUITE = f"""\
 name: stop-me
@@ -39,13 +35,9 @@ def test_ctrl_c_writes_the_partial_run(tmp_path: Path) -> None:
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")
     junit = tmp_path / "junit.xml"
-    env = dict(os.environ, VOICEPROBE_HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "suite", "run", str(suite), "--parallel", "1",
-         "--json", "--junit", str(junit)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = start_cli(
+        ["suite", "run", str(suite), "--parallel", "1", "--json", "--junit", str(junit)], home
+    )
     try:
         assert proc.stderr is not None
         seen = []

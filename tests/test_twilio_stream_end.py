@@ -41,6 +41,7 @@ from app.serve.twilio_port import AHEAD_MS, StreamEnd, TwilioStreamPort
 from app.sim.caller import caller_track
 from app.sim.scenario import load_scenario
 from tests.conftest import REPO, TIME_SCALE
+from tests.twilio_helpers import stop
 
 S = 1_000_000_000
 #: How soon after the stream is gone the call's summary must be out (the agent's reply
@@ -206,12 +207,7 @@ class Served:
         return self.err_path.read_text()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop(self.proc)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
 

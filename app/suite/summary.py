@@ -67,7 +67,7 @@ def summarize_run(
 
     ``cases`` is the number of finished cases the figures count; ``ran`` every case with
     a result (interrupted ones included) out of ``planned``; ``crashed`` a run whose
-    process died (:func:`app.suite.runs.recover_runs`)."""
+    process died (closed out by :func:`app.suite.runs.load_run` and ``list_runs``)."""
     by_lang: dict[str, list[dict[str, Any]]] = {}
     by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for c in cases:

@@ -20,6 +20,10 @@ BLOCK_IN = 960  # one 20 ms frame at the device rate
 BLOCK_OUT = 480  # one 10 ms speaker callback
 
 
+#: A speaker move: how long nothing drains, and how many callbacks the new stream pulls
+#: at once to fill its buffer.
+MOVE_GAP_S = 0.016
+MOVE_PREFILL = 3
 QUIET_S = 3  # the agent is silent for the call's first seconds, then talks without a pause
 
 
@@ -33,9 +37,20 @@ def _speech_like(start: int, n: int) -> np.ndarray:
 
 
 def _simulate(
-    speaker_rate: float, seconds: float, compensate: bool, seed: int = 1
+    speaker_rate: float,
+    seconds: float,
+    compensate: bool,
+    seed: int = 1,
+    move: tuple[float, float, bool] | None = None,
 ) -> dict[str, float]:
-    """Run mic-paced writes against a speaker draining at ``speaker_rate``."""
+    """Run mic-paced writes against a speaker draining at ``speaker_rate``.
+
+    ``move=(at_s, new_rate, told)``: at ``at_s`` the speaker goes away and another one
+    takes over, as ``DevicePort`` moves a lost speaker: nothing drains for
+    :data:`MOVE_GAP_S`, the new stream pulls :data:`MOVE_PREFILL` callbacks at once to fill
+    its buffer, then drains at ``new_rate``; ``told`` says whether the compensator is
+    told (``new_speaker``).
+    """
     rng = np.random.default_rng(seed)
     comp = DriftCompensator(RATE)
     n_writes = int(seconds * 1000 / 20)
@@ -53,7 +68,16 @@ def _simulate(
     fed = 0
     w = 0
     next_read = 0.030  # the speaker starts a little after the first write
+    prefill = 0
     while w < n_writes:
+        if move is not None and next_read >= move[0]:
+            at_s, speaker_rate, told = move
+            move = None
+            read_period = BLOCK_OUT / speaker_rate
+            next_read += MOVE_GAP_S
+            prefill = MOVE_PREFILL
+            if told:
+                comp.new_speaker()
         if due[w] <= next_read:
             x = _speech_like(fed, BLOCK_IN)
             fed += BLOCK_IN
@@ -70,7 +94,10 @@ def _simulate(
                 underruns += 1
             tail += take
             out_n += BLOCK_OUT
-            next_read += read_period
+            if prefill:
+                prefill -= 1
+            else:
+                next_read += read_period
     played = out[: out_n - BLOCK_OUT].astype(np.int32)  # the last read may be short by design
     src = _speech_like(QUIET_S * RATE, RATE).astype(np.int32)
     return {
@@ -131,3 +158,33 @@ def test_a_short_queue_is_topped_up_with_silence_at_a_quiet_point() -> None:
     tone = _speech_like(QUIET_S * RATE, BLOCK_IN)
     assert len(comp.process(tone, 0)) in (BLOCK_IN - 1, BLOCK_IN, BLOCK_IN + 1)  # speech is
     # never padded
+
+
+@pytest.mark.parametrize("new_rate", [RATE, RATE - 10.0])
+def test_a_speaker_move_restarts_the_drift_figure_on_the_new_clock(new_rate: float) -> None:
+    """A drift belongs to one pair of clocks. After the speaker moves (a gap, the new
+    stream's first fill, its own clock), the figure is the new pair's; fitted across the
+    move it read hundreds of ppm off, even with both speakers on one clock."""
+    told = _simulate(RATE + 10.0, 240.0, compensate=True, move=(90.0, new_rate, True))
+    expected_ppm = (new_rate / RATE - 1) * 1e6
+    assert told["drift_ppm"] == pytest.approx(expected_ppm, abs=25.0), told
+    assert told["max_queued_ms"] <= 100.0 and told["underruns"] == 0, told
+    assert told["max_jump"] <= 1.05 * told["source_max_jump"], told
+    untold = _simulate(RATE + 10.0, 240.0, compensate=True, move=(90.0, new_rate, False))
+    assert abs(untold["drift_ppm"] - expected_ppm) > 50.0, untold
+
+
+def test_right_after_a_move_the_figure_of_the_speaker_before_stands() -> None:
+    """Until the new fit spans a second (after the new device settles), drift_ppm keeps
+    the figure measured before the move rather than dropping to 0."""
+    comp = DriftCompensator(RATE)
+    quiet = np.zeros(BLOCK_IN, dtype=np.int16)
+    queued = 1920
+    for _ in range(int(10 * RATE / BLOCK_IN)):  # drained 1 sample per block slower
+        queued += len(comp.process(quiet, queued)) - (BLOCK_IN - 1)
+    before = comp.drift_ppm
+    assert before == pytest.approx(-1e6 / BLOCK_IN, rel=0.2)
+    comp.new_speaker()
+    for _ in range(int(2.5 * RATE / BLOCK_IN)):  # settling and the first half second
+        queued += len(comp.process(quiet, queued)) - BLOCK_IN
+        assert comp.drift_ppm == before

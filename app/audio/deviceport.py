@@ -367,8 +367,9 @@ class DevicePort(CallerPort):
             self._drift = DriftCompensator(rate)
             self._playout_fed, self._underruns_base = 0, None  # a new ring counts anew
             self._cut_at = None  # a position of the old ring
-        elif self._drift is not None:
+        elif self._drift is not None:  # the same ring, drained by another device
             self._drift.reset()
+            self._drift.new_speaker()
         self._out_finished = False
         with pulse_target("output", pulse):
             self._out_stream = self._open(

@@ -62,6 +62,10 @@ class DriftCompensator:
         self._fed_in = 0  # samples given to process() since the controller started
         self._fed_out = 0  # samples it returned (silence inserted included)
         self._start: tuple[int, int, float] | None = None  # (in, out, level) at that start
+        # After the speaker moved: samples fed in at which the fit starts afresh, and the
+        # figure of the device before (reported until the new fit spans a second).
+        self._refit_at: int | None = None
+        self._before_ppm = 0.0
         # Least-squares fit of samples drained against samples fed in since that start
         # (Welford's running means and co-moments): its slope is 1 + the drift.
         self._fit_n = 0
@@ -80,17 +84,44 @@ class DriftCompensator:
 
         Counted over the whole call, not read off the controller: at every fed block,
         the samples drained so far (fed out less the queue's level) against the samples
-        fed in, fitted by least squares from the controller's start on. A real device
+        fed in, fitted by least squares from the controller's start on (from the new
+        device's, after the speaker moved: :meth:`new_speaker`). A real device
         drains in bursts of tens of milliseconds; two end points would carry that into
         the figure (10 ms over 30 s is 330 ppm), the fit averages it out over every block.
         """
         start = self._start
-        if start is None or self._fed_in - start[0] < self.rate or self._fit_cxx <= 0:
-            return 0.0
+        if (
+            start is None
+            or self._refit_at is not None
+            or self._fed_in - start[0] < self.rate
+            or self._fit_cxx <= 0
+        ):
+            return self._before_ppm
         return (self._fit_cxy / self._fit_cxx - 1.0) * 1e6
+
+    def new_speaker(self) -> None:
+        """The queue is drained by another device from now on (the speaker moved, its
+        stream reopened). A drift is a property of one pair of clocks, and the move itself
+        (the gap while no stream drained, the new stream's first fill) is a step in the
+        drained count that a fit across it would read as drift: the fit starts afresh
+        once the new device has played :data:`SETTLE_S`, and until it spans a second
+        :attr:`drift_ppm` keeps the figure of the device before. The controller keeps its
+        state and follows the new clock from there.
+        """
+        if self._start is None:  # nothing fitted yet: the first fit is still to start
+            return
+        self._before_ppm = self.drift_ppm
+        self._refit_at = self._fed_in + int(SETTLE_S * self.rate)
+        self._fit_n = 0
+        self._fit_mx = self._fit_my = self._fit_cxx = self._fit_cxy = 0.0
 
     def _fit(self, queued: int) -> None:
         """Add one point (fed in, drained) to the drift fit (queue level before a block)."""
+        if self._refit_at is not None:
+            if self._fed_in < self._refit_at:
+                return
+            self._refit_at = None
+            self._start = (self._fed_in, self._fed_out, float(queued))
         start = self._start
         if start is None:
             return

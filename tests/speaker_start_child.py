@@ -2,23 +2,57 @@
 daemon (not warmed, so its first stream stalls as it does on a freshly started desktop
 daemon), two ``DevicePort``s opened one after the other, and what each did, as JSON on
 stdout. A process of its own because a process runs one private daemon at a time
-(``tests.pulse.running_pulse_server``)."""
+(``tests.pulse.running_pulse_server``). Each port is started the way the bridge starts
+it (``app.audio.port.start_port``), with a ticker on the same loop."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
+from typing import Any
 
 import numpy as np
 
 from app.audio.deviceport import DevicePort
+from app.audio.port import start_port
 from tests.pulse import running_pulse_server
+
+
+async def _start_on_a_loop(port: DevicePort) -> dict[str, Any]:
+    """``start_port`` as the bridge calls it, with a 5 ms ticker on the same loop: the
+    loop's longest gap while the port starts, and the threads the port's notices came in
+    on."""
+    loop_thread = threading.get_ident()
+    threads: list[bool] = []
+    port.emit = lambda ev: threads.append(threading.get_ident() == loop_thread)
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.02)  # the ticker is running
+    try:
+        await start_port(port, time.monotonic_ns)
+        await asyncio.sleep(0.02)  # the notices handed back to the loop are delivered
+    finally:
+        done.set()
+        await ticker
+    return {"loop_max_gap_ms": 1000 * max(gaps), "notices_on_loop": threads}
 
 
 def _open_and_measure() -> dict[str, object]:
     port = DevicePort(input_device="pulse", output_device="pulse")
     t0 = time.monotonic()
-    port.start(time.monotonic_ns())
+    on_loop = asyncio.run(_start_on_a_loop(port))
     started = time.monotonic()
     port.write(np.full(320, 1000, dtype=np.int16), time.monotonic_ns())
     drained = first_frame = None
@@ -35,6 +69,7 @@ def _open_and_measure() -> dict[str, object]:
         "notices": [n.message for n in port.notices],
         "drained_s": drained,
         "first_frame_s": first_frame,
+        **on_loop,
     }
     port.stop()
     return out

@@ -5,7 +5,7 @@ Bluetooth headset's start is similar). ``DevicePort.start`` waits for the speake
 pull before it opens the microphone, so nothing queues meanwhile: before, the agent's
 first audio played that much later than stamped, and the queue caught up later by
 skipping the silence between two turns. The slow start is reported (a notice and the
-summary's ``devices.output.start_ms``). Real PortAudio devices on a private PulseAudio
+summary's ``devices.output.start_ms``), and the bridge's loop is not held meanwhile. Real PortAudio devices on a private PulseAudio
 daemon, in a child process (tests/speaker_start_child.py).
 """
 
@@ -38,6 +38,11 @@ def test_a_late_speaker_is_awaited_and_reported() -> None:
     # The next port on the same daemon starts at once and says nothing about it.
     assert warm["start_ms"] is not None and warm["start_ms"] < SPEAKER_SLOW_MS, warm
     assert not any("to start playing" in n for n in warm["notices"]), warm["notices"]
+    # The bridge starts a port on a worker thread: the loop went on while the speaker
+    # stalled (before, the loop was held for the whole start), and the port's notices
+    # reached the bridge on the loop's own thread.
+    assert fresh["loop_max_gap_ms"] < 100, fresh
+    assert fresh["notices_on_loop"] and all(fresh["notices_on_loop"]), fresh
     for port in (fresh, warm):
         # Once start() returns the speaker plays and the microphone captures: a block
         # written then leaves within a few callbacks, and the first frame comes as soon.

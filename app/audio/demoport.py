@@ -10,6 +10,7 @@ gets each caller frame mixed with the agent audio that follows it.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class SpeakerDemoPort(WavFilePort):
         speaker: a ready output-only port (tests); default: a :class:`DevicePort` on
             ``output_device`` with capture off.
     """
+
+    start_blocks = True  # the speaker may take seconds to play (DevicePort.start)
 
     def __init__(
         self,
@@ -68,9 +71,13 @@ class SpeakerDemoPort(WavFilePort):
         Raises:
             AudioDeviceError: no speaker (no audio server, no such device).
         """
+        began = time.monotonic_ns()
+        self.speaker.emit = self.emit  # the speaker's notices (a slow start) join the call's
         self.speaker.start(t0_ns)
         self._heard.clear()
-        super().start(t0_ns)
+        # The file's clock starts once the speaker plays (it may take seconds to), or its
+        # first frames would all fall due at once.
+        super().start(t0_ns + time.monotonic_ns() - began)
 
     def read(self, now_ns: int) -> list[CallerFrame]:
         frames = super().read(now_ns)

@@ -289,6 +289,8 @@ class DevicePort(CallerPort):
 
     # --- CallerPort -------------------------------------------------------------------
 
+    start_blocks = True  # a speaker may take seconds to play (_await_speaker)
+
     def start(self, t0_ns: int) -> None:
         """Open both devices and start streaming.
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +48,9 @@ class CallerPort(abc.ABC):
     #: went, an echo canceller that could not start): the bridge sets it to its ``emit``
     #: before :meth:`start`. ``None``: nobody listens.
     emit: Callable[[EventBase], None] | None = None
+    #: True when :meth:`start` can take seconds (opening devices, waiting for a speaker's
+    #: first play): :func:`start_port` then runs it on a worker thread.
+    start_blocks: ClassVar[bool] = False
 
     @property
     def frame_samples(self) -> int:
@@ -104,3 +109,39 @@ class CallerPort(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Close devices; idempotent."""
+
+
+async def start_port(port: CallerPort, now_ns: Callable[[], int]) -> None:
+    """Start ``port`` from the bridge's loop without holding the loop.
+
+    A port whose :meth:`~CallerPort.start` blocks (:attr:`~CallerPort.start_blocks`: a
+    speaker that takes seconds to play, docs/audio.md) starts on a worker thread, so the
+    provider's messages, the network round-trip probes and everything else on the loop go
+    on meanwhile (a probe answered during a held loop would read the hold as network
+    delay). The port's notices are handed back to the loop while it starts. A cancel (a
+    hang-up meanwhile) waits for the start to finish, so that the port is never stopped
+    half open; the start's own error is then dropped with the cancel.
+
+    Raises:
+        whatever the port's ``start`` raises (an ``AudioDeviceError``).
+    """
+    if not port.start_blocks:
+        port.start(now_ns())
+        return
+    loop = asyncio.get_running_loop()
+    emit = port.emit
+    if emit is not None:
+
+        def emit_on_loop(ev: EventBase) -> None:
+            loop.call_soon_threadsafe(emit, ev)
+
+        port.emit = emit_on_loop
+    opening = asyncio.ensure_future(asyncio.to_thread(port.start, now_ns()))
+    try:
+        await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await opening
+        raise
+    finally:
+        port.emit = emit

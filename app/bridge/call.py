@@ -32,7 +32,7 @@ from typing import Any
 
 from app.audio.callermix import CallerMix
 from app.audio.pcm import SILENCE_DBFS
-from app.audio.port import CallerPort
+from app.audio.port import CallerPort, start_port
 from app.audio.vad import VadTracker
 from app.bridge.caller import VAD_RATE, CallerPath
 from app.bridge.options import BargeInMode, BridgeOptions, CallResult, EventSink
@@ -412,7 +412,7 @@ class Bridge:
 
     async def _audio_loop(self) -> None:
         self.port.emit = self.emit  # the port's own notices join the call's events
-        self.port.start(self.clock.now_ns())
+        await start_port(self.port, self.clock.now_ns)
         while not self._stop.is_set():
             due = self.port.next_due_ns()
             now = self.clock.now_ns()

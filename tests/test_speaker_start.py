@@ -5,8 +5,9 @@ Bluetooth headset's start is similar). ``DevicePort.start`` waits for the speake
 pull before it opens the microphone, so nothing queues meanwhile: before, the agent's
 first audio played that much later than stamped, and the queue caught up later by
 skipping the silence between two turns. The slow start is reported (a notice and the
-summary's ``devices.output.start_ms``), and the bridge's loop is not held meanwhile. Real PortAudio devices on a private PulseAudio
-daemon, in a child process (tests/speaker_start_child.py).
+summary's ``devices.output.start_ms``), and the bridge's loop is not held meanwhile.
+Real PortAudio devices on a private PulseAudio daemon, in a child process
+(tests/speaker_start_child.py).
 """
 
 from __future__ import annotations

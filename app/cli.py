@@ -37,6 +37,7 @@ from app.cli_support import (
     cancel_on_signals,
     check_seconds,
     find_session,
+    interrupted_summary,
 )
 from app.errors import ConfigError, VoiceprobeError
 from app.textsafe import json_text, printable
@@ -265,8 +266,11 @@ def cmd_call(args: argparse.Namespace) -> int:
     summary = eventloop.run(call())
     if summary is None:
         where = ""
-        if folders:
+        if folders:  # the turns that finished, as a finished call prints them
             where = f": session {printable(folders[0].name)} in {printable(folders[0])}"
+            kept = interrupted_summary(folders[0], Path(args.prices) if args.prices else None)
+            if kept is not None:
+                print_summary(kept, args.json)
         print(f"interrupted by {caught[0].name}{where}", file=sys.stderr)
         return 128 + int(caught[0])
     print_summary(summary, args.json)
@@ -277,13 +281,18 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions_list(args: argparse.Namespace) -> int:
-    """``voiceprobe sessions list``."""
+    """``voiceprobe sessions list``: a ``warning:`` line on stderr for each session folder
+    that cannot be read (it is not listed, or only as the index last saw it)."""
     from app.store.index import SessionIndex
     from app.store.paths import data_dir
     from app.store.reader import recover_unfinished
 
+    def unreadable(folder: Path, reason: str) -> None:
+        print(f"warning: session {printable(folder)} cannot be read: {printable(reason)}",
+              file=sys.stderr)  # fmt: skip
+
     root = data_dir()
-    recover_unfinished(root)
+    recover_unfinished(root, on_unreadable=unreadable)
     rows = SessionIndex(root / "sessions.db").list(limit=args.limit, query=args.search)
     if args.json:
         print(json_text(rows))

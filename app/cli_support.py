@@ -278,6 +278,52 @@ def cancel_on_signals() -> list[signal.Signals]:
     return on_signals(task.cancel) if task is not None else []
 
 
+def interrupted_summary(folder: Path, prices: Path | None = None) -> dict[str, Any] | None:
+    """The summary of a call a signal interrupted, read back from its session folder, in
+    the shape of a finished call's (:func:`app.bridge.session.run_call`), so that it prints
+    the same way: the turns the session was closed out with (``turns.json``), their
+    voice-to-voice figures, the cost of the usage they report, and the round trips the
+    events log holds; ``ok`` is false and ``reason`` is ``interrupted``. What only a
+    finished call knows (the bridge's counters, the call's errors) is empty.
+
+    Args:
+        folder: the session folder, closed out ``interrupted`` by ``run_call``.
+        prices: the call's ``--prices`` table, if any.
+
+    Returns:
+        The summary, or ``None`` when the folder or the price table cannot be read.
+    """
+    from app.errors import VoiceprobeError
+    from app.events import NetworkSample
+    from app.metrics.cost import load_price_table, price_call
+    from app.metrics.timeline import summarize
+    from app.providers.netstats import summarize_network
+    from app.store.reader import load_session, session_events
+
+    try:
+        record = load_session(folder)
+        cost = price_call(record.turns, load_price_table(prices))
+    except VoiceprobeError:
+        return None
+    meta = record.meta
+    network = session_events(record, {"NetworkSample": NetworkSample})
+    return {
+        "session_id": record.session_id,
+        "session_dir": str(record.path),
+        "provider": meta.get("provider"),
+        "model": meta.get("model"),
+        "ok": False,
+        "reason": "interrupted",
+        "turns": cost.turns,
+        "cost_usd": cost.cost_usd,
+        "usage": cost.usage,
+        "errors": [],
+        "voice_to_voice": summarize(cost.turns),
+        "network_rtt": summarize_network([e for e in network if isinstance(e, NetworkSample)]),
+        "bridge": {},
+    }
+
+
 def find_session(session_id: str) -> Path:
     """The folder of session ``session_id`` in the data folder.
 

@@ -89,10 +89,12 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     """``voiceprobe sessions verdict ID --turn N pass|fail [--reason R] [--note TEXT]``."""
     from app.cli_support import UsageError, find_session
     from app.store.reader import load_session
-    from app.store.verdicts import check_verdict, set_manual
+    from app.store.verdicts import check_verdict, check_who, set_manual
 
     if not args.turn.strip().isdigit():
         raise UsageError(f"--turn takes a turn number, got {printable(args.turn[:20])!r}")
+    if args.who is not None:
+        check_who(args.who, "--who")
     folder = find_session(args.session_id)
     record = load_session(folder)
     check_verdict(record, int(args.turn), args.verdict, args.reason, args.note)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,6 +131,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise StoreError(f"{path} is not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
+    except RecursionError:
+        raise StoreError(f"{path} is not valid JSON (nested too deeply)") from None
 
 
 def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
@@ -151,7 +154,7 @@ def read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             skipped += 1
             continue
         if isinstance(obj, dict):
@@ -334,7 +337,18 @@ def _close_out(record: SessionRecord) -> dict[str, Any]:
     return meta
 
 
-def recover_unfinished(root: Path, index: SessionIndex | None = None) -> list[str]:
+def unreadable_reason(folder: Path, error: StoreError) -> str:
+    """Why ``folder`` cannot be read, short: ``error``'s message with the folder's own
+    path left out (``session.json is not valid JSON (line 3)``). The reader's messages
+    name the file, the bad field and the fault, never a value the file holds."""
+    return str(error).replace(f"{folder}{os.sep}", "")
+
+
+def recover_unfinished(
+    root: Path,
+    index: SessionIndex | None = None,
+    on_unreadable: Callable[[Path, str], None] | None = None,
+) -> list[str]:
     """Close out crashed sessions and re-index unknown folders under ``root/sessions``.
 
     ``root`` is the data folder; ``index`` its session index (default: the one in
@@ -343,7 +357,10 @@ def recover_unfinished(root: Path, index: SessionIndex | None = None) -> list[st
     (see :func:`writer_alive`) is marked ``incomplete`` (``ended_at`` = mtime of
     ``events.jsonl``, ``ended_ns`` = stamp of its last event), the headers of its
     ``audio.wav`` and (mic mode) ``mic_raw.wav`` are repaired, and its index row
-    rebuilt. Folders missing from the index are indexed. Unreadable folders are left alone.
+    rebuilt. Folders missing from the index are indexed. Unreadable folders (a corrupt
+    ``session.json`` or ``turns.json``, a file that cannot be opened) are left alone,
+    and ``on_unreadable(folder, reason)`` is told about each (:func:`unreadable_reason`),
+    so that a command that lists sessions can say which it could not show.
 
     Threading: run it once at start-up, before new sessions start (any thread).
 
@@ -366,7 +383,9 @@ def recover_unfinished(root: Path, index: SessionIndex | None = None) -> list[st
             continue
         try:
             record = load_session(folder)
-        except StoreError:
+        except StoreError as exc:
+            if on_unreadable is not None:
+                on_unreadable(folder, unreadable_reason(folder, exc))
             continue
         meta = dict(record.meta)
         meta.setdefault("session_id", record.session_id)

@@ -79,6 +79,24 @@ def check_verdict(
         raise ConfigError(f"the note is {len(note)} characters long (at most {MAX_NOTE})")
 
 
+def check_who(who: str, name: str = "who") -> None:
+    """Refuse a judge's name that is too long to show, or that holds control characters
+    (a line break, an escape sequence, a bidi override: the desktop shows the name as it
+    is stored).
+
+    Args:
+        who: the name.
+        name: how the user gave it (``--who``), for the message.
+
+    Raises:
+        ConfigError: one line naming ``name`` and the limit.
+    """
+    if len(who) > MAX_WHO:
+        raise ConfigError(f"{name} is {len(who)} characters long (at most {MAX_WHO})")
+    if printable(who) != who:
+        raise ConfigError(f"{name} must not hold control characters, got '{printable(who[:40])}'")
+
+
 def set_manual(
     record: SessionRecord,
     index: SessionIndex,
@@ -97,13 +115,17 @@ def set_manual(
         The stored verdict.
 
     Raises:
-        ConfigError: bad input (see :func:`check_verdict`); nothing is written.
+        ConfigError: bad input (see :func:`check_verdict`, and :func:`check_who` for
+            ``who``); nothing is written.
         StoreError: the file or the index cannot be written.
     """
     from app.store.writer import atomic_write_text, dumps
 
     check_verdict(record, turn, verdict, reason, note)
-    who = (who if who is not None else default_who())[:MAX_WHO]
+    if who is not None:
+        check_who(who)
+    else:  # not the user's own words: a long login name is cut, not refused
+        who = default_who()[:MAX_WHO]
     entry = {
         "turn": turn,
         "verdict": verdict,

@@ -53,6 +53,7 @@ from app.store.coverage import CoverageQuery
 from ui.bus import EventBus
 from ui.levels import LevelPump
 from ui.models.call_view import CallViewModel
+from ui.models.common import plain_tip
 from ui.protocols import CallControllerLike
 from ui.report_export import export_report
 from ui.views.elided_label import ElidedLabel
@@ -918,7 +919,7 @@ class MainWindow(QMainWindow):
     def _failed(self, code: str, message: str, fix: str) -> None:
         """Say why the call failed and what to do, in the banner (plain text)."""
         self.show_error(f"Call failed: {message}" + (f"\nWhat to do: {fix}" if fix else ""))
-        self.banner.setToolTip(f"error code: {code}")
+        self.banner.setToolTip(plain_tip(f"error code: {code}"))  # the code may be the server's
 
     def _notice(self, level: str, message: str) -> None:
         if level == "error":

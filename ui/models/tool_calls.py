@@ -9,7 +9,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
-from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
+from ui.models.common import USER_ROLE, clock_text, ms_text, one_line, plain_tip
 from ui.models.table import SlowRowsModel
 
 SLOW_ROLE = USER_ROLE + 10
@@ -69,7 +69,7 @@ class ToolCallsModel(SlowRowsModel[ToolRow]):
                 return one_line(r.arguments, 300)
             return one_line(r.output, 300)
         if role == Qt.ItemDataRole.ToolTipRole and col in (4, 5):
-            return r.arguments if col == 4 else r.output
+            return plain_tip(r.arguments if col == 4 else r.output)  # the model's text
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == 2 and r.status not in ("ok", "completed", "running"):
                 return QBrush(QColor("#b71c1c"))

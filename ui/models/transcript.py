@@ -21,7 +21,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from app import events as E
 from app.metrics.presentation import SCRIPTED_NOTE, caller_text
-from ui.models.common import USER_ROLE, clock_text, ms_text, one_line
+from ui.models.common import USER_ROLE, clock_text, ms_text, one_line, plain_tip
 from ui.models.table import row_at
 
 KIND_ROLE = USER_ROLE + 1
@@ -114,9 +114,11 @@ class TranscriptModel(QAbstractListModel):
             if u.kind == "error":
                 return _ERROR_BACKGROUND
             return _INTERRUPTED_BACKGROUND if u.interrupted else None
-        if role == _TOOLTIP and u.kind == "user" and self.scripted:
-            return f"{u.text}\n\n{SCRIPTED_NOTE}"
-        if role == _TOOLTIP or role == TEXT_ROLE:
+        if role == _TOOLTIP:  # what was said, shown literally (never as markup)
+            if u.kind == "user" and self.scripted:
+                return plain_tip(f"{u.text}\n\n{SCRIPTED_NOTE}")
+            return plain_tip(u.text)
+        if role == TEXT_ROLE:
             return u.text
         if role == KIND_ROLE:
             return u.kind

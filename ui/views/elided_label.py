@@ -6,10 +6,13 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStyle, QStyleOption, QWidget
 
+from ui.models.common import plain_tip
+
 
 class ElidedLabel(QLabel):
     """Plain text on one line, cut with "…" when the space is short (status bar, call
-    state). :meth:`text` keeps the whole text; the tooltip shows it too."""
+    state). :meth:`text` keeps the whole text; the tooltip shows it too, literally (see
+    :func:`ui.models.common.plain_tip`: the text may be a server's)."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -19,7 +22,7 @@ class ElidedLabel(QLabel):
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt override
         super().setText(text)
-        self.setToolTip(text)
+        self.setToolTip(plain_tip(text))
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(min(40, super().minimumSizeHint().width()), super().minimumSizeHint().height())

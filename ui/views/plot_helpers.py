@@ -9,12 +9,16 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtWidgets import QToolTip
 
+from ui.models.common import plain_tip
+
 
 def show_plot_tooltip(
     plot: pg.PlotWidget, scene_pos: Any, text_at: Callable[[float, float], str]
 ) -> None:
     """Show ``text_at(x, y)`` (plot coordinates) as the tooltip at ``scene_pos``, or hide
-    the tooltip where it is empty; a point off the plot's view box is ignored.
+    the tooltip where it is empty; a point off the plot's view box is ignored. The text is
+    plain text and shown literally (:func:`ui.models.common.plain_tip`): it may hold names
+    from the call, e.g. a tool name the model chose or a span read from a session file.
 
     Main thread only (connect it to the scene's ``sigMouseMoved``).
     """
@@ -24,7 +28,7 @@ def show_plot_tooltip(
     point = vb.mapSceneToView(scene_pos)
     text = text_at(point.x(), point.y())
     if text:
-        QToolTip.showText(plot.mapToGlobal(plot.mapFromScene(scene_pos)), text, plot)
+        QToolTip.showText(plot.mapToGlobal(plot.mapFromScene(scene_pos)), plain_tip(text), plot)
     else:
         QToolTip.hideText()
 

@@ -62,7 +62,7 @@ from app.probes.pad import (
     store_pad_run,
 )
 from app.probes.transcribed import CallTranscripts, Heard
-from ui.models.common import one_line
+from ui.models.common import one_line, plain_tip
 
 #: Longest recording the Record button keeps (seconds); the buffer is allocated up front.
 MAX_RECORD_S = 30
@@ -236,7 +236,7 @@ class ProbePad(QWidget):
                 tip = f"{p.source}, text from {p.provider} {p.model}: {p.text}"
             else:
                 tip = f"{p.source}: {p.text}"
-            item.setToolTip(one_line(tip))
+            item.setToolTip(plain_tip(one_line(tip)))  # the pad files' text, literally
             self.list.addItem(item)
         names = [p.name for p in self.probes]
         if select in names:

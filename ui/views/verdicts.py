@@ -67,7 +67,7 @@ from app.store.verdicts import (
     set_manual,
 )
 from app.store.writer import INDEX_FILE
-from ui.models.common import one_line
+from ui.models.common import one_line, plain_tip
 from ui.models.table import FixedColumnsModel
 from ui.models.turns import TurnsModel
 from ui.views.tables import rows_table
@@ -271,7 +271,8 @@ class VerdictsModel(FixedColumnsModel):
                     parts.append(f"{label}: {v['verdict']}{who} {v.get('note') or ''}".strip())
             if manual and auto:
                 parts.append("the manual verdict counts")
-            return "\n".join(parts) or None
+            # Notes and names come from session files: shown literally, never as markup.
+            return plain_tip("\n".join(parts)) if parts else None
         return None
 
     def _turns_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:

@@ -7,8 +7,10 @@ Checked here: YAML syntax (within the budget of :mod:`app.bounded_yaml`), unknow
 types, ranges, language tags (shape, and the IANA registry via ``langcodes``), that an
 espeak-ng voice exists for every language/accent the matrix names (asked of
 :func:`app.probes.voices.voice_for`), condition names
-(:func:`app.probes.conditions.parse_condition`), regular expressions, and that every file
-named (profile, recordings, noise) exists. The format is in ``docs/suites.md``.
+(:func:`app.probes.conditions.parse_condition`), regular expressions, that every file
+named (profile, recordings, noise) exists, and that every recording and noise file is a
+WAV the probe library plays (read here, once per file). The format is in
+``docs/suites.md``.
 
 One module on purpose (over 500 lines): it is the suite format's one validator, field by
 field in the order of ``docs/suites.md``; the checks it asks of other modules live there.
@@ -29,6 +31,7 @@ from app.bounded_yaml import MAX_TEXT_CHARS, FieldReader, load_yaml, shown_key
 from app.errors import ConfigError
 from app.probes.conditions import parse_condition
 from app.probes.lang import canonical_tag, primary_subtag
+from app.probes.speech import load_recording
 from app.probes.voices import voice_for
 from app.profile import RESOURCES, read_text_file
 from app.sim.scenario import TIMING_KEYS
@@ -115,8 +118,6 @@ def _dotted(path: Path_) -> str:
     return out
 
 
-
-
 class _SuiteReader(FieldReader[Path_]):
     """Validation helpers that raise ``FILE:LINE: FIELD: problem``; a place is the path of
     keys and indices from the document's root. Text must not be blank unless said."""
@@ -126,6 +127,8 @@ class _SuiteReader(FieldReader[Path_]):
     def __init__(self, path: Path, lines: _Lines) -> None:
         self.path = path
         self.lines = lines
+        #: WAV files read so far (path, as noise?): the problem found (None: usable).
+        self.wav_problems: dict[tuple[Path, bool], str | None] = {}
 
     def fail(self, where: Path_, problem: str, *, key: bool = False) -> ConfigError:
         line = self.lines.line(where, key=key)
@@ -190,6 +193,23 @@ class _SuiteReader(FieldReader[Path_]):
             raise self.fail(where, f"file {str(p)!r} not found")
         return p
 
+    def recording(self, value: object, where: Path_) -> Path:
+        """A turn's ``file``: it must exist and be a WAV the probe library plays."""
+        p = self.file(value, where)
+        self.check_wav(p, where, noise=False)
+        return p
+
+    def check_wav(self, path: Path, where: Path_, *, noise: bool) -> None:
+        """Stop at ``where`` unless ``path`` is a usable recording or noise file
+        (:func:`_wav_problem`; each file is read once)."""
+        key = (path, noise)
+        if key not in self.wav_problems:
+            self.wav_problems[key] = _wav_problem(path, noise=noise)
+        problem = self.wav_problems[key]
+        if problem is not None:
+            what = "noise file" if noise else "recording"
+            raise self.fail(where, f"file {str(path)!r} is not a usable {what}: {problem}")
+
     def condition(self, value: object, where: Path_, kind: str) -> str:
         text = self.text(value, where).strip()
         try:
@@ -198,6 +218,8 @@ class _SuiteReader(FieldReader[Path_]):
             raise self.fail(where, _strip_field(exc)) from None
         if cond.kind != kind:
             raise self.fail(where, f"{text!r} is a {cond.kind} condition, not a {kind} one")
+        if cond.file is not None:
+            self.check_wav(cond.file, where, noise=True)
         return text
 
 
@@ -206,6 +228,31 @@ def _strip_field(exc: ConfigError) -> str:
     text = str(exc)
     prefix = f"{exc.field}: " if exc.field else ""
     return text[len(prefix) :] if prefix and text.startswith(prefix) else text
+
+
+def _wav_problem(path: Path, *, noise: bool) -> str | None:
+    """Why the WAV at ``path`` cannot be played, or None: it is read as the probe library
+    will read it (decoded and converted to 16 kHz, :func:`app.probes.speech.load_recording`),
+    so a file that is not a WAV, a corrupt one or one of a refused encoding, sample size or
+    rate stops the run at load time, before any call. A noise file must not be silent
+    either (the noise library refuses it)."""
+    try:
+        pcm = load_recording(path)
+    except ConfigError as exc:
+        return _bare(exc)
+    if noise and not pcm.any():
+        return "it is digital silence"
+    return None
+
+
+def _bare(exc: ConfigError) -> str:
+    """The message of an audio-library error without its ``path:`` and ``field:`` prefixes
+    (the suite's line names the file)."""
+    text = str(exc)
+    for prefix in (f"{exc.path}: " if exc.path else "", f"{exc.field}: " if exc.field else ""):
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix) :]
+    return text
 
 
 # --- sections ----------------------------------------------------------------------------
@@ -284,7 +331,7 @@ def _turn(r: _SuiteReader, value: object, where: Path_) -> SuiteTurn:
     d = r.mapping(value, where, keys, ("say",))
     return SuiteTurn(
         say=_texts_by_language(r, d["say"], (*where, "say")),
-        file=r.file(d["file"], (*where, "file")) if d.get("file") is not None else None,
+        file=r.recording(d["file"], (*where, "file")) if d.get("file") is not None else None,
         voice=r.text(d["voice"], (*where, "voice")) if d.get("voice") is not None else None,
         expect=_turn_expect(r, d["expect"], (*where, "expect"))
         if d.get("expect") is not None

@@ -11,7 +11,9 @@ the run goes on. :meth:`SuiteRunner.interrupt` (Ctrl-C, SIGTERM) starts no new c
 cancels the running ones, which are closed out as ``interrupted`` (their sessions too);
 such a case, like one whose call failed, is scored on the turns that finished before the
 stop, read from its session (:func:`app.suite.checks.judged_turns`). The run is written to
-the store (:mod:`app.suite.runs`) as it starts and again after every finished case.
+the store (:mod:`app.suite.runs`) in full as it starts and as it ends, and each finished
+case is added to it in place (:class:`app.suite.runs.RunFile`), so record-keeping costs
+the same for the last case of a big run as for the first.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from app.suite import checks as scoring
 from app.suite.caller import ConversationPort
 from app.suite.expand import Case
 from app.suite.model import Suite
-from app.suite.runs import run_process, save_run
+from app.suite.runs import RunFile, run_process
 from app.suite.simulate import case_scenario
 from app.suite.summary import summarize_run
 
@@ -118,6 +120,7 @@ class SuiteRunner:
         self.wall_s = 0.0
         self._running: dict[int, asyncio.Task[None]] = {}
         self._save_lock = asyncio.Lock()
+        self._file = RunFile(settings.data_root, run_id)
         self._t0 = time.monotonic()
         self._process = run_process()
 
@@ -232,9 +235,16 @@ class SuiteRunner:
         }
 
     async def _save(self, final: bool = False) -> None:
+        """Write the whole run (at its start and its end)."""
         async with self._save_lock:
             data = self.snapshot(final)
-            await asyncio.to_thread(save_run, data, self.settings.data_root)
+            await asyncio.to_thread(self._file.write, data)
+
+    async def _record(self, result: dict[str, Any]) -> None:
+        """Add one finished case to the stored run: its own bytes only, whatever the
+        number of cases before it (no snapshot, no summary, no rewrite)."""
+        async with self._save_lock:
+            await asyncio.to_thread(self._file.add, result)
 
     async def _case(self, item: Prepared, slots: asyncio.Semaphore) -> None:
         try:
@@ -243,7 +253,9 @@ class SuiteRunner:
             if self.on_case is not None:
                 self.on_case(result)
             with contextlib.suppress(VoiceprobeError):
-                await self._save()
+                # Shielded: a Ctrl-C now must not leave the write running in its thread,
+                # unlocked, while the run's final write replaces the file.
+                await asyncio.shield(self._record(result))
         finally:
             self._running.pop(item.case.index, None)
             slots.release()

@@ -14,10 +14,7 @@ calls.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
-import select
 import subprocess
 import sys
 import time
@@ -28,32 +25,28 @@ from typing import Any
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Close
 
-from app.audio import g711
-from app.bridge.providers import DEFAULT_SCENARIO
 from app.events import Notice
 from app.providers.twilio.protocol import CallerMedia, TwilioStreamProtocol
-from app.serve.twilio import stream_end_of_close
-from app.serve.twilio_port import AHEAD_MS, StreamEnd, TwilioStreamPort
-from app.sim.caller import caller_track
-from app.sim.scenario import load_scenario
+from app.serve.twilio_port import AHEAD_MS, StreamEnd, TwilioStreamPort, stream_end_of_close
 from tests.conftest import REPO, TIME_SCALE
-from tests.twilio_helpers import stop
+from tests.twilio_helpers import (
+    AFTER_LINE_1,
+    ULAW,
+    UTTERANCES,
+    WAIT_S,
+    Caller,
+    S,
+    Served,
+    events_of,
+    notices,
+)
 
-S = 1_000_000_000
 #: How soon after the stream is gone the call's summary must be out (the agent's reply
 #: and the 1.5 s tail used to run on for several seconds).
 PROMPT_S = 3.0 * TIME_SCALE
-#: Waiting on the server or a client (never a synchronisation sleep).
-WAIT_S = 30.0 * TIME_SCALE
-
-PCM, UTTERANCES = caller_track(load_scenario(str(DEFAULT_SCENARIO)), rate=8000)
-ULAW = g711.ulaw_encode(PCM)
-#: Just after the caller's first line ends, before the agent can answer it.
-AFTER_LINE_1 = UTTERANCES[0].end / 8000 + 0.14
 
 
 # --- the port and the close mapping, with plain calls ---------------------------------
@@ -157,61 +150,6 @@ def test_a_close_without_stop_says_who_closed_and_how(
 # --- end to end: real clients against `serve twilio` ----------------------------------
 
 
-class Served:
-    """A ``serve twilio --json`` process started without ``--provider``: its summaries
-    by call SID (read with a deadline), its stderr in a file."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.out = tmp / "data"
-        self.err_path = tmp / "stderr.txt"
-        with self.err_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "twilio", "--out", str(self.out)]
-                + ["--json"],
-                stdout=subprocess.PIPE,
-                stderr=err,
-                cwd=REPO,
-                env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
-            )
-        self._buf = b""
-        self.calls: dict[str, dict[str, Any]] = {}
-        self.url = self.line()
-        assert self.url.startswith("ws://127.0.0.1:"), self.url
-        twiml = self.line() + self.line()
-        self.token = twiml.split('value="')[1].split('"')[0]
-
-    def line(self, timeout_s: float = WAIT_S) -> str:
-        """The next stdout line, or fail after ``timeout_s``."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            assert left > 0, "no line from the server in time"
-            if select.select([fd], [], [], left)[0]:
-                chunk = os.read(fd, 65536)
-                assert chunk, "the server exited"
-                self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line.decode()
-
-    def call(self, call_sid: str, timeout_s: float = WAIT_S) -> dict[str, Any]:
-        """The summary of call ``call_sid`` once it is printed."""
-        deadline = time.monotonic() + timeout_s
-        while call_sid not in self.calls:
-            summary = json.loads(self.line(max(0.0, deadline - time.monotonic())))
-            self.calls[summary["twilio"]["call_sid"]] = summary
-        return self.calls[call_sid]
-
-    def stderr(self) -> str:
-        return self.err_path.read_text()
-
-    def stop(self) -> None:
-        stop(self.proc)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     server = Served(tmp_path_factory.mktemp("serve-end"))
@@ -221,94 +159,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.stop()
 
 
-def _msg(event: str, **body: Any) -> str:
-    return json.dumps({"event": event, **body, "streamSid": "MZend"})
-
-
-class Caller:
-    """A Twilio-side client from the message reference: ``connected``, ``start``, then
-    paced 20 ms ``media``; records what came back and how the socket closed."""
-
-    def __init__(self, ws: ClientConnection, call_sid: str) -> None:
-        self.ws = ws
-        self.call_sid = call_sid
-        self.seq = 0
-        self.chunk = 0
-        self.agent_media = 0
-        self.closed = asyncio.Event()
-        self.close: Close | None = None
-        self._rx = asyncio.create_task(self._receive())
-
-    @classmethod
-    async def dial(cls, url: str, token: str, call_sid: str) -> Caller:
-        ws = await connect(url, max_size=None)
-        caller = cls(ws, call_sid)
-        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-        start = {
-            "streamSid": "MZend",
-            "accountSid": "ACend",
-            "callSid": call_sid,
-            "tracks": ["inbound"],
-            "customParameters": {"voiceprobe_token": token},
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-        }
-        await caller.send("start", start=start)
-        return caller
-
-    async def _receive(self) -> None:
-        try:
-            async for text in self.ws:
-                if json.loads(text).get("event") == "media":
-                    self.agent_media += 1
-        except ConnectionClosed:
-            pass
-        self.close = self.ws.protocol.close_rcvd
-        self.closed.set()
-
-    async def send(self, event: str, **body: Any) -> None:
-        self.seq += 1
-        await self.ws.send(_msg(event, sequenceNumber=str(self.seq), **body))
-
-    async def media(self, ulaw: bytes) -> None:
-        self.chunk += 1
-        media = {
-            "track": "inbound",
-            "chunk": str(self.chunk),
-            "timestamp": str((self.chunk - 1) * 20),
-            "payload": base64.b64encode(ulaw).decode(),
-        }
-        await self.send("media", media=media)
-
-    async def play(self, start_s: float, end_s: float) -> None:
-        """The caller track from ``start_s`` to ``end_s``, in real time."""
-        t0 = time.monotonic()
-        first, last = round(start_s * 50), round(end_s * 50)
-        for i in range(first, last):
-            await self.media(ULAW[i * 160 : (i + 1) * 160])
-            await asyncio.sleep(max(0.0, t0 + (i - first + 1) * 0.02 - time.monotonic()))
-
-    async def stop(self) -> None:
-        await self.send("stop", stop={"accountSid": "ACend", "callSid": self.call_sid})
-
-    async def wait_closed(self) -> Close | None:
-        await asyncio.wait_for(self.closed.wait(), WAIT_S)
-        await self._rx
-        return self.close
-
-
-def _events(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    text = (Path(summary["session_dir"]) / "events.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines()]
-
-
 def _session(summary: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads((Path(summary["session_dir"]) / "session.json").read_text()))
-
-
-def _notices(events: list[dict[str, Any]], level: str, words: str) -> list[dict[str, Any]]:
-    return [
-        e for e in events if e["kind"] == "Notice" and e["level"] == level and words in e["message"]
-    ]
 
 
 def _wav_s(summary: dict[str, Any]) -> float:
@@ -317,7 +169,7 @@ def _wav_s(summary: dict[str, Any]) -> float:
 
 
 def _nothing_played_for_the_unanswered_line(summary: dict[str, Any]) -> None:
-    events = _events(summary)
+    events = events_of(summary)
     assert not [e for e in events if e["kind"] == "PlaybackStarted"]
     for turn in summary["turns"]:
         assert "playback_latency" not in turn["spans"] and "voice_to_voice" not in turn["spans"]
@@ -344,7 +196,7 @@ def test_a_caller_closing_without_stop_is_a_hangup_said_and_the_call_ends_at_onc
     assert summary["twilio"]["end"]["kind"] == "hangup"
     assert summary["twilio"]["end"]["close_code"] == 1000
     assert _session(summary)["summary"]["reason"] == "caller_hangup"
-    warned = _notices(_events(summary), "warning", "without stop")
+    warned = notices(events_of(summary), "warning", "without stop")
     assert len(warned) == 1 and "close code 1000" in warned[0]["message"]
     assert "CAhangup: twilio stream ended without stop" in served.stderr()
     assert summary["turns"]  # what was recorded is kept
@@ -369,8 +221,8 @@ def test_a_lost_connection_fails_the_call_with_its_close_code(served: Served) ->
     assert [e["code"] for e in summary["errors"]] == ["connection_closed"]
     assert "1006" in summary["errors"][0]["message"]
     assert _session(summary)["status"] == "failed"
-    events = _events(summary)
-    assert len(_notices(events, "warning", "connection lost (close code 1006")) == 1
+    events = events_of(summary)
+    assert len(notices(events, "warning", "connection lost (close code 1006")) == 1
     assert [e["code"] for e in events if e["kind"] == "CallFailed"] == ["connection_closed"]
     assert "CAlost: twilio stream ended without stop: connection lost" in served.stderr()
     _nothing_played_for_the_unanswered_line(summary)
@@ -397,7 +249,7 @@ def test_a_frame_over_the_size_limit_closes_1009_and_fails_the_call(served: Serv
         "voiceprobe closed the socket (close code 1009, message too big"
         in (summary["errors"][0]["message"])
     )
-    assert len(_notices(_events(summary), "warning", "close code 1009")) == 1
+    assert len(notices(events_of(summary), "warning", "close code 1009")) == 1
 
 
 @pytest.mark.slow
@@ -416,13 +268,13 @@ def test_media_after_stop_is_ignored_and_said_once(served: Served) -> None:
     summary = served.call("CAafter")
     assert (summary["ok"], summary["reason"]) == (True, "completed")
     assert summary["twilio"]["end"]["kind"] == "stop"
-    events = _events(summary)
-    assert len(_notices(events, "warning", "media after stop (ignored)")) == 1
-    (stop,) = _notices(events, "info", "twilio stop")
+    events = events_of(summary)
+    assert len(notices(events, "warning", "media after stop (ignored)")) == 1
+    (stop,) = notices(events, "info", "twilio stop")
     heard = [e for e in events if e["kind"] in ("LocalSpeechStarted", "BargeIn")]
     assert heard and all(e["t_ns"] <= stop["t_ns"] for e in heard)
     assert len(summary["turns"]) == 1
-    (started,) = _notices(events, "info", "twilio stream MZend of call CAafter started")
+    (started,) = notices(events, "info", "twilio stream MZend of call CAafter started")
     assert _wav_s(summary) <= (stop["t_ns"] - started["t_ns"]) / S + 0.05
     assert "CAafter" not in served.stderr()  # a clean end: nothing to warn about
 
@@ -445,10 +297,10 @@ def test_an_oversized_payload_cannot_claim_more_time_than_has_passed(served: Ser
     summary = served.call("CAhuge")
     assert summary["ok"] and summary["reason"] == "completed"
     assert summary["twilio"]["caller_ms_dropped"] >= 87_500 - 2_000 - AHEAD_MS
-    events = _events(summary)
-    (warned,) = _notices(events, "warning", "more audio than real time allows")
+    events = events_of(summary)
+    (warned,) = notices(events, "warning", "more audio than real time allows")
     assert "87500 ms" in warned["message"] and "dropped" in warned["message"]
-    (started,) = _notices(events, "info", "twilio stream MZend of call CAhuge started")
+    (started,) = notices(events, "info", "twilio stream MZend of call CAhuge started")
     speech_at = [e["t_ns"] for e in events if e["kind"] == "LocalSpeechStarted"]
     assert speech_at and min(speech_at) >= started["t_ns"]
     for turn in summary["turns"]:
@@ -477,7 +329,7 @@ def test_a_server_shutdown_mid_call_leaves_the_session_interrupted(tmp_path: Pat
     assert (summary["ok"], summary["reason"]) == (False, "interrupted")
     assert summary["twilio"]["end"]["kind"] == "shutdown"
     assert _session(summary)["status"] == "interrupted"
-    assert len(_notices(_events(summary), "warning", "server shuts down (1001)")) == 1
+    assert len(notices(events_of(summary), "warning", "server shuts down (1001)")) == 1
     assert "CAterm: twilio stream closed by voiceprobe" in server.stderr()
 
 
@@ -500,6 +352,16 @@ def test_the_help_names_the_agents_serve_bridges_to() -> None:
     text = " ".join(proc.stdout.split())
     assert "sim | openai | gemini (default: sim" in text
     assert "twilio-ws (default" not in text
+
+
+def test_param_is_no_serve_option() -> None:
+    # --param gives `call --provider twilio-ws` its customParameters: meaningless here.
+    text = " ".join(_cli("serve", "twilio", "--help").stdout.split())
+    assert "--param" not in text and "customParameters" not in text
+    proc = _cli("serve", "twilio", "--port", "0", "--param", "a=b")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert "error: --param only applies to `call --provider twilio-ws`" in proc.stderr
 
 
 def test_twilio_ws_is_refused_named_or_from_the_profile(tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ class Playback:
         # call's finished items cost nothing per frame.
         self._active: dict[str, _Item] = {}
         self._discarded: set[str] = set()
+        #: When the sink went away (:meth:`sink_gone`), or ``None``.
+        self.gone_ns: int | None = None
         #: Level (dBFS) of the last frame handed to the sink.
         self.level = SILENCE_DBFS
 
@@ -69,8 +71,9 @@ class Playback:
         return self.buffer.queued_samples
 
     def push(self, ev: AgentAudio) -> bool:
-        """Queue a chunk (resampled to the sink's rate); False if its item was cut."""
-        if ev.item_id in self._discarded:
+        """Queue a chunk (resampled to the sink's rate); False if its item was cut or the
+        sink is gone."""
+        if ev.item_id in self._discarded or self.gone_ns is not None:
             return False
         item = self._items.get(ev.item_id)
         if item is None:
@@ -152,19 +155,46 @@ class Playback:
         self.stop_all(t_ns, interrupted=True)
         return item, played
 
+    def sink_gone(self, t_ns: int) -> None:
+        """The sink went away at ``t_ns`` (a Twilio caller hung up; loop thread): nothing
+        is heard after it. Call it as soon as the sink is gone, before the bridge handles
+        the caller frames that came before the end: the blocks :meth:`play_frame` still
+        hands the sink for them are silence and report nothing.
+
+        Every item being heard, or queued and not started, stops at ``t_ns`` as
+        interrupted (its reply was cut off), its played samples counting only what
+        played before ``t_ns`` (0 for one never heard); queued audio is dropped and later
+        chunks are refused, so no event is stamped after ``t_ns``. The first call
+        counts. A call that ends with its sink still there ends its items through
+        :meth:`stop_all` instead.
+        """
+        if self.gone_ns is not None:
+            return
+        self.gone_ns = t_ns
+        waiting = [item_id for item_id, _ in self.buffer.cut()]
+        self._discarded.update(waiting)
+        for item in list(self._active.values()):
+            unplayed = max(0, item.end_play_ns - t_ns) * self.rate // 1_000_000_000
+            self._stop(item, t_ns, interrupted=True, unplayed=unplayed)
+        for item_id in waiting:
+            unheard = self._items.get(item_id)
+            if unheard is not None and not unheard.started:
+                self._stop(unheard, t_ns, interrupted=True)
+
     def stop_all(self, t_ns: int, interrupted: bool) -> None:
         """End every item that started and has not stopped (cut, or end of call)."""
         for item in list(self._active.values()):
             self._stop(item, t_ns if interrupted else item.end_play_ns, interrupted)
 
-    def _stop(self, item: _Item, t_ns: int, interrupted: bool) -> None:
+    def _stop(self, item: _Item, t_ns: int, interrupted: bool, unplayed: int = 0) -> None:
         item.stopped = True
         self._active.pop(item.item_id, None)
+        played = self.buffer.played_samples(item.item_id)
         self._emit(
             PlaybackStopped(
                 t_ns=t_ns,
                 item_id=item.item_id,
-                played_samples=self.buffer.played_samples(item.item_id),
+                played_samples=max(0, played - unplayed),
                 sample_rate=self.rate,
                 interrupted=interrupted,
             )

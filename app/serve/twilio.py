@@ -13,7 +13,9 @@ Anything else is refused with close code 1008 before any audio flows, and record
 nowhere. A stream whose ``start`` names another media format is refused the same way.
 
 How a stream ends decides how its call ends (once the frames before the end are read;
-nothing is heard after it, so no agent audio is played into a stream that is gone):
+nothing is heard after it, so no agent audio is played into a stream that is gone: the
+playback stops at the end's stamp at once, and a reply it cuts off leaves its turn
+``interrupted``):
 
 ====================================  ==========================  =======================
 stream end                            call ends                   logged
@@ -46,7 +48,7 @@ from xml.sax.saxutils import quoteattr
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CLOSE_CODE_EXPLANATIONS, Close, CloseCode
+from websockets.frames import CloseCode
 
 from app import eventloop
 from app.bridge.providers import ProviderPlan
@@ -65,15 +67,13 @@ from app.providers.twilio.protocol import (
     TwilioStreamProtocol,
 )
 from app.serve.cli import SERVE_PROVIDERS
-from app.serve.twilio_port import EndKind, StreamEnd, TwilioStreamPort
+from app.serve.twilio_port import StreamEnd, TwilioStreamPort, stream_end_of_close
 from app.textsafe import printable
 
 PATH = "/twilio"
 TOKEN_PARAM = "voiceprobe_token"
 #: How long a new stream may take to send ``start``.
 START_TIMEOUT_S = 10.0
-#: Close codes of a caller that hung up cleanly (without ``stop``).
-CLEAN_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 
 
 def twiml(url: str, token: str) -> str:
@@ -83,47 +83,6 @@ def twiml(url: str, token: str) -> str:
         f"<Response><Connect><Stream url={quoteattr(url)}>"
         f"<Parameter name={quoteattr(TOKEN_PARAM)} value={quoteattr(token)}/>"
         "</Stream></Connect></Response>"
-    )
-
-
-def _close_text(close: Close) -> str:
-    """A close frame for the log: code, its meaning and the (untrusted) reason, short."""
-    text = f"close code {close.code}"
-    if close.code in CLOSE_CODE_EXPLANATIONS:
-        text += f", {CLOSE_CODE_EXPLANATIONS[close.code]}"
-    if close.reason:
-        text += f": {close.reason[:120]}"
-    return printable(text)
-
-
-def stream_end_of_close(exc: ConnectionClosed, t_ns: int) -> StreamEnd:
-    """How a stream that closed before ``stop`` ended, from the close frames exchanged:
-    the caller's clean close is a hang-up; no close frame, an error code, or a close
-    voiceprobe started (e.g. 1009 for a message over the size limit) is a drop."""
-    rcvd, sent = exc.rcvd, exc.sent
-    if rcvd is not None and (sent is None or exc.rcvd_then_sent):
-        kind: EndKind = "hangup" if rcvd.code in CLEAN_CLOSE_CODES else "dropped"
-        return StreamEnd(
-            kind=kind,
-            t_ns=t_ns,
-            code=rcvd.code,
-            message=f"twilio stream ended without stop: the caller closed the socket "
-            f"({_close_text(rcvd)})",
-        )
-    if sent is not None:
-        return StreamEnd(
-            kind="dropped",
-            t_ns=t_ns,
-            code=sent.code,
-            message=f"twilio stream ended without stop: voiceprobe closed the socket "
-            f"({_close_text(sent)})",
-        )
-    return StreamEnd(
-        kind="dropped",
-        t_ns=t_ns,
-        code=CloseCode.ABNORMAL_CLOSURE,
-        message="twilio stream ended without stop: connection lost (close code 1006, no close "
-        "frame)",
     )
 
 
@@ -284,12 +243,19 @@ class TwilioServer:
                 else:
                     bridge.abort("connection_closed", end.message)
 
+        def sink_gone(end: StreamEnd) -> None:
+            # At once, before the frames that came before the end are handled: the agent
+            # audio that would follow them is heard by nobody (the turn is cut there).
+            if handle.bridge is not None:
+                handle.bridge.playback.sink_gone(end.t_ns)
+
         port = TwilioStreamPort(
             proto,
             lambda text: outbox.put_nowait((text, self.clock.now_ns())),
             self.clock.now_ns,
             start_ns=started.t_ns,
             on_end=end_call,
+            on_gone=sink_gone,
         )
         self.ports.append(port)
         for note in early:
@@ -354,6 +320,8 @@ class TwilioServer:
             # before the call go into it now, later ones as they come; a stream that ended
             # before the bridge existed ends the call as soon as it runs.
             port.flush_early()
+            if port.ended is not None:
+                sink_gone(port.ended)
             if ending:
                 asyncio.get_running_loop().call_soon(end_call, ending.pop())
 

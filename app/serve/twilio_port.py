@@ -15,9 +15,13 @@ samples of the message) is dropped and said once; stamps never go back in time n
 ``start``.
 
 The stream's end (:meth:`TwilioStreamPort.end`: Twilio's ``stop``, or the socket closing)
-is reported through ``on_end`` once the bridge has read every frame that came before it:
-nothing can be heard after it, so the call ends then (the server decides how, from
-:class:`StreamEnd`), rather than playing agent audio into a stream that is gone.
+is reported twice. ``on_gone`` at once: nothing is heard after the end, so the server
+stops the call's playback there (:meth:`app.bridge.playback.Playback.sink_gone`); the
+bridge still handles the caller frames that came before the end, and without that each
+would hand this port one more agent block that :meth:`TwilioStreamPort.write` drops but
+the play clock would count as played after the end. ``on_end`` once the bridge has read
+those frames: the call ends then (the server decides how, from :class:`StreamEnd`),
+rather than playing agent audio into a stream that is gone.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CLOSE_CODE_EXPLANATIONS, Close, CloseCode
 
 from app.audio.port import CallerFrame, CallerPort
 from app.events import Event, Notice
 from app.providers.twilio.protocol import RATE, CallerMedia, StreamNote, TwilioStreamProtocol
+from app.textsafe import printable
 
 #: Silent frames after agent audio that end a burst (then a ``mark`` goes out).
 QUIET_FRAMES = 10
@@ -44,6 +51,9 @@ FRAME_NS = 20_000_000
 #: fast (100 ppm is 200 ms after 33 minutes). A network stall followed by a burst never
 #: runs ahead: the burst only catches up.
 AHEAD_MS = 200
+
+#: Close codes of a caller that hung up cleanly (without ``stop``).
+CLEAN_CLOSE_CODES = (CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY)
 
 #: How a stream ended: Twilio's ``stop``; the caller closed the socket cleanly without
 #: one (1000/1001); the connection failed or voiceprobe closed it on an error (no close
@@ -73,6 +83,47 @@ class StreamEnd:
         return {"kind": self.kind, "close_code": self.code, "message": self.message}
 
 
+def _close_text(close: Close) -> str:
+    """A close frame for the log: code, its meaning and the (untrusted) reason, short."""
+    text = f"close code {close.code}"
+    if close.code in CLOSE_CODE_EXPLANATIONS:
+        text += f", {CLOSE_CODE_EXPLANATIONS[close.code]}"
+    if close.reason:
+        text += f": {close.reason[:120]}"
+    return printable(text)
+
+
+def stream_end_of_close(exc: ConnectionClosed, t_ns: int) -> StreamEnd:
+    """How a stream that closed before ``stop`` ended, from the close frames exchanged:
+    the caller's clean close is a hang-up; no close frame, an error code, or a close
+    voiceprobe started (e.g. 1009 for a message over the size limit) is a drop."""
+    rcvd, sent = exc.rcvd, exc.sent
+    if rcvd is not None and (sent is None or exc.rcvd_then_sent):
+        kind: EndKind = "hangup" if rcvd.code in CLEAN_CLOSE_CODES else "dropped"
+        return StreamEnd(
+            kind=kind,
+            t_ns=t_ns,
+            code=rcvd.code,
+            message=f"twilio stream ended without stop: the caller closed the socket "
+            f"({_close_text(rcvd)})",
+        )
+    if sent is not None:
+        return StreamEnd(
+            kind="dropped",
+            t_ns=t_ns,
+            code=sent.code,
+            message=f"twilio stream ended without stop: voiceprobe closed the socket "
+            f"({_close_text(sent)})",
+        )
+    return StreamEnd(
+        kind="dropped",
+        t_ns=t_ns,
+        code=CloseCode.ABNORMAL_CLOSURE,
+        message="twilio stream ended without stop: connection lost (close code 1006, no close "
+        "frame)",
+    )
+
+
 class TwilioStreamPort(CallerPort):
     """Caller audio from a Twilio stream, agent audio back to it (PCM16 mono, 8 kHz).
 
@@ -85,6 +136,8 @@ class TwilioStreamPort(CallerPort):
         on_end: called once (loop thread) when the stream has ended and the bridge has
             read every frame that came before the end (at once if the bridge is not
             reading yet); reads :attr:`ended`.
+        on_gone: called once (loop thread) the moment the stream ends, before
+            ``on_end``: from then on nothing reaches the caller (stop the playback).
     """
 
     rate = RATE
@@ -96,11 +149,13 @@ class TwilioStreamPort(CallerPort):
         now_ns: Callable[[], int],
         start_ns: int | None = None,
         on_end: Callable[[StreamEnd], None] | None = None,
+        on_gone: Callable[[StreamEnd], None] | None = None,
     ) -> None:
         self.protocol = protocol
         self._send = send
         self._now_ns = now_ns
         self._on_end = on_end
+        self._on_gone = on_gone
         self._frames: deque[CallerFrame] = deque()
         self._partial = np.zeros(0, dtype=np.int16)
         self._ready = asyncio.Event()
@@ -205,13 +260,15 @@ class TwilioStreamPort(CallerPort):
 
     def end(self, how: StreamEnd) -> None:
         """The stream ended (``stop`` or the socket closed); the first call counts. Nothing
-        is sent or accepted after it; ``on_end`` follows once the frames before it are
-        read."""
+        is sent or accepted after it: ``on_gone`` now, ``on_end`` once the frames before
+        it are read."""
         if self.ended is not None:
             return
         self.ended = how
         self.closed = True
         self._ready.set()
+        if self._on_gone is not None:
+            self._on_gone(how)
         if not self._reading:
             self._tell_end()
 
@@ -253,7 +310,9 @@ class TwilioStreamPort(CallerPort):
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
         """Send agent audio as ``media`` now; returns ``now_ns`` (Twilio plays it as it
         comes, its own buffer being empty while the bridge paces the audio). Silence is
-        not sent outside an agent burst; a burst's end sends a ``mark``."""
+        not sent outside an agent burst; a burst's end sends a ``mark``. After the end
+        nothing is sent, and the stamp is no play time: the playback was stopped at the
+        end (``on_gone``), so only silence comes here then."""
         if self.stopped or self.closed:
             return now_ns
         loud = bool(pcm.any())

@@ -223,7 +223,7 @@ class Bridge:
                 if task is not None:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
-            self.playback.stop_all(self.clock.now_ns(), interrupted=False)
+            self.playback.sink_gone(self.clock.now_ns())  # a reply still playing is cut
             await self.provider.close()
             if pump is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -152,21 +152,23 @@ class Playback:
         for dropped_id, _ in self.buffer.cut():
             self._discarded.add(dropped_id)
         self._discarded.add(item.item_id)
-        self.stop_all(t_ns, interrupted=True)
+        self._cut_all(t_ns)
         return item, played
 
     def sink_gone(self, t_ns: int) -> None:
-        """The sink went away at ``t_ns`` (a Twilio caller hung up; loop thread): nothing
-        is heard after it. Call it as soon as the sink is gone, before the bridge handles
-        the caller frames that came before the end: the blocks :meth:`play_frame` still
-        hands the sink for them are silence and report nothing.
+        """The sink went away at ``t_ns`` (a Twilio caller hung up; loop thread), or the
+        call ended (the bridge calls it last: a reply still playing then was cut off by
+        the hang-up, ``--max-seconds``, Ctrl-C or a SIP BYE): nothing is heard after it.
+        Call it as soon as the sink is gone, before the bridge handles the caller frames
+        that came before the end: the blocks :meth:`play_frame` still hands the sink for
+        them are silence and report nothing.
 
         Every item being heard, or queued and not started, stops at ``t_ns`` as
         interrupted (its reply was cut off), its played samples counting only what
         played before ``t_ns`` (0 for one never heard); queued audio is dropped and later
         chunks are refused, so no event is stamped after ``t_ns``. The first call
-        counts. A call that ends with its sink still there ends its items through
-        :meth:`stop_all` instead.
+        counts. An item whose last block was handed to the sink has stopped already
+        (:meth:`play_frame`), as finished.
         """
         if self.gone_ns is not None:
             return
@@ -181,10 +183,10 @@ class Playback:
             if unheard is not None and not unheard.started:
                 self._stop(unheard, t_ns, interrupted=True)
 
-    def stop_all(self, t_ns: int, interrupted: bool) -> None:
-        """End every item that started and has not stopped (cut, or end of call)."""
+    def _cut_all(self, t_ns: int) -> None:
+        """End every item that started and has not stopped as cut at ``t_ns``."""
         for item in list(self._active.values()):
-            self._stop(item, t_ns if interrupted else item.end_play_ns, interrupted)
+            self._stop(item, t_ns, interrupted=True)
 
     def _stop(self, item: _Item, t_ns: int, interrupted: bool, unplayed: int = 0) -> None:
         item.stopped = True

@@ -23,7 +23,10 @@ prints:
   stalled loop shows here, whatever caused it;
 
 and for voiceprobe its turns' ``playback_latency`` p95, then the ratios voiceprobe/Pipecat,
-voiceprobe/SDK and voiceprobe/floor, and the floor's CPU against Pipecat's. The
+voiceprobe/SDK and voiceprobe/floor, and the floor's CPU against Pipecat's, then the CPU
+ratios round by round (voiceprobe/Pipecat, floor/Pipecat, voiceprobe/floor: the two
+clients of a pair ran back to back in each round, so each round's ratio sees one state of
+the machine) with their min, median and max. The
 machine's load average before and after is printed too: the figures mean little on a
 busy machine. ``--json`` prints one JSON object instead.
 """
@@ -150,6 +153,24 @@ def _ratios(res: dict[str, Any], other: str) -> dict[str, Any]:
     }
 
 
+def _paired(results: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:
+    """``a``'s CPU over ``b``'s, round by round (the two ran back to back in each round,
+    so a round's ratio sees the same machine): each round's, and their min, median, max."""
+    if a not in results or b not in results:
+        return None
+    rounds = [
+        round(x / y, 2) if y else None
+        for x, y in zip(
+            results[a]["cpu_percent_rounds"], results[b]["cpu_percent_rounds"], strict=True
+        )
+    ]
+    known = sorted(r for r in rounds if r is not None)
+    if not known:
+        return None
+    return {"rounds": rounds, "min": known[0], "median": round(statistics.median(known), 2),
+            "max": known[-1]}  # fmt: skip
+
+
 def _table(report: dict[str, Any]) -> str:
     rows = [
         f"{'client':<11} {'CPU %/call':>10} {'wakes/s':>7} {'send p50':>9} {'send p95':>9} "
@@ -176,6 +197,10 @@ def _table(report: dict[str, Any]) -> str:
     if report["floor_cpu_vs_pipecat"] is not None:
         rows.append(f"floor/pipecat: cpu {report['floor_cpu_vs_pipecat']} (no client spends "
                     "less CPU on this call than the floor)")
+    for name, paired in report["cpu_ratio_by_round"].items():
+        if paired is not None:
+            rows.append(f"{name} cpu, round by round: {paired['rounds']} (min {paired['min']}, "
+                        f"median {paired['median']}, max {paired['max']})")
     rows.append(f"load average before {report['load_before']}, after {report['load_after']}")
     return "\n".join(rows)
 
@@ -236,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         "floor_cpu_vs_pipecat": _ratio(*(results[c]["cpu_percent_per_call"]
                                          for c in ("floor", "pipecat")))
         if "floor" in results and "pipecat" in results else None,
+        "cpu_ratio_by_round": {
+            f"{a}/{b}": _paired(results, a, b)
+            for a, b in (("voiceprobe", "pipecat"), ("floor", "pipecat"), ("voiceprobe", "floor"))
+        },
         "load_before": load_before,
         "load_after": _load(),
     }

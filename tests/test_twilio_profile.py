@@ -73,6 +73,11 @@ def test_call_with_the_profile_reaches_the_agent_and_writes_no_token(
     served = server.next_call()
     assert served["twilio"]["marks_echoed"] >= 1
     assert server.token not in proc.stdout + proc.stderr + _written(home)
+    # The agent's audio comes paced in real time, so the playout queue stays near empty:
+    # the call still waits until each reply has been heard whole (it used to end the
+    # call, "completed", 1.5 s into the last reply, and 0.3 s into a suite case's: that
+    # reply is now cut off and says so).
+    assert not any(t["interrupted"] for t in summary["turns"]), summary["turns"]
 
 
 def test_suite_with_the_profile_runs_audio_checks(
@@ -90,7 +95,13 @@ def test_suite_with_the_profile_runs_audio_checks(
     checks = {c["name"]: c for c in case["checks"]}
     assert case["passed"] and checks["v2v_ms"]["passed"]
     assert 100 < checks["v2v_ms"]["value"] < 5000
-    server.next_call()
+    served = server.next_call()
+    session = next((home / "sessions").iterdir())
+    (turn,) = json.loads((session / "turns.json").read_text())
+    sent = served["turns"][0]["spans"]["agent_speech"]["ms"]
+    # Heard whole (the client's span runs ~0.1 s short of the server's on every turn).
+    assert not turn["interrupted"] and sent > 1000, (turn, sent)
+    assert turn["spans"]["agent_speech"]["ms"] >= 0.9 * sent, (turn["spans"], sent)
     assert server.token not in proc.stdout + proc.stderr + _written(home)
 
 

@@ -11,8 +11,7 @@ Audio paths (caller side at the port's rate, 16 kHz for files and mics, 8/16 kHz
 * provider AgentAudio → resample to port rate → PlayoutBuffer → port.write_for_frame()
   (one frame per caller frame, named by its stamp, so a paced port plays in lockstep with
   its capture however the loop's wake-ups group the frames; docs/timing.md)
-
-Both are written to the stereo recording at their clock positions.
+* both directions → the stereo recording, at their clock positions
 
 The audio loop, the event dispatch, barge-in, tool runs and the response watchdog share
 the per-call state (open responses, playout, the local VAD, the online gate) in order on
@@ -460,6 +459,7 @@ class Bridge:
             not self._open_responses
             and not self._tool_tasks
             and self.playback.queued_samples == 0
+            and self.playback.playing_item() is None  # a reply paced in real time (Twilio)
             and not self.vad.speaking
         )
 

@@ -80,3 +80,20 @@ def main_window_with(qtbot: Any, events: list[Any]) -> tuple[Any, FakeController
     qtbot.addWidget(win)
     win.show()
     return win, ctl
+
+
+def shown_waterfall(qtbot: Any, turns: list[Any]) -> tuple[Any, Any]:
+    """A 900×600 :class:`ui.views.waterfall.WaterfallView` on screen with ``turns`` added;
+    returns (view, its TurnsModel)."""
+    from ui.models.turns import TurnsModel
+    from ui.views.waterfall import WaterfallView
+
+    model = TurnsModel()
+    view = WaterfallView(model)
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    for turn in turns:
+        model.add_turn(turn)
+    return view, model

@@ -25,16 +25,15 @@ from app.metrics.presentation import span_style
 from app.metrics.timeline import Timeline
 from app.store.index import SessionIndex
 from app.store.verdicts import VERDICTS_FILE, ingest_verdict_files
-from tests.conftest_qt import main_window_with
+from tests.conftest_qt import main_window_with, shown_waterfall
 from tests.coverage_helpers import make_session, suite_case, write_suite_run
 from ui.history import HistoryWindow
 from ui.models.tool_calls import ToolCallsModel
 from ui.models.transcript import TranscriptModel
-from ui.models.turns import TurnsModel
 from ui.views.elided_label import ElidedLabel
 from ui.views.plot_helpers import show_plot_tooltip
 from ui.views.probe_pad import ProbePad
-from ui.views.waterfall import STRIPS, WaterfallView
+from ui.views.waterfall import STRIPS
 
 TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
 MS = 1_000_000
@@ -199,13 +198,7 @@ def test_waterfall_hover_tooltip_shows_the_model_tool_name(qtbot) -> None:
     ]:  # fmt: skip
         tl.feed(ev)
     (done,) = tl.close(2100 * MS)
-    model = TurnsModel()
-    view = WaterfallView(model)
-    qtbot.addWidget(view)
-    view.resize(900, 600)
-    view.show()
-    qtbot.waitExposed(view)
-    model.add_turn(done.turn)
+    view, _model = shown_waterfall(qtbot, [done.turn])
     (lay,) = view.row_layouts()
     key = f"tool:{name}"
     x0, w = lay.segments[key]

@@ -7,7 +7,7 @@ import pytest
 
 from app.metrics.presentation import span_style
 from tests.conftest import TIME_SCALE
-from tests.conftest_qt import FakeController  # noqa: F401  (sets QT_QPA_PLATFORM first)
+from tests.conftest_qt import shown_waterfall  # (sets QT_QPA_PLATFORM first)
 from ui.bench import FRAME_TARGET_MS
 from ui.bench_views import demo_turns, run_waterfall
 from ui.models.turns import TurnsModel
@@ -17,14 +17,7 @@ MANY = 1000
 
 
 def _view(qtbot, n: int) -> tuple[WaterfallView, TurnsModel]:
-    model = TurnsModel()
-    view = WaterfallView(model)
-    qtbot.addWidget(view)
-    view.resize(900, 600)
-    view.show()
-    qtbot.waitExposed(view)
-    for turn in demo_turns(n):
-        model.add_turn(turn)
+    view, model = shown_waterfall(qtbot, demo_turns(n))
     view.row_layouts()  # brought up to date
     return view, model
 

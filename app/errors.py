@@ -17,11 +17,14 @@ class ConfigError(VoiceprobeError):
     Attributes:
         path: the file (or source) the bad value came from, if any.
         field: the dotted field name that is wrong, if known.
+        problem: the message without the ``path:`` and ``field:`` prefixes (for a caller
+            that names the place in its own words).
     """
 
     def __init__(self, message: str, path: str | None = None, field: str | None = None) -> None:
         self.path = path
         self.field = field
+        self.problem = message
         where = ""
         if path:
             where = f"{path}: "

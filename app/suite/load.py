@@ -151,7 +151,7 @@ class _SuiteReader(FieldReader[Path_]):
         try:
             tag = canonical_tag(text)
         except ConfigError as exc:
-            raise self.fail(where, _strip_field(exc)) from None
+            raise self.fail(where, exc.problem) from None
         if not langcodes.tag_is_valid(tag):
             raise self.fail(where, f"unknown language code {text!r} (not in the IANA registry)")
         return tag
@@ -215,19 +215,12 @@ class _SuiteReader(FieldReader[Path_]):
         try:
             cond = parse_condition(text, base_dir=self.path.parent)
         except ConfigError as exc:
-            raise self.fail(where, _strip_field(exc)) from None
+            raise self.fail(where, exc.problem) from None
         if cond.kind != kind:
             raise self.fail(where, f"{text!r} is a {cond.kind} condition, not a {kind} one")
         if cond.file is not None:
             self.check_wav(cond.file, where, noise=True)
         return text
-
-
-def _strip_field(exc: ConfigError) -> str:
-    """The message of a probe-library error without its own ``field:`` prefix."""
-    text = str(exc)
-    prefix = f"{exc.field}: " if exc.field else ""
-    return text[len(prefix) :] if prefix and text.startswith(prefix) else text
 
 
 def _wav_problem(path: Path, *, noise: bool) -> str | None:
@@ -239,20 +232,10 @@ def _wav_problem(path: Path, *, noise: bool) -> str | None:
     try:
         pcm = load_recording(path)
     except ConfigError as exc:
-        return _bare(exc)
+        return exc.problem  # the suite's line names the file
     if noise and not pcm.any():
         return "it is digital silence"
     return None
-
-
-def _bare(exc: ConfigError) -> str:
-    """The message of an audio-library error without its ``path:`` and ``field:`` prefixes
-    (the suite's line names the file)."""
-    text = str(exc)
-    for prefix in (f"{exc.path}: " if exc.path else "", f"{exc.field}: " if exc.field else ""):
-        if prefix and text.startswith(prefix):
-            text = text[len(prefix) :]
-    return text
 
 
 # --- sections ----------------------------------------------------------------------------
@@ -530,7 +513,7 @@ def _check_coverage(r: _SuiteReader, suite: Suite) -> None:
             try:
                 voice_for(cell.tag, accent, overrides=suite.voices)
             except ConfigError as exc:
-                raise r.fail(("matrix", "language", li), _strip_field(exc)) from None
+                raise r.fail(("matrix", "language", li), exc.problem) from None
     for ci, conv in enumerate(suite.conversations):
         for ti, turn in enumerate(conv.turns):
             if turn.voice and turn.file is None:
@@ -538,7 +521,7 @@ def _check_coverage(r: _SuiteReader, suite: Suite) -> None:
                     voice_for(suite.matrix.language[0].tag, voice=turn.voice)
                 except ConfigError as exc:
                     where = ("conversations", ci, "turns", ti, "voice")
-                    raise r.fail(where, _strip_field(exc)) from None
+                    raise r.fail(where, exc.problem) from None
 
 
 def _profile_ref(r: _SuiteReader, value: object) -> str:

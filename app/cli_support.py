@@ -293,11 +293,10 @@ def interrupted_summary(folder: Path, prices: Path | None = None) -> dict[str, A
     Returns:
         The summary, or ``None`` when the folder or the price table cannot be read.
     """
+    from app.bridge.session import call_summary
     from app.errors import VoiceprobeError
     from app.events import NetworkSample
     from app.metrics.cost import load_price_table, price_call
-    from app.metrics.timeline import summarize
-    from app.providers.netstats import summarize_network
     from app.store.reader import load_session, session_events
 
     try:
@@ -307,21 +306,18 @@ def interrupted_summary(folder: Path, prices: Path | None = None) -> dict[str, A
         return None
     meta = record.meta
     network = session_events(record, {"NetworkSample": NetworkSample})
-    return {
-        "session_id": record.session_id,
-        "session_dir": str(record.path),
-        "provider": meta.get("provider"),
-        "model": meta.get("model"),
-        "ok": False,
-        "reason": "interrupted",
-        "turns": cost.turns,
-        "cost_usd": cost.cost_usd,
-        "usage": cost.usage,
-        "errors": [],
-        "voice_to_voice": summarize(cost.turns),
-        "network_rtt": summarize_network([e for e in network if isinstance(e, NetworkSample)]),
-        "bridge": {},
-    }
+    return call_summary(
+        session_id=record.session_id,
+        folder=record.path,
+        provider=meta.get("provider"),
+        model=meta.get("model"),
+        ok=False,
+        reason="interrupted",
+        cost=cost,
+        errors=[],
+        network=[e for e in network if isinstance(e, NetworkSample)],
+        bridge={},
+    )
 
 
 def find_session(session_id: str) -> Path:

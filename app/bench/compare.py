@@ -159,7 +159,7 @@ def _paired(results: dict[str, Any], a: str, b: str) -> dict[str, Any] | None:
     if a not in results or b not in results:
         return None
     rounds = [
-        round(x / y, 2) if y else None
+        _ratio(x, y)
         for x, y in zip(
             results[a]["cpu_percent_rounds"], results[b]["cpu_percent_rounds"], strict=True
         )

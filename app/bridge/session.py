@@ -26,7 +26,7 @@ from app.bridge.providers import ProviderPlan, make_provider, started_off_loop
 from app.clock import MONOTONIC, Clock
 from app.errors import StoreError
 from app.events import CallEnded, CallStarted, EventBase, NetworkSample, Notice, TurnCompleted
-from app.metrics.cost import load_price_table, price_call
+from app.metrics.cost import CallCost, load_price_table, price_call
 from app.metrics.timeline import summarize
 from app.profile import Profile
 from app.providers.netstats import summarize_network
@@ -129,6 +129,52 @@ class CallHandle:
         """End the call (loop thread only)."""
         if self.bridge is not None:
             self.bridge.hangup("hangup")
+
+
+def call_summary(
+    *,
+    session_id: str,
+    folder: Path,
+    provider: str | None,
+    model: str | None,
+    ok: bool,
+    reason: str,
+    cost: CallCost,
+    errors: list[dict[str, Any]],
+    network: list[NetworkSample],
+    bridge: dict[str, Any],
+) -> dict[str, Any]:
+    """A call's summary, the ``--json`` object (docs/architecture.md): :func:`run_call`'s,
+    and an interrupted call's read back from its folder
+    (:func:`app.cli_support.interrupted_summary`).
+
+    Args:
+        session_id: the session's id.
+        folder: the session folder.
+        provider: the provider as the user named it.
+        model: the model asked for.
+        ok: whether the call succeeded.
+        reason: how it ended.
+        cost: the call's turns priced (:func:`app.metrics.cost.price_call`).
+        errors: the call's errors (``code``, ``message``, ``fix``).
+        network: the call's round-trip samples.
+        bridge: the bridge's counters (``{}`` when they are not known).
+    """
+    return {
+        "session_id": session_id,
+        "session_dir": str(folder),
+        "provider": provider,
+        "model": model,
+        "ok": ok,
+        "reason": reason,
+        "turns": cost.turns,
+        "cost_usd": cost.cost_usd,
+        "usage": cost.usage,
+        "errors": errors,
+        "voice_to_voice": summarize(cost.turns),
+        "network_rtt": summarize_network(network),
+        "bridge": bridge,
+    }
 
 
 async def run_call(
@@ -307,21 +353,18 @@ async def run_call(
             )
         )
         ok = result.ok and store.error is None
-        summary: dict[str, Any] = {
-            "session_id": session_id,
-            "session_dir": str(writer.dir),
-            "provider": plan.label,
-            "model": setup.profile.model,
-            "ok": ok,
-            "reason": result.reason if store.error is None else "store_error",
-            "turns": cost.turns,
-            "cost_usd": cost.cost_usd,
-            "usage": cost.usage,
-            "errors": errors,
-            "voice_to_voice": summarize(result.turns),
-            "network_rtt": summarize_network(network),
-            "bridge": result.stats.summary() if result.stats else {},
-        }
+        summary = call_summary(
+            session_id=session_id,
+            folder=writer.dir,
+            provider=plan.label,
+            model=setup.profile.model,
+            ok=ok,
+            reason=result.reason if store.error is None else "store_error",
+            cost=cost,
+            errors=errors,
+            network=network,
+            bridge=result.stats.summary() if result.stats else {},
+        )
         if store.error is not None:
             status, reason = "incomplete", f"store: {store.error}"
         else:

@@ -24,6 +24,9 @@ BLOCK_OUT = 480  # one 10 ms speaker callback
 #: at once to fill its buffer.
 MOVE_GAP_S = 0.016
 MOVE_PREFILL = 3
+#: An output underflow: the speaker's clock runs on while nothing drains (s; 45 ms is what
+#: an 80 ms stall of the callback left on the PulseAudio rig).
+UNDERFLOW_S = 0.045
 QUIET_S = 3  # the agent is silent for the call's first seconds, then talks without a pause
 
 
@@ -42,6 +45,8 @@ def _simulate(
     compensate: bool,
     seed: int = 1,
     move: tuple[float, float, bool] | None = None,
+    underflows: tuple[float, ...] = (),
+    count_silence: bool = True,
 ) -> dict[str, float]:
     """Run mic-paced writes against a speaker draining at ``speaker_rate``.
 
@@ -50,6 +55,11 @@ def _simulate(
     :data:`MOVE_GAP_S`, the new stream pulls :data:`MOVE_PREFILL` callbacks at once to fill
     its buffer, then drains at ``new_rate``; ``told`` says whether the compensator is
     told (``new_speaker``).
+
+    ``underflows``: times (s) at which the speaker underflows for :data:`UNDERFLOW_S`: it
+    plays that much silence that no read took from the queue. ``count_silence`` says
+    whether the compensator is given the running count of such silence (and of reads the
+    queue could not fill), as ``DevicePort`` counts it from the callback's DAC times.
     """
     rng = np.random.default_rng(seed)
     comp = DriftCompensator(RATE)
@@ -69,7 +79,13 @@ def _simulate(
     w = 0
     next_read = 0.030  # the speaker starts a little after the first write
     prefill = 0
+    pending_underflows = sorted(underflows)
+    silence = 0  # samples the speaker played that no read took from the queue
     while w < n_writes:
+        if pending_underflows and next_read >= pending_underflows[0]:
+            pending_underflows.pop(0)
+            next_read += UNDERFLOW_S
+            silence += round(UNDERFLOW_S * speaker_rate)
         if move is not None and next_read >= move[0]:
             at_s, speaker_rate, told = move
             move = None
@@ -82,7 +98,7 @@ def _simulate(
             x = _speech_like(fed, BLOCK_IN)
             fed += BLOCK_IN
             queued = head - tail
-            y = comp.process(x, queued) if compensate else x
+            y = comp.process(x, queued, silence if count_silence else 0) if compensate else x
             fifo[head : head + len(y)] = y
             head += len(y)
             max_queued = max(max_queued, head - tail)
@@ -92,6 +108,7 @@ def _simulate(
             out[out_n : out_n + take] = fifo[tail : tail + take]
             if take < BLOCK_OUT:
                 underruns += 1
+                silence += BLOCK_OUT - take
             tail += take
             out_n += BLOCK_OUT
             if prefill:
@@ -188,3 +205,18 @@ def test_right_after_a_move_the_figure_of_the_speaker_before_stands() -> None:
     for _ in range(int(2.5 * RATE / BLOCK_IN)):  # settling and the first half second
         queued += len(comp.process(quiet, queued)) - BLOCK_IN
         assert comp.drift_ppm == before
+
+
+def test_silence_the_speaker_played_on_underflows_is_not_read_as_drift() -> None:
+    """An output underflow stops the queue draining while the speaker's clock runs on:
+    four 45 ms underflows in four minutes read as a speaker hundreds of ppm slow unless
+    the silence it played is counted as played (on the PulseAudio rig, four 80 ms stalls
+    of the callback read -4322 ppm for a true -833; counted, -526)."""
+    at = (60.0, 100.0, 140.0, 180.0)
+    counted = _simulate(RATE + 10.0, 240.0, compensate=True, underflows=at)
+    assert counted["drift_ppm"] == pytest.approx(208.3, abs=25.0), counted
+    # Each underflow leaves its 45 ms in the queue, which the controller then drains.
+    assert counted["max_queued_ms"] <= 60.0 + 1000 * UNDERFLOW_S + 5.0, counted
+    assert counted["underruns"] == 0, counted
+    uncounted = _simulate(RATE + 10.0, 240.0, compensate=True, underflows=at, count_silence=False)
+    assert uncounted["drift_ppm"] < 208.3 - 300.0, uncounted

@@ -48,7 +48,7 @@ INPUT_BUFFER_MS = 2000
 ECHO_CANCELLATION = AudioProcessing()
 #: A block whose DAC time lies this much (s) after the previous block's end, in a callback
 #: PortAudio flags as underflowed, follows an output underflow: the device played that
-#: much silence (``DevicePort._place_reference``). Half a block: DAC times jitter by well
+#: much silence (``DevicePort._timeline``). Half a block: DAC times jitter by well
 #: under a millisecond.
 REF_JUMP_S = BLOCK_MS / 2000
 #: Without the underflow flag a jump must be this long (s) to count, either way. PulseAudio
@@ -131,8 +131,8 @@ class DevicePort(CallerPort):
         self._raw_pending = np.zeros(0, dtype=np.int16)
         # Output-callback-owned: when the next played sample is due on the DAC timeline
         # (s; 0 = not yet known), the output latency, and silence to copy into gaps.
-        self._ref_next_t = 0.0
-        self._ref_latency_s = 0.0
+        self._out_next_t = 0.0
+        self._out_latency_s = 0.0
         self._ref_zeros = np.zeros(0, dtype=np.int16)
         # Bridge-thread side: port-rate samples fed to the canceller each way, the
         # reference's lead over the capture at the start, and stand-in silence fed while
@@ -174,6 +174,9 @@ class DevicePort(CallerPort):
         # underrun.
         self._cut_at: int | None = None  # callback-owned
         self._short_blocks = 0  # callback-owned: output blocks the ring could not fill
+        # Callback-owned: output-rate samples the speaker played that the ring did not
+        # give (a dry ring's shortfall, an underflow's gap): its clock ran all the same.
+        self._out_silence = 0
         #: PortAudio-reported xruns (input overflow, output underflow) and ring overruns.
         self.input_overflows = 0
         self.output_underflows = 0
@@ -229,63 +232,67 @@ class DevicePort(CallerPort):
         if ring is None:
             outdata.fill(0)
             return
+        gap, skip = self._timeline(frames, time_info, status)
         cut_at = ring.apply_drop()
         if cut_at is not None:
             self._cut_at = cut_at
         written = ring.written  # before the read: what this block could take
-        short = ring.read_into(outdata[:, 0]) < frames
+        got = ring.read_into(outdata[:, 0])
+        self._out_silence += gap + frames - got
         cut = self._cut_at
         if cut is not None and written > cut:
             cut = self._cut_at = None  # audio came after the cut: the ring counts again
-        if short and cut is None:
+        if got < frames and cut is None:
             self._short_blocks += 1  # ran dry mid-stream
         ref = self._ref_ring
         if ref is not None:  # the canceller's reference: what the device plays, when
-            self._place_reference(ref, outdata[:, 0], frames, time_info, status)
+            zeros = self._ref_zeros
+            n = gap
+            while n > 0:  # the gap's silence first, from a preallocated block of it
+                k = ref.write(zeros[: min(n, len(zeros))])
+                n = n - k if k else 0
+            if gap:
+                self.reference_gaps += 1
+            ref.write(outdata[skip:, 0])
 
-    def _place_reference(
-        self, ref: RingBuffer, block: Any, frames: int, time_info: Any, status: Any
-    ) -> None:
-        """Copy a played block into the reference at its place on the device's timeline
-        (output callback; copies and arithmetic only: no allocation, lock or logging).
+    def _timeline(self, frames: int, time_info: Any, status: Any) -> tuple[int, int]:
+        """Place a block on the device's timeline (output callback; arithmetic only: no
+        allocation, lock or logging): ``(gap, skip)``, the samples of silence the device
+        played before it that no callback saw, and the samples at its start that overlap
+        what was already placed.
 
         The block's first sample plays at its DAC time (PortAudio's stream clock; when the
         host API gives none, the callback's arrival on ``time.monotonic`` plus the output
         latency). Where that time lies later than the previous block's end, the device ran
-        dry and played silence this callback never saw: the same silence goes into the
-        reference first, so every reference sample keeps the time it played at. With DAC
-        times a jump of more than half a block in a callback PortAudio flags as
-        underflowed is such a gap, and unflagged only one over :data:`REF_UNFLAGGED_JUMP_S`
-        (smaller unflagged moves are the host's latency estimate, not silence played);
-        arrival times jitter by blocks, so without DAC times only a flagged block is.
+        dry and played silence: the echo canceller's reference gets the same silence, so
+        every reference sample keeps the time it played at, and the drift figure counts it
+        as played (the speaker's clock ran on). With DAC times a jump of more than half a
+        block in a callback PortAudio flags as underflowed is such a gap, and unflagged
+        only one over :data:`REF_UNFLAGGED_JUMP_S` (smaller unflagged moves are the host's
+        latency estimate, not silence played); arrival times jitter by blocks, so without
+        DAC times only a flagged block is.
         """
         dac = float(time_info.outputBufferDacTime)
-        t = dac if dac > 0 else time.monotonic() + self._ref_latency_s
-        expected = self._ref_next_t
-        skip = 0
+        t = dac if dac > 0 else time.monotonic() + self._out_latency_s
+        expected = self._out_next_t
+        gap = skip = 0
         if expected > 0:
             late = t - expected
             if dac > 0:
                 jump = REF_JUMP_S if status.output_underflow else REF_UNFLAGGED_JUMP_S
-                gap = jump < late < REF_MAX_GAP_S
+                if jump < late < REF_MAX_GAP_S:
+                    gap = int(late * self.out_rate + 0.5)
                 # A block due earlier than the count says overlaps what the reference
                 # already holds (a restarted stream plays sooner): its overlap is skipped.
                 if -REF_MAX_GAP_S < late < -REF_UNFLAGGED_JUMP_S:
                     skip = min(frames, int(-late * self.out_rate + 0.5))
                     t = expected - skip / self.out_rate
+            elif status.output_underflow and 0 < late < REF_MAX_GAP_S:
+                gap = int(late * self.out_rate + 0.5)
             else:
-                gap = bool(status.output_underflow) and 0 < late < REF_MAX_GAP_S
-                if not gap:
-                    t = min(t, expected)  # arrivals jitter late; the earliest is on time
-            if gap:
-                zeros = self._ref_zeros
-                n = int(late * self.out_rate + 0.5)
-                while n > 0:  # slices of a preallocated block of silence
-                    k = ref.write(zeros[: min(n, len(zeros))])
-                    n = n - k if k else 0
-                self.reference_gaps += 1
-        ref.write(block[skip:])
-        self._ref_next_t = t + frames / self.out_rate
+                t = min(t, expected)  # arrivals jitter late; the earliest is on time
+        self._out_next_t = t + frames / self.out_rate
+        return gap, skip
 
     # --- CallerPort -------------------------------------------------------------------
 
@@ -378,6 +385,7 @@ class DevicePort(CallerPort):
                 sd, sd.OutputStream, "output", index, info, api, rate, self._out_callback
             )
             self._start_stream(sd, self._out_stream, info, api)
+        self._out_latency_s = float(self._out_stream.latency)
         self._pulse["output"] = pulse
         self._names["output"] = pulse or shown_name(info, "output")
 
@@ -627,10 +635,7 @@ class DevicePort(CallerPort):
             self._notify("warning", f"{exc}; {then}" if config.aec else str(exc))
             return
         if config.aec:
-            out = self._out_stream
-            self._ref_latency_s = float(out.latency) if out is not None else 0.0
             self._ref_zeros = np.zeros(max(self.out_rate, 8000) // 10, dtype=np.int16)
-            self._ref_next_t = 0.0
             # Published last: the output callback starts copying once it sees the ring.
             self._ref_ring = RingBuffer(max(self.out_rate, 8000) * INPUT_BUFFER_MS // 1000)
         self._notify("info", f"mic processing: {config.describe()} at {self.rate} Hz")
@@ -645,7 +650,7 @@ class DevicePort(CallerPort):
             if self._rs_ref is None or self._rs_ref.in_rate != self.out_rate:
                 self._rs_ref = StreamResampler(self.out_rate, self.rate)  # speaker moved
             # The output callback placed every played sample by its DAC time, underflow
-            # silence included (_place_reference): the ring is the device's timeline.
+            # silence included (_timeline): the ring is the device's timeline.
             far = self._rs_ref.process(ref.read(ref.available)) if ref.available else None
             self._feed_reference(aec, far, len(y))
         self._near_fed += len(y)
@@ -722,7 +727,7 @@ class DevicePort(CallerPort):
         y = rs.process(np.asarray(pcm, dtype=np.int16))
         queued = ring.kept  # less a flush the output callback has not done yet
         if self._drift is not None:  # fed on the mic's clock, drained on the speaker's
-            y = self._drift.process(y, queued)
+            y = self._drift.process(y, queued, self._out_silence)
         # The bridge hands over one frame per caller frame; the two device clocks differ
         # a little, so silence is skipped once two frames wait, which keeps the output's
         # latency bounded (agent audio is never skipped).

@@ -61,7 +61,9 @@ class DriftCompensator:
         self._integral = 0.0  # the drift estimate (relative)
         self._fed_in = 0  # samples given to process() since the controller started
         self._fed_out = 0  # samples it returned (silence inserted included)
-        self._start: tuple[int, int, float] | None = None  # (in, out, level) at that start
+        # (in, out, level, silence played) at that start
+        self._start: tuple[int, int, float, int] | None = None
+        self._silence = 0  # the owner's count of silence the speaker played (process())
         # After the speaker moved: samples fed in at which the fit starts afresh, and the
         # figure of the device before (reported until the new fit spans a second).
         self._refit_at: int | None = None
@@ -83,11 +85,12 @@ class DriftCompensator:
         when the speaker's clock runs fast against the feeder's); 0 until measured.
 
         Counted over the whole call, not read off the controller: at every fed block,
-        the samples drained so far (fed out less the queue's level) against the samples
-        fed in, fitted by least squares from the controller's start on (from the new
-        device's, after the speaker moved: :meth:`new_speaker`). A real device
-        drains in bursts of tens of milliseconds; two end points would carry that into
-        the figure (10 ms over 30 s is 330 ppm), the fit averages it out over every block.
+        the samples the speaker played so far (fed out less the queue's level, plus the
+        silence it played that the queue did not give) against the samples fed in,
+        fitted by least squares from the controller's start on (from the new device's,
+        after the speaker moved: :meth:`new_speaker`). A real device drains in bursts of
+        tens of milliseconds; two end points would carry that into the figure (10 ms
+        over 30 s is 330 ppm), the fit averages it out over every block.
         """
         start = self._start
         if (
@@ -121,12 +124,12 @@ class DriftCompensator:
             if self._fed_in < self._refit_at:
                 return
             self._refit_at = None
-            self._start = (self._fed_in, self._fed_out, float(queued))
+            self._start = (self._fed_in, self._fed_out, float(queued), self._silence)
         start = self._start
         if start is None:
             return
         x = float(self._fed_in - start[0])
-        y = float(self._fed_out - queued - (start[1] - start[2]))
+        y = float(self._fed_out - queued + self._silence - (start[1] - start[2] + start[3]))
         self._fit_n += 1
         dx = x - self._fit_mx
         self._fit_mx += dx / self._fit_n
@@ -161,12 +164,18 @@ class DriftCompensator:
         """
         self._fed_out -= n
 
-    def process(self, x: NDArray[np.int16], queued: int) -> NDArray[np.int16]:
+    def process(
+        self, x: NDArray[np.int16], queued: int, silence_played: int = 0
+    ) -> NDArray[np.int16]:
         """Resample one fed block by the current correction.
 
         Args:
             x: the block about to be queued (int16, mono, at :attr:`rate`).
             queued: samples already in the queue before this block.
+            silence_played: samples the speaker has played so far that the queue did not
+                give (an underflow's gap, a dry queue's shortfall; a running total). Its
+                clock ran through them, so the drift figure counts them as drained: a
+                speaker that underflowed for 80 ms would otherwise read as 80 ms slower.
 
         Returns:
             The block to queue instead: within one sample of ``len(x) * ratio`` samples,
@@ -175,6 +184,7 @@ class DriftCompensator:
         n = len(x)
         if n == 0:
             return x
+        self._silence = silence_played
         self._steer(n, queued)
         self._fit(queued)
         self._fed_in += n
@@ -230,7 +240,7 @@ class DriftCompensator:
             low, high = MIN_TARGET_MS * self.rate / 1000, MAX_TARGET_MS * self.rate / 1000
             self._target = min(max(self._level, low), high)
             if self._start is None:
-                self._start = (self._fed_in, self._fed_out, self._level)
+                self._start = (self._fed_in, self._fed_out, self._level, self._silence)
         error_s = (self._level - self._target) / self.rate
         limit = self.max_ppm / 1e6
         self._integral = min(limit, max(-limit, self._integral - self._ki * error_s * dt))

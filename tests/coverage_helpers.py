@@ -44,9 +44,12 @@ def cli(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
-def cli_process(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``python -m app.cli ARGS`` with ``VOICEPROBE_HOME=home`` (a real process)."""
-    env = {"VOICEPROBE_HOME": str(home), "PATH": "/usr/bin:/bin"}
+def cli_process(
+    home: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m app.cli ARGS`` with ``VOICEPROBE_HOME=home`` (a real process), and
+    ``env`` besides."""
+    env = {"VOICEPROBE_HOME": str(home), "PATH": "/usr/bin:/bin", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         capture_output=True,

@@ -150,6 +150,26 @@ def test_bad_verdicts_say_one_plain_line_and_change_nothing(qtbot, home):
     assert not (folder / "verdicts.json").exists()
 
 
+@pytest.mark.parametrize("tester", ["t" * 101, "ana\x1b[2Jbob"])
+def test_a_tester_name_from_the_environment_that_is_no_name_is_said(qtbot, home, monkeypatch,
+                                                                     tester):  # fmt: skip
+    """``$VOICEPROBE_TESTER`` is the user's own words: checked as ``--who`` is, said in
+    the message line before anything is shown or stored (it used to be cut to 100
+    characters without a word, control characters kept)."""
+    monkeypatch.setenv("VOICEPROBE_TESTER", tester)
+    folder = make_session(home, SID, [("hi", "hello", 700.0)], tags=["language=en-US"])
+    win, ctl = main_window_with(qtbot, _call_events(folder, 1))
+    _start(qtbot, win, ctl, 1)
+    before = _snapshot(home)
+    assert not win.verdicts.mark(1, "pass", None, None)
+    text = win.verdicts.message.text()
+    assert "$VOICEPROBE_TESTER" in text and len(text.splitlines()) == 1, text
+    assert "\x1b" not in text
+    assert win.verdicts.model.manual(1) is None
+    QApplication.processEvents()
+    assert _snapshot(home) == before
+
+
 class _PaintWatch(QObject):
     """Stamps the first paint of a widget after :meth:`arm`."""
 

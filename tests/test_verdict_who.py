@@ -1,6 +1,7 @@
 """``sessions verdict --who``: a name over the limit, or one holding control characters,
 is refused with one line naming the option (exit 2) and nothing stored changes; it used
-to be cut to 100 characters without a word. Run as a real ``voiceprobe`` process."""
+to be cut to 100 characters without a word. ``$VOICEPROBE_TESTER``, the default, is the
+user's own words too and checked the same. Run as a real ``voiceprobe`` process."""
 
 from __future__ import annotations
 
@@ -45,3 +46,31 @@ def test_a_who_with_control_characters_is_refused(home: Path, who: str) -> None:
     assert "--who" in line and "control characters" in line
     assert "\x1b" not in proc.stderr and "\u202e" not in proc.stderr  # shown escaped
     assert _stored(home) is None
+
+
+@pytest.mark.parametrize(
+    ("tester", "says"),
+    [("t" * (MAX_WHO + 1), f"at most {MAX_WHO}"), ("ana\nbob", "control characters")],
+)
+def test_a_tester_from_the_environment_is_checked_like_who(
+    home: Path, tester: str, says: str
+) -> None:
+    make_session(home, SID, [("hi", "hello", 700.0)])
+    env = {"VOICEPROBE_TESTER": tester}
+    proc = cli_process(home, "sessions", "verdict", SID, "--turn", "1", "pass", env=env)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "$VOICEPROBE_TESTER" in line and says in line
+    assert _stored(home) is None
+    # --who given: the environment is not consulted.
+    proc = cli_process(home, "sessions", "verdict", SID, "--turn", "1", "pass", "--who", "ana",
+                       env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(_stored(home) or "[]")
+    assert entry["who"] == "ana"
+    # A name within the limit is kept whole.
+    env = {"VOICEPROBE_TESTER": "t" * MAX_WHO}
+    proc = cli_process(home, "sessions", "verdict", SID, "--turn", "1", "fail", env=env)
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = json.loads(_stored(home) or "[]")
+    assert entry["who"] == "t" * MAX_WHO

@@ -89,18 +89,17 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     """``voiceprobe sessions verdict ID --turn N pass|fail [--reason R] [--note TEXT]``."""
     from app.cli_support import UsageError, find_session
     from app.store.reader import load_session
-    from app.store.verdicts import check_verdict, check_who, set_manual
+    from app.store.verdicts import check_verdict, resolve_who, set_manual
 
     if not args.turn.strip().isdigit():
         raise UsageError(f"--turn takes a turn number, got {printable(args.turn[:20])!r}")
-    if args.who is not None:
-        check_who(args.who, "--who")
+    who = resolve_who(args.who, "--who")
     folder = find_session(args.session_id)
     record = load_session(folder)
     check_verdict(record, int(args.turn), args.verdict, args.reason, args.note)
     _, index = _index()
     entry = set_manual(record, index, int(args.turn), args.verdict, reason=args.reason,
-                       note=args.note, who=args.who)  # fmt: skip
+                       note=args.note, who=who)  # fmt: skip
     why = f" ({entry['reason']})" if entry["reason"] else ""
     print(f"session {printable(record.session_id)} turn {entry['turn']}: {entry['verdict']}{why}")
     return EXIT_OK

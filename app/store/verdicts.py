@@ -115,17 +115,14 @@ def set_manual(
         The stored verdict.
 
     Raises:
-        ConfigError: bad input (see :func:`check_verdict`, and :func:`check_who` for
+        ConfigError: bad input (see :func:`check_verdict`, and :func:`resolve_who` for
             ``who``); nothing is written.
         StoreError: the file or the index cannot be written.
     """
     from app.store.writer import atomic_write_text, dumps
 
     check_verdict(record, turn, verdict, reason, note)
-    if who is not None:
-        check_who(who)
-    else:  # not the user's own words: a long login name is cut, not refused
-        who = default_who()[:MAX_WHO]
+    who = resolve_who(who)
     entry = {
         "turn": turn,
         "verdict": verdict,
@@ -142,6 +139,25 @@ def set_manual(
     st = path.stat()
     index.mark_ingested(str(path), f"{st.st_size}:{st.st_mtime_ns}")
     return entry
+
+
+def resolve_who(who: str | None = None, name: str = "who") -> str:
+    """The judge of a verdict: ``who`` when given, else ``$VOICEPROBE_TESTER``, both the
+    user's own words and checked (:func:`check_who`); else the login name, cut to
+    :data:`MAX_WHO` (not the user's words: a long one is cut, not refused).
+
+    Raises:
+        ConfigError: ``who`` (named ``name``) or ``$VOICEPROBE_TESTER`` is too long or
+            holds control characters.
+    """
+    if who is not None:
+        check_who(who, name)
+        return who
+    tester = os.environ.get("VOICEPROBE_TESTER")
+    if tester:
+        check_who(tester, "$VOICEPROBE_TESTER")
+        return tester
+    return default_who()[:MAX_WHO]
 
 
 def default_who() -> str:

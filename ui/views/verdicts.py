@@ -64,6 +64,7 @@ from app.store.verdicts import (
     default_who,
     effective,
     ingest_suite_runs,
+    resolve_who,
     set_manual,
 )
 from app.store.writer import INDEX_FILE
@@ -474,7 +475,8 @@ class VerdictPanel(QWidget):
         stored. Returns whether it was accepted.
 
         Bad input (no session, no such turn, an unknown verdict or reason, a note too
-        long) is said in the message line; nothing stored changes.
+        long, a ``$VOICEPROBE_TESTER`` that is no name) is said in the message line;
+        nothing stored changes.
         """
         if not self.session_id or self.session_dir is None:
             self.say("No call to judge yet: verdicts are for the turns of a call")
@@ -482,12 +484,13 @@ class VerdictPanel(QWidget):
         record = self._record()
         try:
             check_verdict(record, turn, verdict, reason, note)
+            who = resolve_who()
         except ConfigError as exc:
             self.say(str(exc))
             return False
         before = self.model.manual(turn)
         shown = {"turn": turn, "verdict": verdict, "reason": reason, "note": note or "",
-                 "who": default_who(), "at": None}  # fmt: skip
+                 "who": who, "at": None}  # fmt: skip
         self.model.put_manual(turn, shown)
         why = f" ({reason_label(reason)})" if reason else ""
         self.say(f"Turn {turn}: {verdict}{why}")

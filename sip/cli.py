@@ -42,9 +42,11 @@ from app.cli_support import (
     bridge_options,
     cancel_on_signals,
     check_seconds,
+    interrupted_summary,
 )
 from app.errors import ConfigError, SipError, VoiceprobeError
 from app.events import EventBase
+from app.textsafe import printable
 
 if TYPE_CHECKING:
     from app.bridge.session import CallSetup
@@ -320,8 +322,37 @@ def _registered(cfg: Any, acc: Any) -> bool:
     return True
 
 
-def _run(main: Callable[[], Any]) -> int:
-    """Run the command's coroutine; SIGINT/SIGTERM cancel it (calls are hung up)."""
+class _Calls:
+    """The sessions of the command's calls, until each one's summary is printed: a
+    signal that cuts calls short prints the turns they finished, read back from their
+    session folders, as ``call`` does (:func:`~app.cli_support.interrupted_summary`)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._open: dict[str, Path] = {}
+
+    def started(self, session_id: str, folder: Any) -> None:
+        """``bridge_sip_call``'s ``on_session``."""
+        self._open[session_id] = Path(folder)
+
+    def print(self, summary: dict[str, Any]) -> None:
+        """Print a finished call's summary."""
+        self._open.pop(str(summary.get("session_id")), None)
+        print_summary(summary, self.as_json)
+
+    def print_interrupted(self) -> None:
+        """Print what the calls cut short finished (their sessions are closed out)."""
+        for session_id, folder in sorted(self._open.items()):
+            kept = interrupted_summary(folder)
+            if kept is not None:
+                print_summary(kept, self.as_json)
+            _status(f"session {printable(session_id)} in {printable(folder)}")
+        self._open.clear()
+
+
+def _run(main: Callable[[], Any], calls: _Calls) -> int:
+    """Run the command's coroutine; SIGINT/SIGTERM cancel it (calls are hung up, and
+    what they finished is printed)."""
 
     async def guarded() -> int:
         received = cancel_on_signals()
@@ -329,6 +360,7 @@ def _run(main: Callable[[], Any]) -> int:
             return int(await main())
         except asyncio.CancelledError:
             sig = received[0] if received else signal.SIGINT
+            calls.print_interrupted()
             _status(f"interrupted by {sig.name}")
             return 128 + int(sig)  # as `call`: 130 for SIGINT, 143 for SIGTERM
 
@@ -383,12 +415,15 @@ def cmd_sip_answer(args: argparse.Namespace) -> int:
     try:
         if not _registered(cfg, acc):
             return EXIT_FAILED
-        return _run(lambda: _serve(args, cfg, agent, gate))
+        calls = _Calls(args.json)
+        return _run(lambda: _serve(args, cfg, agent, gate, calls), calls)
     finally:
         ep.shutdown()
 
 
-async def _serve(args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: _Gate) -> int:
+async def _serve(
+    args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: _Gate, calls: _Calls
+) -> int:
     """Bridge the calls the gate takes, each in its own task; return the exit code.
 
     Gives up (exit 1) when no call is in progress and none has arrived for ``--timeout``
@@ -407,7 +442,7 @@ async def _serve(args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: _G
         try:
             summary = await bridge_sip_call(
                 call, _setup(args, agent, f"sip:{call.remote_uri}", index),
-                _subscribers(args, printer),
+                _subscribers(args, printer), on_session=calls.started,
             )
         except VoiceprobeError as exc:  # this call's session could not be set up
             _status(f"call {index} from {call.remote_uri} failed: {exc}")
@@ -416,7 +451,7 @@ async def _serve(args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: _G
         finally:
             gate.release()
             last_activity = loop.time()
-        print_summary(summary, args.json)
+        calls.print(summary)
         outcomes.append(bool(summary["ok"]))
 
     timed_out = False
@@ -456,6 +491,7 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
     target = _dial_uri(args.target, cfg.domain)
     agent = _agent_setup(args)
     ep, acc = _start_endpoint(cfg, lambda call: 486)  # a dialling softphone is busy
+    calls = _Calls(args.json)
     try:
         if not _registered(cfg, acc):
             return EXIT_FAILED
@@ -480,7 +516,8 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
             limit = asyncio.create_task(ring_limit())
             try:
                 summary = await bridge_sip_call(
-                    call, _setup(args, agent, f"sip:{target}"), _subscribers(args)
+                    call, _setup(args, agent, f"sip:{target}"), _subscribers(args),
+                    on_session=calls.started,
                 )
             finally:
                 limit.cancel()
@@ -488,9 +525,9 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
             if not sip_info["answered"]:
                 status = describe_status(sip_info["end_code"], sip_info["end_reason"])
                 _status(f"call to {target} failed: {status}")
-            print_summary(summary, args.json)
+            calls.print(summary)
             return EXIT_OK if summary["ok"] else EXIT_FAILED
 
-        return _run(dial)
+        return _run(dial, calls)
     finally:
         ep.shutdown()

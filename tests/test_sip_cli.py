@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -228,6 +229,44 @@ def test_dial_bridges_a_call_to_baresip(tmp_path: Path, scripts: dict[str, Path]
     sent_s = [r["ms"] / 1000 for r in truth if r["event"] == "audio_sent"]
     heard = bursts(received, 8000)
     assert len(heard) == 1 and heard[0] == pytest.approx(sent_s[0], rel=0.25)
+
+
+def _stored_turns(data: Path) -> list[dict[str, Any]]:
+    found = sorted(data.glob("sessions/*/turns.json"))
+    return json.loads(found[0].read_text(encoding="utf-8")) if found else []
+
+
+def test_dial_interrupted_prints_the_turns_that_finished(
+    tmp_path: Path, scripts: dict[str, Path]
+) -> None:
+    """Ctrl-C in the middle of a call hangs it up and, as ``call`` does, still prints
+    the turns that finished (read back from the session folder, ``ok: false``, reason
+    ``interrupted``); it used to print only the ``interrupted by`` line."""
+    data = tmp_path / "data"
+    with run_baresip(tmp_path / "carol", scripts["two-wav"], user="carol") as carol:
+        proc = start_cli(
+            tmp_path, "sip", "dial", carol.uri, "--uri", "sip:vp@127.0.0.1",
+            "--provider", "sim", "--scenario", str(scripts["two"]), "--json",
+            "--timeout", "10", "--out", str(data),
+        )
+        try:
+            carol.wait_event("CALL_ESTABLISHED", 10.0)
+            wait_until(lambda: bool(_stored_turns(data)) or proc.poll() is not None, 30.0,
+                       "the first turn")  # fmt: skip
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            proc.send_signal(signal.SIGINT)
+            rc, out, err = finish(proc)
+            carol.wait_event("CALL_CLOSED", 10.0)  # hung up
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert rc == 130, err[-3000:]
+    (line,) = out.splitlines()
+    summary = json.loads(line)
+    assert summary["ok"] is False and summary["reason"] == "interrupted"
+    assert summary["turns"][0]["user_transcript"] == "Hello, can you hear me?"
+    assert "voice_to_voice" in summary["turns"][0]["spans"]
+    assert summary["session_id"] in err and err.rstrip().endswith("interrupted by SIGINT")
 
 
 def test_wrong_password_is_a_clear_failure(tmp_path: Path, registrar: Kamailio) -> None:

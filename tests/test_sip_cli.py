@@ -269,6 +269,42 @@ def test_dial_interrupted_prints_the_turns_that_finished(
     assert summary["session_id"] in err and err.rstrip().endswith("interrupted by SIGINT")
 
 
+def test_answer_interrupted_prints_the_turns_that_finished(
+    tmp_path: Path, registrar: Kamailio, scripts: dict[str, Path]
+) -> None:
+    """``sip answer`` cancels its calls' tasks on SIGTERM: the call in progress is hung
+    up and its finished turns printed, with the 143 exit."""
+    data = tmp_path / "data"
+    proc = start_cli(
+        tmp_path, "sip", "answer", "--uri", registrar.aor("vp"),
+        "--registrar", f"sip:{registrar.domain}", "--calls", "2", "--provider", "sim",
+        "--scenario", str(scripts["two"]), "--json", "--timeout", "20", "--out", str(data),
+    )
+    try:
+        wait_until(lambda: proc.poll() is not None or registered(registrar, "vp"),
+                   10.0, "voiceprobe registration")
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        with run_baresip(tmp_path / "bob", scripts["two-wav"], user="bob",
+                         registrar=registrar) as bob:
+            bob.dial(registrar.aor("vp"))
+            bob.wait_event("CALL_ESTABLISHED", 10.0)
+            wait_until(lambda: bool(_stored_turns(data)) or proc.poll() is not None, 30.0,
+                       "the first turn")  # fmt: skip
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            proc.send_signal(signal.SIGTERM)
+            rc, out, err = finish(proc)
+            bob.wait_event("CALL_CLOSED", 10.0)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 143, err[-3000:]
+    (line,) = out.splitlines()
+    summary = json.loads(line)
+    assert summary["ok"] is False and summary["reason"] == "interrupted"
+    assert summary["turns"][0]["user_transcript"] == "Hello, can you hear me?"
+    assert err.rstrip().endswith("interrupted by SIGTERM")
+
+
 def test_wrong_password_is_a_clear_failure(tmp_path: Path, registrar: Kamailio) -> None:
     proc = start_cli(
         tmp_path, "sip", "answer", "--uri", registrar.aor("vp"),

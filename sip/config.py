@@ -226,9 +226,8 @@ def load_account_config(path: str | Path) -> SipAccountConfig:
         raise ConfigError("is required", str(p), "uri")
     try:
         return SipAccountConfig(**data)
-    except ConfigError as exc:
-        bare = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
-        raise ConfigError(bare, str(p), exc.field) from None
+    except ConfigError as exc:  # named again with the file it came from
+        raise ConfigError(exc.problem, str(p), exc.field) from None
     except TypeError as exc:  # a field of the wrong kind for the dataclass machinery
         raise ConfigError(f"bad account fields ({exc})", str(p)) from None
 

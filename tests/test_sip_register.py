@@ -50,6 +50,8 @@ def test_account_file_yaml_and_json(tmp_path: Path) -> None:
         ("uri: sip:a@b\nreg_interval: 5\n", "reg_interval"),
         ("uri: sip:a@b\ncolour: red\n", "colour"),
         ("registrar: sip:b\n", "uri"),
+        ("uri: sip:a@b\ntls_ca_file: /nonexistent/ca.pem\n", "tls_ca_file"),
+        ("uri: sip:a@b\nsrtp: mandatory\n", "srtp"),
     ],
 )
 def test_account_file_bad_field(tmp_path: Path, text: str, field: str) -> None:
@@ -58,7 +60,9 @@ def test_account_file_bad_field(tmp_path: Path, text: str, field: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_account_config(p)
     assert err.value.field == field
-    assert str(p) in str(err.value) and "\n" not in str(err.value)
+    # The file, the field once, then the problem: one line.
+    assert str(err.value) == f"{p}: {field}: {err.value.problem}", str(err.value)
+    assert f"{field}:" not in err.value.problem and "\n" not in str(err.value)
 
 
 def test_account_file_missing_and_malformed(tmp_path: Path) -> None:

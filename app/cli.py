@@ -35,6 +35,7 @@ from app.cli_support import (
     agent_setup,
     bridge_options,
     cancel_on_signals,
+    check_limit,
     check_seconds,
     find_session,
     interrupted_summary,
@@ -291,6 +292,7 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
         print(f"warning: session {printable(folder)} cannot be read: {printable(reason)}",
               file=sys.stderr)  # fmt: skip
 
+    check_limit(args.limit)
     root = data_dir()
     recover_unfinished(root, on_unreadable=unreadable)
     rows = SessionIndex(root / "sessions.db").list(limit=args.limit, query=args.search)

@@ -57,6 +57,21 @@ def check_seconds(value: float, flag: str) -> None:
         raise UsageError(f"{flag} must be a positive number of seconds, not {value:g}")
 
 
+#: The most rows a ``list`` command prints (``--limit``).
+MAX_LIST_LIMIT = 1_000_000
+
+
+def check_limit(value: int) -> None:
+    """Refuse a ``list`` command's ``--limit`` that is not 1 to :data:`MAX_LIST_LIMIT`
+    (a negative one meant "no limit" to SQLite, a huge one overflowed it).
+
+    Raises:
+        UsageError: one line naming ``--limit``.
+    """
+    if not 1 <= value <= MAX_LIST_LIMIT:
+        raise UsageError(f"--limit must be 1-{MAX_LIST_LIMIT}, got {value}")
+
+
 def add_agent_options(p: argparse.ArgumentParser, truth_help: str = "") -> None:
     """The options every command that places calls shares (``call``, ``sip answer|dial``):
     which agent, where it lives, where the session goes."""

@@ -148,6 +148,15 @@ CASES = [
     ("unknown-subcommand", lambda i: ["frobnicate"], ["frobnicate"], {}),
     ("call-without-input", lambda i: ["call"], ["--input"], {}),
     ("sessions-show-unknown", lambda i: ["sessions", "show", "nope"], ["nope"], {}),
+    # A limit past SQLite's integers was a traceback; a negative one listed everything.
+    ("sessions-list-huge-limit", lambda i: ["sessions", "list", "--limit", "9" * 20],
+     ["--limit", "9" * 20], {}),  # fmt: skip
+    ("sessions-list-negative-limit", lambda i: ["sessions", "list", "--limit", "-5"],
+     ["--limit", "-5"], {}),  # fmt: skip
+    ("suite-list-zero-limit", lambda i: ["suite", "list", "--limit", "0"], ["--limit"], {}),
+    # A nan limit never fires (it was taken).
+    ("suite-run-nan-seconds", lambda i: ["suite", "run", "s.yaml", "--max-seconds", "nan"],
+     ["--max-seconds", "nan"], {}),  # fmt: skip
 ]
 
 

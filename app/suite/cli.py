@@ -25,6 +25,8 @@ from app.cli_support import (
     UsageError,
     add_list_command,
     add_show_command,
+    check_limit,
+    check_seconds,
     on_signals,
 )
 from app.textsafe import json_text, printable
@@ -70,8 +72,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--parallel must be 1-64, got {args.parallel}")
     if not 0 <= args.max_regression <= 10_000:
         raise UsageError("--max-regression must be a percentage >= 0")
-    if args.max_seconds <= 0:
-        raise UsageError("--max-seconds must be positive")
+    check_seconds(args.max_seconds, "--max-seconds")
     for tag in args.tag:
         key, sep, _ = tag.partition("=")
         if not sep or not key.strip():
@@ -168,8 +169,7 @@ def cmd_suite_list(args: argparse.Namespace) -> int:
     """``voiceprobe suite list``."""
     from app.suite.runs import list_runs
 
-    if args.limit < 1:
-        raise UsageError("--limit must be positive")
+    check_limit(args.limit)
     runs = list_runs()[: args.limit]
     if args.json:
         keys = ("run_id", "suite", "status", "started", "finished", "provider")

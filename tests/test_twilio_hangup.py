@@ -55,6 +55,7 @@ class Line:
             lambda: S,
             start_ns=S,
             on_gone=lambda end: self.playback.sink_gone(end.t_ns),
+            carrying=lambda: self.playback.block_agent_samples > 0,
         )
         self.playback = Playback(self.port, self.events.append)
         self.port.start(S)

@@ -59,6 +59,11 @@ class Playback:
         self.gone_ns: int | None = None
         #: Level (dBFS) of the last frame handed to the sink.
         self.level = SILENCE_DBFS
+        #: Agent samples in the block being (or last) handed to the sink; 0 when it is
+        #: silence because nothing is queued. Set before the port's write, so that a sink
+        #: that sends only agent audio (a Twilio stream) can tell an agent's own digital
+        #: silence, which is part of its reply, from no reply at all.
+        self.block_agent_samples = 0
 
     @property
     def audible(self) -> bool:
@@ -103,6 +108,7 @@ class Playback:
         block, segments = self.buffer.pull(self.port.frame_samples)
         # Nothing pulled: the block is all zeros (no need to measure it).
         self.level = rms_dbfs(block) if segments else SILENCE_DBFS
+        self.block_agent_samples = sum(seg.count for seg in segments)
         if frame_t_ns is None:
             play_t = self.port.write(block, now_ns)
         else:

@@ -256,6 +256,11 @@ class TwilioServer:
             start_ns=started.t_ns,
             on_end=end_call,
             on_gone=sink_gone,
+            # The bridge exists before its first write: only its playback knows whether
+            # a block is the agent's (its silence included) or no reply at all.
+            carrying=lambda: (
+                handle.bridge is not None and handle.bridge.playback.block_agent_samples > 0
+            ),
         )
         self.ports.append(port)
         for note in early:
@@ -366,6 +371,7 @@ class TwilioServer:
             "marks_unanswered": len(port.marks_out),
             "end": port.ended.to_dict() if port.ended is not None else None,
             "caller_ms_dropped": port.dropped_samples * 1000 // port.rate,
+            "agent_ms_sent": port.samples_sent * 1000 // port.rate,
         }
         if self.on_call is not None:
             self.on_call(summary)

@@ -4,9 +4,11 @@ The stream's reader feeds caller ``media`` in (:meth:`TwilioStreamPort.feed`); t
 reads 20 ms frames at 8 kHz, each stamped with the clock time its message arrived, and is
 woken as soon as one does (:meth:`TwilioStreamPort.wait_readable`). Agent audio the
 bridge writes goes out as ``media`` at once, paced by the bridge (one frame per caller
-frame), so Twilio's own buffer stays empty and what is sent is what the caller hears; a
-quiet spell after agent audio sends a ``mark`` (Twilio echoes it once that audio has
-played), and a barge-in sends ``clear``. Everything runs on the loop thread.
+frame), so Twilio's own buffer stays empty and what is sent is what the caller hears:
+every block that carries agent audio is sent, the agent's own digital silence included
+(the playback counts it as played), and no block without any. A spell without agent
+audio after a burst sends a ``mark`` (Twilio echoes it once that audio has played), and a
+barge-in sends ``clear``. Everything runs on the loop thread.
 
 Caller audio is held to real time: since the stream's ``start``, no more than the time
 that has passed (plus :data:`AHEAD_MS`) is accepted, so one oversized payload cannot
@@ -43,7 +45,7 @@ from app.events import Event, Notice
 from app.providers.twilio.protocol import RATE, CallerMedia, StreamNote, TwilioStreamProtocol
 from app.textsafe import printable
 
-#: Silent frames after agent audio that end a burst (then a ``mark`` goes out).
+#: Blocks without agent audio after a burst that end it (then a ``mark`` goes out).
 QUIET_FRAMES = 10
 FRAME_NS = 20_000_000
 #: How far the caller audio received may run ahead of the time since ``start`` before the
@@ -138,6 +140,10 @@ class TwilioStreamPort(CallerPort):
             reading yet); reads :attr:`ended`.
         on_gone: called once (loop thread) the moment the stream ends, before
             ``on_end``: from then on nothing reaches the caller (stop the playback).
+        carrying: whether the block being written carries agent audio (the bridge's
+            :attr:`~app.bridge.playback.Playback.block_agent_samples`); only such blocks
+            are sent. Without it (a port driven by hand) a block carries agent audio when
+            it is not all zeros, which drops an agent's own silence.
     """
 
     rate = RATE
@@ -150,8 +156,10 @@ class TwilioStreamPort(CallerPort):
         start_ns: int | None = None,
         on_end: Callable[[StreamEnd], None] | None = None,
         on_gone: Callable[[StreamEnd], None] | None = None,
+        carrying: Callable[[], bool] | None = None,
     ) -> None:
         self.protocol = protocol
+        self._carrying = carrying
         self._send = send
         self._now_ns = now_ns
         self._on_end = on_end
@@ -180,6 +188,8 @@ class TwilioStreamPort(CallerPort):
         self.mark_ms: list[float] = []
         #: Per agent block sent: ns from the bridge's write to the message queued.
         self.write_ns: list[int] = []
+        #: Agent samples sent as ``media`` (whole 20 ms blocks).
+        self.samples_sent = 0
         #: Per message: ns from queued to handed to the socket (set by the server).
         self.send_ns: list[int] = []
 
@@ -308,16 +318,22 @@ class TwilioStreamPort(CallerPort):
             await asyncio.wait_for(self._ready.wait(), timeout_s)
 
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
-        """Send agent audio as ``media`` now; returns ``now_ns`` (Twilio plays it as it
-        comes, its own buffer being empty while the bridge paces the audio). Silence is
-        not sent outside an agent burst; a burst's end sends a ``mark``. After the end
-        nothing is sent, and the stamp is no play time: the playback was stopped at the
-        end (``on_gone``), so only silence comes here then."""
+        """Send a block that carries agent audio as ``media`` now; returns ``now_ns``
+        (Twilio plays it as it comes, its own buffer being empty while the bridge paces
+        the audio). A block carries agent audio when any of its samples is the agent's,
+        silent or not (see ``carrying``): what the playback stamps as played is what was
+        sent. A block without any is not sent, and :data:`QUIET_FRAMES` of them after a
+        burst send a ``mark``. After the end nothing is sent, and the stamp is no play
+        time: the playback was stopped at the end (``on_gone``), so only silence comes
+        here then."""
         if self.stopped or self.closed:
             return now_ns
-        loud = bool(pcm.any())
-        if loud:
+        carrying = self._carrying() if self._carrying is not None else bool(pcm.any())
+        if carrying:
             self._burst, self._quiet = True, 0
+            self._send(self.protocol.media(pcm))
+            self.samples_sent += len(pcm)
+            self.write_ns.append(self._now_ns() - now_ns)
         elif self._burst:
             self._quiet += 1
             if self._quiet >= QUIET_FRAMES:
@@ -325,10 +341,6 @@ class TwilioStreamPort(CallerPort):
                 text, name = self.protocol.mark()
                 self.marks_out[name] = now_ns
                 self._send(text)
-                return now_ns
-        if self._burst:
-            self._send(self.protocol.media(pcm))
-            self.write_ns.append(self._now_ns() - now_ns)
         return now_ns
 
     def flush_output(self) -> None:

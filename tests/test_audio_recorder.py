@@ -65,6 +65,23 @@ def test_audio_before_t0_is_dropped(tmp_path: Path) -> None:
     assert np.array_equal(data[:, 0], ramp(160, 160))
 
 
+def test_audio_before_t0_is_dropped_from_every_write(tmp_path: Path) -> None:
+    """Frames stamped before t0 (a Twilio stream's caller audio that arrived before the
+    session began) are dropped wherever they come, not only from the first write: they
+    used to be appended from sample 0 on, and everything after ran that late."""
+    rec = StereoRecorder(tmp_path / "d.wav", RATE, T0)
+    for k in range(5):  # 100 ms of frames from 90 ms before t0: the last 10 ms is kept
+        rec.left(ramp(k * 320, 320), T0 - 90 * MS + k * 20 * MS)
+    rec.left(ramp(1600, 320), T0 + 10 * MS)
+    rec.right(np.full(320, 9, np.int16), T0 - 20 * MS)  # wholly before t0: not anchored
+    rec.right(np.full(320, 7, np.int16), T0 + 40 * MS)
+    assert rec.left_samples == 160 + 320 and rec.right_samples == 640 + 320
+    rec.close()
+    data, _ = read_wav_channels(tmp_path / "d.wav")
+    assert np.array_equal(data[:480, 0], ramp(1440, 480))  # sample k is at T0 + k / RATE
+    assert not data[:640, 1].any() and (data[640:960, 1] == 7).all()
+
+
 def test_file_is_valid_after_flush_and_repairable_after_crash(tmp_path: Path) -> None:
     path = tmp_path / "d.wav"
     rec = StereoRecorder(path, RATE, T0)

@@ -27,6 +27,10 @@ from app.sim.scenario import load_scenario
 from tests.conftest import REPO, TIME_SCALE
 
 S = 1_000_000_000
+#: How much a served span's two ends may each move with the loop's wake-up (ms): the
+#: server stamps a reply's first and last block when its loop writes them (measured
+#: 0.9 ms longer than the client's span, beside other tests).
+SERVED_JITTER_MS = 5.0 * max(1.0, TIME_SCALE)
 #: Waiting on the server or a client (never a synchronisation sleep).
 WAIT_S = 30.0 * TIME_SCALE
 

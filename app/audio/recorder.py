@@ -66,7 +66,10 @@ class StereoRecorder:
     """Writes ``audio.wav``: left = caller, right = agent, PCM16 at ``rate``.
 
     The first write of a channel anchors it at ``round((start_ns - t0_ns) * rate / 1e9)``
-    (zeros before; samples before ``t0_ns`` are dropped). Later writes follow on
+    (zeros before). Samples stamped before ``t0_ns`` are dropped, from every write: a
+    Twilio stream's caller frames that arrived before the session began used to be
+    appended one after another from sample 0, and the whole recording ran that much (about
+    100 ms) behind its events. Later writes follow on
     contiguously, unless their ``start_ns`` maps more than one 20 ms frame past the
     channel's cursor, in which case the gap is filled with zeros (a sink that paused).
     Frames are written to disk once both channels cover :data:`BATCH_MS` of them; the WAV
@@ -156,11 +159,13 @@ class StereoRecorder:
         track = self._tracks[channel]
         pcm = np.array(pcm, dtype=np.int16, copy=True)
         pos = self._position(start_ns)
+        if pos < 0:  # before sample 0: dropped, from every write (not the first alone)
+            pcm = pcm[-pos:]
+            pos = 0
+            if not len(pcm):
+                return
         if not track.anchored:
             track.anchored = True
-            if pos < 0:
-                pcm = pcm[-pos:]
-                pos = 0
             track.append(np.zeros(pos - track.cursor, dtype=np.int16))
         elif pos > track.cursor + self._gap:
             track.append(np.zeros(pos - track.cursor, dtype=np.int16))

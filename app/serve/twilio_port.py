@@ -169,6 +169,9 @@ class TwilioStreamPort(CallerPort):
         self._ready = asyncio.Event()
         self._burst = False
         self._quiet = 0
+        # Where the blocks written so far lie on the clock: the end of the last one's
+        # play time (its slot, for a block not sent). Twilio plays media in order.
+        self._play_end_ns = 0
         self._early: list[Event] = []
         self._start_ns = now_ns() if start_ns is None else start_ns
         self._last_ns = self._start_ns  # stamp of the last frame made readable
@@ -318,36 +321,56 @@ class TwilioStreamPort(CallerPort):
             await asyncio.wait_for(self._ready.wait(), timeout_s)
 
     def write(self, pcm: NDArray[np.int16], now_ns: int) -> int:
-        """Send a block that carries agent audio as ``media`` now; returns ``now_ns``
-        (Twilio plays it as it comes, its own buffer being empty while the bridge paces
-        the audio). A block carries agent audio when any of its samples is the agent's,
-        silent or not (see ``carrying``): what the playback stamps as played is what was
-        sent. A block without any is not sent, and :data:`QUIET_FRAMES` of them after a
-        burst send a ``mark``. After the end nothing is sent, and the stamp is no play
-        time: the playback was stopped at the end (``on_gone``), so only silence comes
-        here then."""
+        """:meth:`write_for_frame` for a block that follows no caller frame (its slot is
+        ``now_ns``)."""
+        return self._write(pcm, now_ns, now_ns)
+
+    def write_for_frame(self, pcm: NDArray[np.int16], now_ns: int, frame_t_ns: int) -> int:
+        """Send a block that carries agent audio as ``media`` now and return when Twilio
+        plays its first sample: now, or when the audio sent before it ends if later
+        (Twilio plays media in order, as it comes; the bridge paces its writes, so that
+        is now unless a late loop handed over several blocks at once).
+
+        A block carries agent audio when any of its samples is the agent's, silent or
+        not (see ``carrying``): what the playback stamps as played is what was sent. A
+        block without any is not sent and plays nothing; it is placed at the slot of the
+        caller frame it follows (``frame_t_ns``), after the blocks before it, so the
+        recording's agent channel, which the returned times place, stays on the clock
+        (it used to run 106 ms late for the whole call after the frames of the call's
+        start were handled at once, each block stamped with the same "now").
+        :data:`QUIET_FRAMES` such blocks after a burst send a ``mark``. After the end
+        nothing is sent, and the stamp is no play time: the playback was stopped at the
+        end (``on_gone``), so only silence comes here then."""
+        return self._write(pcm, now_ns, frame_t_ns)
+
+    def _write(self, pcm: NDArray[np.int16], now_ns: int, slot_ns: int) -> int:
         if self.stopped or self.closed:
             return now_ns
         carrying = self._carrying() if self._carrying is not None else bool(pcm.any())
         if carrying:
+            t = max(now_ns, self._play_end_ns)
             self._burst, self._quiet = True, 0
             self._send(self.protocol.media(pcm))
             self.samples_sent += len(pcm)
             self.write_ns.append(self._now_ns() - now_ns)
-        elif self._burst:
-            self._quiet += 1
-            if self._quiet >= QUIET_FRAMES:
-                self._burst = False
-                text, name = self.protocol.mark()
-                self.marks_out[name] = now_ns
-                self._send(text)
-        return now_ns
+        else:
+            t = max(slot_ns, self._play_end_ns)
+            if self._burst:
+                self._quiet += 1
+                if self._quiet >= QUIET_FRAMES:
+                    self._burst = False
+                    text, name = self.protocol.mark()
+                    self.marks_out[name] = now_ns
+                    self._send(text)
+        self._play_end_ns = t + len(pcm) * 1_000_000_000 // RATE
+        return t
 
     def flush_output(self) -> None:
-        """Barge-in: ``clear`` Twilio's buffer."""
+        """Barge-in: ``clear`` Twilio's buffer (what it had not played yet is dropped)."""
         if not (self.stopped or self.closed):
             self._send(self.protocol.clear())
         self._burst, self._quiet = False, 0
+        self._play_end_ns = min(self._play_end_ns, self._now_ns())
 
     @property
     def exhausted(self) -> bool:

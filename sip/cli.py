@@ -24,29 +24,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import queue
-import signal
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app import eventloop
-from app.cli_output import print_summary, progress_printer
+from app.cli_output import progress_printer
 from app.cli_support import (
     AgentSetup,
     Parser,
     add_agent_options,
     agent_setup,
     bridge_options,
-    cancel_on_signals,
     check_seconds,
-    interrupted_summary,
 )
 from app.errors import ConfigError, SipError, VoiceprobeError
 from app.events import EventBase
-from app.textsafe import printable
+from sip.cli_calls import Calls, Gate, run_calls
+from sip.cli_calls import status as _status
 
 if TYPE_CHECKING:
     from app.bridge.session import CallSetup
@@ -214,10 +208,6 @@ def describe_status(code: int, reason: str) -> str:
 # --- output ------------------------------------------------------------------------------
 
 
-def _status(line: str) -> None:
-    print(f"voiceprobe: {line}", file=sys.stderr, flush=True)
-
-
 def _sip_printer() -> Callable[[EventBase], None]:
     """Status lines for SIP events (loop thread). One printer may serve every call: an
     account event that reaches each call's session is printed once."""
@@ -242,53 +232,6 @@ def _sip_printer() -> Callable[[EventBase], None]:
 
 
 # --- commands ----------------------------------------------------------------------------
-
-
-class _Gate:
-    """Which incoming calls to take: at most ``concurrent`` at a time, ``limit`` in all.
-
-    :meth:`decide` runs on the SIP thread (it must not block); :meth:`next_call`,
-    :meth:`release` and :meth:`forget` on other threads. The counts are guarded by a lock
-    held for a few instructions only (never on the media path).
-    """
-
-    def __init__(self, limit: int, concurrent: int = 1) -> None:
-        self.limit = limit
-        self.concurrent = concurrent
-        self.taken = 0
-        self.active = 0
-        self.turned_away = 0
-        self._lock = threading.Lock()
-        self._accepted: queue.SimpleQueue[Any] = queue.SimpleQueue()
-
-    def decide(self, call: Any) -> int:
-        """SIP thread: ring (180) a call we take, 486 when busy or done."""
-        with self._lock:
-            if self.active >= self.concurrent or self.taken >= self.limit:
-                self.turned_away += 1
-                return 486
-            self.active += 1
-            self.taken += 1
-        self._accepted.put(call)
-        return 180  # ring; the bridge answers once the agent is ready
-
-    def next_call(self, timeout: float) -> Any:
-        """The next call taken by :meth:`decide`, or None after ``timeout`` (blocks)."""
-        try:
-            return self._accepted.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def release(self) -> None:
-        """A taken call has ended: make room for another."""
-        with self._lock:
-            self.active -= 1
-
-    def forget(self) -> None:
-        """A taken call ended before it was bridged: it does not count."""
-        with self._lock:
-            self.active -= 1
-            self.taken -= 1
 
 
 def _start_endpoint(cfg: Any, on_incoming: Callable[[Any], int] | None) -> tuple[Any, Any]:
@@ -320,51 +263,6 @@ def _registered(cfg: Any, acc: Any) -> bool:
         return False
     _status(f"registered {cfg.uri} at {cfg.registrar} ({st.code} {st.reason})")
     return True
-
-
-class _Calls:
-    """The sessions of the command's calls, until each one's summary is printed: a
-    signal that cuts calls short prints the turns they finished, read back from their
-    session folders, as ``call`` does (:func:`~app.cli_support.interrupted_summary`)."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self._open: dict[str, Path] = {}
-
-    def started(self, session_id: str, folder: Any) -> None:
-        """``bridge_sip_call``'s ``on_session``."""
-        self._open[session_id] = Path(folder)
-
-    def print(self, summary: dict[str, Any]) -> None:
-        """Print a finished call's summary."""
-        self._open.pop(str(summary.get("session_id")), None)
-        print_summary(summary, self.as_json)
-
-    def print_interrupted(self) -> None:
-        """Print what the calls cut short finished (their sessions are closed out)."""
-        for session_id, folder in sorted(self._open.items()):
-            kept = interrupted_summary(folder)
-            if kept is not None:
-                print_summary(kept, self.as_json)
-            _status(f"session {printable(session_id)} in {printable(folder)}")
-        self._open.clear()
-
-
-def _run(main: Callable[[], Any], calls: _Calls) -> int:
-    """Run the command's coroutine; SIGINT/SIGTERM cancel it (calls are hung up, and
-    what they finished is printed)."""
-
-    async def guarded() -> int:
-        received = cancel_on_signals()
-        try:
-            return int(await main())
-        except asyncio.CancelledError:
-            sig = received[0] if received else signal.SIGINT
-            calls.print_interrupted()
-            _status(f"interrupted by {sig.name}")
-            return 128 + int(sig)  # as `call`: 130 for SIGINT, 143 for SIGTERM
-
-    return eventloop.run(guarded())
 
 
 def _subscribers(
@@ -410,19 +308,19 @@ def cmd_sip_answer(args: argparse.Namespace) -> int:
         )
     cfg = account_from_args(args)
     agent = _agent_setup(args)
-    gate = _Gate(args.calls, args.concurrent)
+    gate = Gate(args.calls, args.concurrent)
     ep, acc = _start_endpoint(cfg, gate.decide)
     try:
         if not _registered(cfg, acc):
             return EXIT_FAILED
-        calls = _Calls(args.json)
-        return _run(lambda: _serve(args, cfg, agent, gate, calls), calls)
+        calls = Calls(args.json)
+        return run_calls(lambda: _serve(args, cfg, agent, gate, calls), calls)
     finally:
         ep.shutdown()
 
 
 async def _serve(
-    args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: _Gate, calls: _Calls
+    args: argparse.Namespace, cfg: Any, agent: AgentSetup, gate: Gate, calls: Calls
 ) -> int:
     """Bridge the calls the gate takes, each in its own task; return the exit code.
 
@@ -491,7 +389,7 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
     target = _dial_uri(args.target, cfg.domain)
     agent = _agent_setup(args)
     ep, acc = _start_endpoint(cfg, lambda call: 486)  # a dialling softphone is busy
-    calls = _Calls(args.json)
+    calls = Calls(args.json)
     try:
         if not _registered(cfg, acc):
             return EXIT_FAILED
@@ -528,6 +426,6 @@ def cmd_sip_dial(args: argparse.Namespace) -> int:
             calls.print(summary)
             return EXIT_OK if summary["ok"] else EXIT_FAILED
 
-        return _run(dial, calls)
+        return run_calls(dial, calls)
     finally:
         ep.shutdown()

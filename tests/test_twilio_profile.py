@@ -18,9 +18,8 @@ from app.errors import ConfigError
 from app.profile import load_profile, profile_from_dict
 from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
-from tests.conftest import TIME_SCALE
 from tests.suite_helpers import run_cli, run_json
-from tests.twilio_helpers import SERVED_JITTER_MS, ServeTwilio
+from tests.twilio_helpers import CLIENT_LATE_MS, SERVED_JITTER_MS, ServeTwilio
 
 SUITE = """\
 name: deployed-smoke
@@ -61,14 +60,14 @@ def _written(root: Path) -> str:
 
 def _heard_whole(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     """The client heard the served reply whole: its ``agent_speech`` is the server's plus
-    the zero padding of the reply's last 20 ms message (under a frame) and, at most, one
-    frame its sink played silence while a late message was on its way
+    the zero padding of the reply's last 20 ms message (under a frame) and a frame of
+    silence its sink played for each late message
     (tests/test_twilio_span_parity.py holds both to the audio sent). It used to be ~110 ms
     short: the server dropped a reply's trailing silence but counted it as played."""
     served_ms = theirs["spans"]["agent_speech"]["ms"]
     heard_ms = ours["spans"]["agent_speech"]["ms"]
     assert not ours["interrupted"] and served_ms > 1000, (ours, theirs)
-    late = 2 * 20 * max(1.0, TIME_SCALE)
+    late = 20.0 + CLIENT_LATE_MS  # the last message's padding, then late messages
     assert -SERVED_JITTER_MS <= heard_ms - served_ms < late, (heard_ms, served_ms)
 
 

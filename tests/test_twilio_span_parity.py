@@ -37,16 +37,15 @@ from app.providers.twilio.protocol import CallerMedia, TwilioStreamProtocol
 from app.serve.twilio_port import QUIET_FRAMES, TwilioStreamPort
 from app.sim.caller import write_caller_wav
 from app.sim.scenario import load_scenario
-from tests.conftest import TIME_SCALE
 from tests.suite_helpers import run_cli, run_json
-from tests.twilio_helpers import SERVED_JITTER_MS, S, ServeTwilio
+from tests.twilio_helpers import CLIENT_LATE_MS, SERVED_JITTER_MS, S, ServeTwilio
 
 RATE = 8000
 FRAME = RATE // 50  # samples in one 20 ms media message
 FRAME_MS = 20.0
 #: A message that reaches the client after its playout slot leaves its sink one frame of
-#: silence inside the reply (on a loaded machine, rarely two).
-LATE_MS = FRAME_MS * max(1.0, TIME_SCALE)
+#: silence inside the reply (tests.twilio_helpers.CLIENT_LATE_MS).
+LATE_MS = CLIENT_LATE_MS
 
 
 @dataclass(frozen=True)

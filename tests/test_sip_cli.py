@@ -236,6 +236,32 @@ def _stored_turns(data: Path) -> list[dict[str, Any]]:
     return json.loads(found[0].read_text(encoding="utf-8")) if found else []
 
 
+def _signal_after_first_turn(
+    proc: subprocess.Popen[str], data: Path, sig: signal.Signals
+) -> tuple[int, str, str]:
+    """Send ``sig`` once the call's first turn is stored; return (code, stdout, stderr)."""
+    wait_until(lambda: bool(_stored_turns(data)) or proc.poll() is not None, 30.0,
+               "the first turn")  # fmt: skip
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    proc.send_signal(sig)
+    return finish(proc)
+
+
+def _interrupted_summary(rc: int, out: str, err: str, sig: signal.Signals) -> dict[str, Any]:
+    """The one summary an interrupted command printed: its finished first turn, ``ok``
+    false, reason ``interrupted``, the exit 128 + signal, and on stderr the call's session
+    before the signal's line (the endpoint's own lines may follow)."""
+    assert rc == 128 + int(sig), err[-3000:]
+    (line,) = out.splitlines()
+    summary = json.loads(line)
+    assert summary["ok"] is False and summary["reason"] == "interrupted"
+    assert summary["turns"][0]["user_transcript"] == "Hello, can you hear me?"
+    lines = err.splitlines()
+    said = lines.index(f"voiceprobe: interrupted by {sig.name}")
+    assert any(summary["session_id"] in line for line in lines[:said]), err[-3000:]
+    return dict(summary)
+
+
 def test_dial_interrupted_prints_the_turns_that_finished(
     tmp_path: Path, scripts: dict[str, Path]
 ) -> None:
@@ -251,25 +277,13 @@ def test_dial_interrupted_prints_the_turns_that_finished(
         )
         try:
             carol.wait_event("CALL_ESTABLISHED", 10.0)
-            wait_until(lambda: bool(_stored_turns(data)) or proc.poll() is not None, 30.0,
-                       "the first turn")  # fmt: skip
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            proc.send_signal(signal.SIGINT)
-            rc, out, err = finish(proc)
+            rc, out, err = _signal_after_first_turn(proc, data, signal.SIGINT)
             carol.wait_event("CALL_CLOSED", 10.0)  # hung up
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert rc == 130, err[-3000:]
-    (line,) = out.splitlines()
-    summary = json.loads(line)
-    assert summary["ok"] is False and summary["reason"] == "interrupted"
-    assert summary["turns"][0]["user_transcript"] == "Hello, can you hear me?"
+    summary = _interrupted_summary(rc, out, err, signal.SIGINT)
     assert "voice_to_voice" in summary["turns"][0]["spans"]
-    # The call's session, then the signal (the endpoint's own lines may follow).
-    lines = err.splitlines()
-    said = lines.index("voiceprobe: interrupted by SIGINT")
-    assert any(summary["session_id"] in line for line in lines[:said]), err[-3000:]
 
 
 def test_answer_interrupted_prints_the_turns_that_finished(
@@ -291,23 +305,12 @@ def test_answer_interrupted_prints_the_turns_that_finished(
                          registrar=registrar) as bob:
             bob.dial(registrar.aor("vp"))
             bob.wait_event("CALL_ESTABLISHED", 10.0)
-            wait_until(lambda: bool(_stored_turns(data)) or proc.poll() is not None, 30.0,
-                       "the first turn")  # fmt: skip
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            proc.send_signal(signal.SIGTERM)
-            rc, out, err = finish(proc)
+            rc, out, err = _signal_after_first_turn(proc, data, signal.SIGTERM)
             bob.wait_event("CALL_CLOSED", 10.0)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert rc == 143, err[-3000:]
-    (line,) = out.splitlines()
-    summary = json.loads(line)
-    assert summary["ok"] is False and summary["reason"] == "interrupted"
-    assert summary["turns"][0]["user_transcript"] == "Hello, can you hear me?"
-    lines = err.splitlines()
-    said = lines.index("voiceprobe: interrupted by SIGTERM")
-    assert any(summary["session_id"] in line for line in lines[:said]), err[-3000:]
+    _interrupted_summary(rc, out, err, signal.SIGTERM)
 
 
 def test_wrong_password_is_a_clear_failure(tmp_path: Path, registrar: Kamailio) -> None:
